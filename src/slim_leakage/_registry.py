@@ -1,0 +1,192 @@
+"""The one registry pattern, shared by methods, judge backends and backbones.
+
+A registry maps a stable lowercase-kebab name to an object. Built-ins are declared as a plain
+``name -> "module:attr"`` mapping, so listing names imports nothing heavy (no torch, no SDK).
+User code registers with a decorator; third-party packages register through an entry-point
+group (``slim_leakage.methods``, ``slim_leakage.judges``). A miss raises
+:class:`~slim_leakage.errors.UnknownNameError` with a did-you-mean and the available names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Any, Generic, TypeVar
+
+from .errors import ConfigError, UnknownNameError, did_you_mean
+
+T = TypeVar("T")
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-+")
+
+
+def _check_name(name: str) -> str:
+    if not name or not set(name) <= _NAME_CHARS or name[0] in "-+":
+        raise ConfigError(
+            f"Registry name {name!r} is not lowercase-kebab.",
+            hint="Use lowercase letters, digits and '-' (for example 'my-method').",
+        )
+    return name
+
+
+def _load_target(target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    module = importlib.import_module(module_name)
+    obj: Any = module
+    for part in attr.split(".") if attr else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+class Registry(Generic[T]):
+    """A name -> object registry with lazy built-ins, decorators and entry points.
+
+    Args:
+        kind: What the registry holds, for messages ("method", "judge backend").
+        group: Entry-point group scanned for third-party registrations, or ``None``.
+        builtins: ``name -> "module:attr"`` of the built-in entries (imported on first ``get``).
+    """
+
+    def __init__(
+        self, kind: str, *, group: str | None = None, builtins: Mapping[str, str] | None = None
+    ) -> None:
+        self.kind = kind
+        self.group = group
+        self._lazy: dict[str, str] = {}
+        self._objects: dict[str, T] = {}
+        self._origin: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._entry_points_loaded = False
+        for name, target in (builtins or {}).items():
+            self._lazy[_check_name(name)] = target
+            self._origin[name] = "builtin"
+
+    # -- registration -------------------------------------------------------------------------
+    def register(self, name: str, obj: T | None = None, *, replace: bool = False):
+        """Register ``obj`` under ``name``; usable as ``@registry.register("name")``.
+
+        Raises:
+            ConfigError: If ``name`` is taken and ``replace`` is false.
+        """
+
+        def _do(target: T) -> T:
+            _check_name(name)
+            with self._lock:
+                self._load_entry_points()
+                if not replace and (name in self._objects or name in self._lazy):
+                    raise ConfigError(
+                        f"A {self.kind} named {name!r} is already registered "
+                        f"({self._origin.get(name, 'user code')}).",
+                        hint="Choose another name, or pass replace=True to override it on purpose.",
+                    )
+                self._lazy.pop(name, None)
+                self._objects[name] = target
+                self._origin[name] = "user code"
+            return target
+
+        if obj is not None:
+            return _do(obj)
+        return _do
+
+    def register_lazy(self, name: str, target: str, *, origin: str = "builtin") -> None:
+        """Register a ``"module:attr"`` string, imported on first use."""
+        _check_name(name)
+        with self._lock:
+            if name in self._objects or name in self._lazy:
+                raise ConfigError(
+                    f"A {self.kind} named {name!r} is already registered "
+                    f"({self._origin.get(name, 'user code')}); {origin} registers it again.",
+                    hint="Uninstall one of the two packages or rename the entry point.",
+                )
+            self._lazy[name] = target
+            self._origin[name] = origin
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (used by tests and by plug-ins replacing themselves)."""
+        with self._lock:
+            self._objects.pop(name, None)
+            self._lazy.pop(name, None)
+            self._origin.pop(name, None)
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded or self.group is None:
+            return
+        self._entry_points_loaded = True
+        for ep in entry_points(group=self.group):
+            if ep.name in self._lazy or ep.name in self._objects:
+                if self._lazy.get(ep.name) == ep.value:
+                    continue
+                raise ConfigError(
+                    f"The entry point {ep.name!r} in group {self.group!r} (from "
+                    f"{getattr(ep.dist, 'name', '?')}) clashes with an existing {self.kind}.",
+                    hint="Rename the entry point in the plug-in package.",
+                )
+            self.register_lazy(
+                ep.name,
+                ep.value,
+                origin=f"entry point of {ep.dist.name}" if ep.dist else "entry point",
+            )
+
+    def refresh_entry_points(self) -> None:
+        """Scan the entry-point group again (after installing a plug-in in-process)."""
+        with self._lock:
+            self._entry_points_loaded = False
+            self._load_entry_points()
+
+    # -- lookup -------------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        """All registered names, sorted; imports nothing."""
+        with self._lock:
+            self._load_entry_points()
+            return sorted(set(self._lazy) | set(self._objects))
+
+    def origin(self, name: str) -> str:
+        """Where ``name`` was registered from ("builtin", "user code", "entry point of X")."""
+        self._miss_check(name)
+        return self._origin.get(name, "user code")
+
+    def target(self, name: str) -> str | None:
+        """The lazy ``"module:attr"`` string of ``name`` if it has not been imported yet."""
+        return self._lazy.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.names()
+
+    def _miss_check(self, name: str) -> None:
+        names = self.names()
+        if name not in names:
+            raise UnknownNameError(
+                f"Unknown {self.kind} {name!r}.{did_you_mean(name, names)}",
+                hint=f"Available {self.kind}s: {', '.join(names) or '(none)'}.",
+            )
+
+    def get(self, name: str) -> T:
+        """Return the object registered as ``name``, importing it if needed.
+
+        Raises:
+            UnknownNameError: With a did-you-mean and the list of available names.
+        """
+        with self._lock:
+            self._miss_check(name)
+            if name not in self._objects:
+                target = self._lazy[name]
+                obj = _load_target(target)
+                self._objects[name] = obj
+                del self._lazy[name]
+            return self._objects[name]
+
+    def items(self) -> list[tuple[str, T]]:
+        """Every ``(name, object)``; this imports every entry."""
+        return [(name, self.get(name)) for name in self.names()]
+
+    def describe(self, describer: Callable[[str, T], dict] | None = None) -> list[dict]:
+        """One dict per entry for listings (name and origin; ``describer`` adds more)."""
+        out = []
+        for name in self.names():
+            row = {"name": name, "origin": self._origin.get(name, "user code")}
+            if describer is not None:
+                row.update(describer(name, self.get(name)))
+            out.append(row)
+        return out

@@ -1,0 +1,45 @@
+"""Backbones: named presets that load a text-to-image pipeline with the paper's settings.
+
+``tiny-random`` (built in code, for tests and smoke runs), ``flux-dev`` (FLUX.1-dev at 512x512,
+20 steps, guidance 3.5, T5 length 256, as the paper) and ``flux-schnell``. Listing presets
+imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from .._registry import Registry
+from .base import Backbone, GenerationSettings
+
+BACKBONES: Registry = Registry(
+    "backbone",
+    group="slim_leakage.backbones",
+    builtins={
+        "tiny-random": "slim_leakage.backbones.tiny:TinyRandomPreset",
+        "flux-dev": "slim_leakage.backbones.flux:FLUX_DEV",
+        "flux-schnell": "slim_leakage.backbones.flux:FLUX_SCHNELL",
+    },
+)
+
+
+def load_backbone(
+    name: str,
+    *,
+    path: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    **overrides,
+) -> Backbone:
+    """Load the backbone preset ``name``.
+
+    Args:
+        name: A registered preset (``slim-eval ls backbones``).
+        path: A local folder or hub id overriding the preset's weights.
+        device: ``cpu``, ``cuda``, ``cuda:1`` ...; defaults to CUDA when available.
+        dtype: ``float32``, ``float16`` or ``bfloat16``; defaults to the preset's.
+        **overrides: Generation settings to override (``height``, ``num_inference_steps``, ...).
+    """
+    preset = BACKBONES.get(name)
+    return preset.load(path=path, device=device, dtype=dtype, **overrides)
+
+
+__all__ = ["BACKBONES", "Backbone", "GenerationSettings", "load_backbone"]

@@ -1,0 +1,201 @@
+"""The backbone object every method generates through."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from .._config import build_config, check_range
+from ..errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationSettings:
+    """How images are generated (paper settings for FLUX.1-dev by default).
+
+    Attributes:
+        height: Image height in pixels.
+        width: Image width in pixels.
+        num_inference_steps: Denoising steps.
+        guidance_scale: FLUX embedded guidance (or CFG scale for SANA).
+        max_sequence_length: T5 text length; DeLeaker's masks read it at run time.
+        true_cfg_scale: FLUX true CFG (>1 calls the transformer twice per step).
+    """
+
+    height: int = 512
+    width: int = 512
+    num_inference_steps: int = 20
+    guidance_scale: float = 3.5
+    max_sequence_length: int = 256
+    true_cfg_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("height", "width", "num_inference_steps", "max_sequence_length"):
+            check_range("GenerationSettings", name, getattr(self, name), low=1)
+        check_range("GenerationSettings", "guidance_scale", self.guidance_scale, low=0)
+
+
+def torch_dtype(name: str):
+    """Map ``float32``/``float16``/``bfloat16`` (and ``fp32``/``fp16``/``bf16``) to a torch dtype."""
+    import torch
+
+    table = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+    }
+    if name not in table:
+        raise ConfigError(f"Unknown dtype {name!r}.", hint="Use float32, float16 or bfloat16.")
+    return table[name]
+
+
+def default_device() -> str:
+    """``cuda`` when a GPU is visible, else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Backbone:
+    """A loaded pipeline plus the settings every method generates with.
+
+    Args:
+        name: The preset name (``flux-dev``).
+        family: The architecture family (``flux`` or ``sana``); methods check it.
+        pipe: The diffusers pipeline.
+        settings: Generation settings.
+        device: Torch device string.
+        dtype: Dtype name.
+        model_id: The weights used (hub id or path), recorded in the manifest.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        family: str,
+        pipe: Any,
+        settings: GenerationSettings,
+        device: str,
+        dtype: str,
+        model_id: str,
+    ) -> None:
+        self.name = name
+        self.family = family
+        self.pipe = pipe
+        self.settings = settings
+        self.device = device
+        self.dtype = dtype
+        self.model_id = model_id
+
+    def describe(self) -> dict:
+        """Provenance of this backbone for the run manifest."""
+        return {
+            "name": self.name,
+            "family": self.family,
+            "model_id": self.model_id,
+            "device": self.device,
+            "dtype": self.dtype,
+            "settings": dataclasses.asdict(self.settings),
+        }
+
+    @property
+    def tokenizer(self):
+        """The tokenizer whose tokens form the text part of the attention sequence."""
+        return getattr(self.pipe, "tokenizer_2", None) or self.pipe.tokenizer
+
+    def generators(self, seeds: Sequence[int]):
+        """One ``torch.Generator`` per image, so batched and single runs give the same noise."""
+        import torch
+
+        gen_device = "cpu" if self.device.startswith("mps") else self.device
+        return [torch.Generator(device=gen_device).manual_seed(int(s)) for s in seeds]
+
+    def pipe_kwargs(self, **overrides) -> dict:
+        """The keyword arguments passed to the pipeline for these settings."""
+        s = self.settings
+        kwargs = {
+            "height": s.height,
+            "width": s.width,
+            "num_inference_steps": s.num_inference_steps,
+            "guidance_scale": s.guidance_scale,
+        }
+        if self.family == "flux":
+            kwargs["max_sequence_length"] = s.max_sequence_length
+            if s.true_cfg_scale > 1:
+                kwargs["true_cfg_scale"] = s.true_cfg_scale
+        kwargs.update(overrides)
+        return kwargs
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int], **overrides) -> list:
+        """Generate one PIL image per prompt with its own seed.
+
+        Args:
+            prompts: Text prompts.
+            seeds: One seed per prompt.
+            **overrides: Pipeline keyword arguments overriding the settings
+                (``negative_prompt`` for true CFG, ``joint_attention_kwargs`` ...).
+        """
+        if len(prompts) != len(seeds):
+            raise ConfigError(f"Got {len(prompts)} prompts but {len(seeds)} seeds.")
+        if not prompts:
+            return []
+        out = self.pipe(
+            prompt=list(prompts),
+            generator=self.generators(seeds),
+            output_type="pil",
+            **self.pipe_kwargs(**overrides),
+        )
+        return list(out.images)
+
+
+class Preset:
+    """A named backbone recipe; subclasses implement :meth:`build`.
+
+    Attributes:
+        name: Preset name.
+        family: Architecture family.
+        model_id: Default hub id or path.
+        dtype: Default dtype name.
+        settings: Default generation settings.
+        description: One line for ``slim-eval ls backbones``.
+    """
+
+    name: str = ""
+    family: str = "flux"
+    model_id: str = ""
+    dtype: str = "float32"
+    settings: GenerationSettings = GenerationSettings()
+    description: str = ""
+
+    def build(self, *, path: str, device: str, dtype: str) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def load(self, *, path=None, device=None, dtype=None, **overrides) -> Backbone:
+        """Build the pipeline and wrap it as a :class:`Backbone`."""
+        from ..errors import require
+
+        require("torch", "flux", feature=f"The {self.name} backbone")
+        require("diffusers", "flux", feature=f"The {self.name} backbone")
+        settings = build_config(
+            GenerationSettings,
+            {**dataclasses.asdict(self.settings), **overrides},
+            owner=f"backbone {self.name}",
+        )
+        device = device or default_device()
+        dtype = dtype or (self.dtype if device != "cpu" else "float32")
+        torch_dtype(dtype)  # validate early
+        pipe = self.build(path=path or self.model_id, device=device, dtype=dtype)
+        return Backbone(
+            name=self.name,
+            family=self.family,
+            pipe=pipe,
+            settings=settings,
+            device=device,
+            dtype=dtype,
+            model_id=path or self.model_id,
+        )

@@ -1,0 +1,5 @@
+"""Command-line interface of slim-leakage (``slim-eval``)."""
+
+from .main import main
+
+__all__ = ["main"]

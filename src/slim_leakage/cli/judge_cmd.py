@@ -1,0 +1,10 @@
+"""`slim-eval judge`."""
+
+from __future__ import annotations
+
+from ._common import not_yet
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("judge", help="(not available yet)")
+    p.set_defaults(func=not_yet("judge", "it lands with its own capability"))

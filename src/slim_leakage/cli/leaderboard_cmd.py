@@ -1,0 +1,10 @@
+"""`slim-eval leaderboard`."""
+
+from __future__ import annotations
+
+from ._common import not_yet
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("leaderboard", help="(not available yet)")
+    p.set_defaults(func=not_yet("leaderboard", "it lands with its own capability"))

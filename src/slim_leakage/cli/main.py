@@ -1,0 +1,101 @@
+"""``slim-eval``: the command-line entry point.
+
+Each subcommand lives in its own module with ``add_parser(subparsers)``; handlers import heavy
+libraries only when they run, so ``slim-eval --help`` and ``slim-eval ls`` stay fast.
+A bare ``slim-eval --method X ...`` means ``slim-eval run --method X ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import SlimError
+
+#: Subcommand modules, in the order ``--help`` lists them.
+SUBCOMMANDS = (
+    "run",
+    "ls",
+    "dataset",
+    "judge",
+    "estimate",
+    "agree",
+    "annotate",
+    "submit",
+    "validate",
+    "leaderboard",
+    "report",
+    "toy",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (each subcommand adds its own)."""
+    parser = argparse.ArgumentParser(
+        prog="slim-eval",
+        description=(
+            "Measure and fix semantic leakage in text-to-image models. "
+            "`slim-eval --method deleaker` runs the main job (same as `slim-eval run ...`)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"slim-leakage {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"slim_leakage.cli.{name.replace('-', '_')}_cmd")
+        module.add_parser(sub)
+    return parser
+
+
+def _normalise(argv: list[str]) -> list[str]:
+    # `slim-eval --method X` is `slim-eval run --method X`; --debug may come first.
+    head = [a for a in argv[:1] if a == "--debug"]
+    rest = argv[len(head) :]
+    if rest and rest[0].startswith("-") and rest[0] not in ("-h", "--help", "--version"):
+        return head + ["run"] + rest
+    return argv
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``slim-eval`` and return its exit code (0 ok, 1 run failure, 2 usage error)."""
+    args_list = _normalise(list(sys.argv[1:] if argv is None else argv))
+    debug = "--debug" in args_list
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # argparse already printed usage and the error
+        return int(exc.code or 0)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except SlimError as exc:
+        if debug:
+            raise
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(
+            "interrupted; finished work is kept (run the same command again to resume)",
+            file=sys.stderr,
+        )
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
+        if debug:
+            raise
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(
+            "hint: run again with --debug for the traceback, and report it if it is a bug",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

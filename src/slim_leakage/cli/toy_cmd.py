@@ -1,0 +1,10 @@
+"""`slim-eval toy`."""
+
+from __future__ import annotations
+
+from ._common import not_yet
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("toy", help="(not available yet)")
+    p.set_defaults(func=not_yet("toy", "it lands with its own capability"))

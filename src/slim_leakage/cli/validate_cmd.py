@@ -1,0 +1,10 @@
+"""`slim-eval validate`."""
+
+from __future__ import annotations
+
+from ._common import not_yet
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("validate", help="(not available yet)")
+    p.set_defaults(func=not_yet("validate", "it lands with its own capability"))

@@ -1,0 +1,123 @@
+"""The one error hierarchy of slim-leakage.
+
+Every error a user can cause derives from :class:`SlimError` and carries an optional ``hint``
+(the fix). The CLI prints ``error: <message>`` and ``hint: <hint>`` and exits with
+:attr:`SlimError.exit_code`: 2 for usage and configuration errors, 1 for failures while running.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class SlimError(Exception):
+    """Base class of every error raised on purpose by slim-leakage.
+
+    Args:
+        message: What went wrong, naming the offending value.
+        hint: How to fix it (printed on its own line by the CLI).
+    """
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\nhint: {self.hint}"
+        return self.message
+
+
+class UsageError(SlimError):
+    """Bad command-line usage or configuration (exit code 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A configuration value or key is invalid (exit code 2)."""
+
+
+class UnknownNameError(UsageError, KeyError):
+    """A registry lookup missed: unknown method, judge, backbone or dataset config."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return SlimError.__str__(self)
+
+
+class MissingDependencyError(UsageError, ImportError):
+    """An optional dependency is not installed; the hint names the extra to install."""
+
+    def __str__(self) -> str:
+        return SlimError.__str__(self)
+
+
+class DatasetError(SlimError):
+    """A SLIM sample, file or import is malformed."""
+
+
+class EntityNotFoundError(UsageError):
+    """An entity does not occur in its prompt (or falls past the text-length limit)."""
+
+
+class ModelNotFoundError(UsageError):
+    """Backbone or judge weights cannot be found locally or on the hub."""
+
+
+class JudgeError(SlimError):
+    """A judge backend failed for a request after its retries."""
+
+
+class JudgeParseError(JudgeError):
+    """A judge answer could not be parsed against its stage's schema."""
+
+
+class RunError(SlimError):
+    """A run could not proceed (locked, config mismatch, corrupt records)."""
+
+
+class RunConfigMismatchError(RunError):
+    """A run directory exists with a different configuration."""
+
+    exit_code = 2
+
+
+class ValidationError(SlimError):
+    """A leaderboard entry or human-label file failed validation."""
+
+
+class NotYetAvailableError(UsageError):
+    """A subcommand or feature that this version does not provide yet."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest choice, or an empty string."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def require(module: str, extra: str, *, feature: str | None = None):
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra to install.
+
+    Args:
+        module: Dotted module name to import.
+        extra: The ``slim-leakage[...]`` extra that provides it.
+        feature: What needs it (for the message); defaults to the module name.
+
+    Returns:
+        The imported module.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        what = feature or module
+        raise MissingDependencyError(
+            f"{what} needs the package {module.split('.')[0]!r}, which is not installed ({exc}).",
+            hint=f"pip install 'slim-leakage[{extra}]'",
+        ) from exc

@@ -1,0 +1,296 @@
+"""Typed records that flow through a run, each one JSON line on disk.
+
+``Sample -> Generation -> StageResult -> Verdict -> RunMetrics``. Every record is a frozen
+dataclass with ``to_dict``/``from_dict`` and ``to_json``/``from_json`` that round-trip exactly;
+unknown keys are errors (a record written by a newer version is not silently misread).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
+
+from .errors import DatasetError
+
+#: The five judge labels, best first (paper §6).
+LABELS: tuple[str, ...] = (
+    "mitigation-major",
+    "mitigation-minor",
+    "no-change",
+    "degradation-minor",
+    "degradation-major",
+)
+#: Ordinal codes used for agreement statistics: +2 (mitigation-major) ... -2 (degradation-major).
+LABEL_CODES: dict[str, int] = dict(zip(LABELS, (2, 1, 0, -1, -2)))
+CODE_LABELS: dict[int, str] = {code: label for label, code in LABEL_CODES.items()}
+
+R = TypeVar("R", bound="Record")
+
+
+def check_label(label: str) -> str:
+    """Return ``label`` if it is one of :data:`LABELS`, else raise naming the allowed ones."""
+    if label not in LABEL_CODES:
+        raise DatasetError(f"Unknown label {label!r}.", hint=f"Use one of: {', '.join(LABELS)}.")
+    return label
+
+
+def _coerce(value: Any, annotation: Any) -> Any:
+    """Turn JSON values back into the declared field type (lists -> tuples)."""
+    if value is None:
+        return None
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if arg is type(None):
+                continue
+            return _coerce(value, arg)
+    if origin is tuple or annotation is tuple:
+        args = typing.get_args(annotation)
+        inner = args[0] if args else Any
+        return tuple(_coerce(v, inner) for v in value)
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN/inf; a missing figure is null
+    return value
+
+
+class Record:
+    """Mixin giving frozen dataclasses an exact JSON round trip."""
+
+    record_type: ClassVar[str] = "record"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-compatible dict of every field."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    def to_json(self) -> str:
+        """One line of JSON (no newline), keys in field order."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
+        """Build the record from a dict, rejecting unknown keys and coercing lists to tuples."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise DatasetError(
+                f"{cls.__name__} has no field(s) {', '.join(map(repr, unknown))}.",
+                hint=f"Known fields: {', '.join(fields)}.",
+            )
+        hints = typing.get_type_hints(cls)
+        kwargs = {name: _coerce(value, hints[name]) for name, value in data.items()}
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise DatasetError(f"Cannot build {cls.__name__} from {dict(data)!r}: {exc}") from exc
+
+    @classmethod
+    def from_json(cls: type[R], line: str) -> R:
+        """Parse one JSON line written by :meth:`to_json`."""
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"Not a JSON {cls.__name__} line: {line[:120]!r} ({exc}).") from exc
+        if not isinstance(data, dict):
+            raise DatasetError(f"A {cls.__name__} line must be a JSON object, got {line[:120]!r}.")
+        return cls.from_dict(data)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample(Record):
+    """One SLIM sample: a prompt, its entities in prompt order, and the seed that leaks.
+
+    Attributes:
+        id: Stable id derived from the content.
+        prompt: The full text prompt.
+        entities: Entity names in prompt order; each occurs in ``prompt`` as a whole word.
+        seed: The generation seed for this sample.
+        kind: ``pair``, ``triplet`` or ``control``.
+        subset: The SLIM subset (``simple``, ``interaction``, ``interaction-style``, ...).
+        family: The look-alike family of the entities (``big-cats`` ...).
+        template_id: The template the prompt was made from.
+        config: The dataset config the sample belongs to.
+        source: Where it comes from (``slim-builder``, ``official``, ...).
+    """
+
+    record_type: ClassVar[str] = "sample"
+
+    id: str
+    prompt: str
+    entities: tuple[str, ...]
+    seed: int
+    kind: str = "pair"
+    subset: str = ""
+    family: str = ""
+    template_id: str = ""
+    config: str = ""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.prompt or not self.prompt.strip():
+            raise DatasetError(
+                f"Sample {self.id!r} has an empty prompt.", hint="Give every sample a prompt."
+            )
+        if not self.entities or any(not e or not e.strip() for e in self.entities):
+            raise DatasetError(
+                f"Sample {self.id!r} has missing or empty entities {self.entities!r}.",
+                hint="List each entity of the prompt, in prompt order.",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Generation(Record):
+    """One generated image, with its content hash and cost.
+
+    Attributes:
+        sample_id: The sample it belongs to.
+        role: ``vanilla``, ``method`` or ``reference`` (single-entity image for the judge).
+        method: The method name (``vanilla`` for the baseline image).
+        path: Image path relative to the run directory.
+        sha256: SHA-256 of the PNG bytes.
+        seed: The seed used.
+        width: Image width in pixels.
+        height: Image height in pixels.
+        seconds: Wall-clock seconds per image (batch time divided by batch size).
+        peak_memory_bytes: Peak accelerator memory during the batch, if measured.
+        entity: For ``reference`` images, the entity drawn alone.
+        extra: Method-specific facts (for DeLeaker, mask sizes; mask overlay paths).
+    """
+
+    record_type: ClassVar[str] = "generation"
+
+    sample_id: str
+    role: str
+    method: str
+    path: str
+    sha256: str
+    seed: int
+    width: int
+    height: int
+    seconds: float = 0.0
+    peak_memory_bytes: int | None = None
+    entity: str | None = None
+    extra: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class StageResult(Record):
+    """The parsed answer of one judge stage for one sample.
+
+    Attributes:
+        sample_id: The sample judged.
+        stage: ``extraction``, ``typicality`` or ``ranking``.
+        version: The stage's prompt version (``v1``).
+        key: The cache key of the request.
+        output: The parsed, schema-valid answer (empty on error).
+        order: For two-image stages, ``ab`` (vanilla first) or ``ba``.
+        error: Why the stage failed after its repair retry, else ``None``.
+        calls: Backend calls this stage made (0 when served from the cache).
+    """
+
+    record_type: ClassVar[str] = "stage"
+
+    sample_id: str
+    stage: str
+    version: str
+    key: str
+    output: dict = dataclasses.field(default_factory=dict)
+    order: str | None = None
+    error: str | None = None
+    calls: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict(Record):
+    """The judge's final label for one sample (method image vs vanilla image).
+
+    Attributes:
+        sample_id: The sample judged.
+        method: The method whose image was compared against vanilla.
+        label: One of :data:`LABELS`, or ``None`` when the judge failed (see ``error``).
+        error: Why no label could be given, else ``None``.
+        order_flip: The two presentation orders disagreed (the label is then ``no-change``).
+        rationale: A short human-readable reason.
+        judge: ``backend/model-id`` of the judge.
+        scores: Stage figures behind the label (typicality per entity and image).
+    """
+
+    record_type: ClassVar[str] = "verdict"
+
+    sample_id: str
+    method: str
+    label: str | None
+    error: str | None = None
+    order_flip: bool = False
+    rationale: str = ""
+    judge: str = ""
+    scores: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.label is not None:
+            check_label(self.label)
+        if (self.label is None) == (self.error is None):
+            raise DatasetError(
+                f"Verdict for {self.sample_id!r} must have exactly one of label and error "
+                f"(label={self.label!r}, error={self.error!r})."
+            )
+
+    @property
+    def code(self) -> int | None:
+        """The ordinal code of the label (+2 ... -2), or ``None`` on judge error."""
+        return None if self.label is None else LABEL_CODES[self.label]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunMetrics(Record):
+    """The scores of a run (``metrics.json``).
+
+    Attributes:
+        method: The method evaluated.
+        n_samples: Samples in the run.
+        n_labelled: Samples with a label (``n_samples - judge_errors``).
+        judge_errors: Samples the judge could not label.
+        counts: Label -> number of samples.
+        distribution: Label -> share of labelled samples (sums to 1).
+        intervals: Label -> ``[low, high]`` bootstrap 95% interval of the share.
+        order_flip_rate: Share of labelled samples whose two orders disagreed.
+        per_subset: Subset -> ``{"n": .., "distribution": {...}}``.
+        per_family: Family -> ``{"n": .., "distribution": {...}}``.
+        lpips: Mean LPIPS of method vs vanilla image, if measured.
+        kid: KID between method and vanilla images, if measured.
+        kid_std: Standard deviation of the KID estimate.
+        vqascore: Mean VQAScore of the method images, if measured.
+        extra: Further figures (cost, mask sizes).
+    """
+
+    record_type: ClassVar[str] = "metrics"
+
+    method: str
+    n_samples: int
+    n_labelled: int
+    judge_errors: int
+    counts: dict
+    distribution: dict
+    intervals: dict
+    order_flip_rate: float | None = None
+    per_subset: dict = dataclasses.field(default_factory=dict)
+    per_family: dict = dataclasses.field(default_factory=dict)
+    lpips: float | None = None
+    kid: float | None = None
+    kid_std: float | None = None
+    vqascore: float | None = None
+    extra: dict = dataclasses.field(default_factory=dict)

@@ -1,0 +1,87 @@
+import dataclasses
+import os
+
+import pytest
+
+from slim_leakage._config import build_config, config_hash, parse_kv
+from slim_leakage._io import append_jsonl, atomic_write_json, iter_jsonl, repair_jsonl, sha256_file
+from slim_leakage.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Demo:
+    alpha: float = 1.2
+    steps: int = 20
+    smooth: bool = True
+    name: str = "x"
+    maybe: float | None = None
+    words: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.alpha <= 0:
+            raise ValueError(f"alpha must be > 0, got {self.alpha}")
+
+
+def test_strings_are_converted_to_field_types():
+    cfg = build_config(
+        Demo, parse_kv(["alpha=1.6", "steps=4", "smooth=false", "maybe=none", "words=a,b"])
+    )
+    assert cfg == Demo(alpha=1.6, steps=4, smooth=False, maybe=None, words=("a", "b"))
+
+
+def test_unknown_key_has_did_you_mean():
+    with pytest.raises(ConfigError) as info:
+        build_config(Demo, {"alpah": "1"})
+    assert "'alpah'" in str(info.value) and "Did you mean 'alpha'" in str(info.value)
+
+
+def test_bad_value_names_key_and_type():
+    with pytest.raises(ConfigError, match=r"steps='four' is not a valid int"):
+        build_config(Demo, {"steps": "four"})
+    with pytest.raises(ConfigError, match="true/false"):
+        build_config(Demo, {"smooth": "maybe"})
+
+
+def test_post_init_errors_become_config_errors():
+    with pytest.raises(ConfigError, match="alpha must be > 0"):
+        build_config(Demo, {"alpha": "-1"})
+
+
+@pytest.mark.parametrize("bad", ["alpha", "=3", "alpha=1,alpha=2"])
+def test_parse_kv_rejects_malformed(bad):
+    with pytest.raises(ConfigError):
+        parse_kv(bad.split(",") if bad.count("alpha=") > 1 else [bad])
+
+
+def test_config_hash_is_stable_and_sensitive():
+    assert config_hash({"a": 1, "b": 2}) == config_hash({"b": 2, "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_jsonl_skips_torn_tail_and_repair_cuts_it(tmp_path):
+    path = tmp_path / "x.jsonl"
+    append_jsonl(path, '{"a": 1}')
+    append_jsonl(path, '{"a": 2}')
+    with open(path, "ab") as fh:
+        fh.write(b'{"a": 3')  # what a kill -9 mid-write leaves
+    assert [r["a"] for r in iter_jsonl(path)] == [1, 2]
+    assert repair_jsonl(path) == len(b'{"a": 3')
+    append_jsonl(path, '{"a": 4}')
+    assert [r["a"] for r in iter_jsonl(path)] == [1, 2, 4]
+
+
+def test_append_rejects_newlines(tmp_path):
+    with pytest.raises(ValueError):
+        append_jsonl(tmp_path / "x.jsonl", "a\nb")
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    path = tmp_path / "sub" / "m.json"
+    atomic_write_json(path, {"x": 1})
+    atomic_write_json(path, {"x": 2})
+    assert path.read_text().strip().endswith("}")
+    assert os.listdir(path.parent) == ["m.json"]
+    with pytest.raises(ValueError):
+        atomic_write_json(path, {"x": float("nan")})
+    assert '"x": 2' in path.read_text()
+    assert len(sha256_file(path)) == 64

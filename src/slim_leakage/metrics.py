@@ -1,0 +1,219 @@
+"""Label aggregation: from per-sample verdicts to the scores of a run.
+
+:func:`aggregate` is the one place where the 5-way distribution, its bootstrap intervals and
+the per-subset / per-family breakdowns are computed. The run calls it to write ``metrics.json``
+and ``slim-eval validate`` calls it again on a leaderboard entry's per-sample verdicts, so the
+result must be a pure function of ``(verdicts, samples, method, n_boot, seed)``: the bootstrap
+draws come from ``numpy.random.default_rng(seed)`` and every figure is rounded to
+:data:`DECIMALS` places so that a recomputation compares equal with ``==``.
+
+Image metrics (LPIPS, KID, VQAScore) are not computed here; the run fills those fields of the
+returned :class:`~slim_leakage.records.RunMetrics` itself (``dataclasses.replace``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import ValidationError
+from .records import LABELS, RunMetrics, Sample, Verdict
+
+#: Decimal places kept for shares and interval bounds (exact recomputation, readable JSON).
+DECIMALS = 6
+#: Coverage of the percentile bootstrap intervals.
+LEVEL = 0.95
+
+
+def _share(count: int, total: int) -> float | None:
+    return None if total == 0 else round(count / total, DECIMALS)
+
+
+def label_counts(labels: Sequence[str]) -> dict[str, int]:
+    """Label -> number of occurrences, with all five labels present (zeros included)."""
+    counts = dict.fromkeys(LABELS, 0)
+    for label in labels:
+        counts[label] += 1
+    return counts
+
+
+def label_distribution(labels: Sequence[str]) -> dict[str, float | None]:
+    """Label -> share of ``labels`` (rounded); every share is ``None`` when there are none."""
+    counts = label_counts(labels)
+    return {label: _share(counts[label], len(labels)) for label in LABELS}
+
+
+def bootstrap_indices(n: int, *, n_boot: int, seed: int):
+    """The ``(n_boot, n)`` resampling indices drawn by :func:`bootstrap_intervals`.
+
+    Exposed so that tests (and anyone re-deriving an interval by hand) can replay the draws.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, n, size=(n_boot, n))
+
+
+def bootstrap_intervals(
+    labels: Sequence[str], *, n_boot: int = 1000, seed: int = 0
+) -> dict[str, list[float] | None]:
+    """Percentile bootstrap 95% interval of each label's share.
+
+    The labelled samples are resampled with replacement ``n_boot`` times (one shared set of
+    draws for all five labels, so the intervals describe the same resamples).
+
+    Args:
+        labels: One label per labelled sample.
+        n_boot: Number of bootstrap resamples.
+        seed: Seed of ``numpy.random.default_rng``; the same seed gives the same intervals.
+
+    Returns:
+        Label -> ``[low, high]`` (rounded), or ``None`` for every label when ``labels`` is empty.
+    """
+    import numpy as np
+
+    if not labels:
+        return dict.fromkeys(LABELS)
+    index = {label: i for i, label in enumerate(LABELS)}
+    codes = np.array([index[label] for label in labels], dtype=np.int64)
+    draws = codes[bootstrap_indices(len(codes), n_boot=n_boot, seed=seed)]  # (n_boot, n)
+    alpha = (1.0 - LEVEL) / 2.0
+    out: dict[str, list[float] | None] = {}
+    for i, label in enumerate(LABELS):
+        shares = (draws == i).mean(axis=1)  # (n_boot,)
+        low, high = np.percentile(shares, [100 * alpha, 100 * (1 - alpha)])
+        out[label] = [round(float(low), DECIMALS), round(float(high), DECIMALS)]
+    return out
+
+
+def _breakdown(groups: dict[str, list[Verdict]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for key in sorted(groups):
+        labels = [v.label for v in groups[key] if v.label is not None]
+        out[key] = {
+            "n": len(groups[key]),
+            "n_labelled": len(labels),
+            "counts": label_counts(labels),
+            "distribution": label_distribution(labels),
+        }
+    return out
+
+
+def match_verdicts(
+    verdicts: Sequence[Verdict], samples: Sequence[Sample], *, method: str
+) -> list[tuple[Sample, Verdict]]:
+    """Pair every sample with its one verdict, in sample order.
+
+    Raises:
+        ValidationError: On a duplicate sample id, a verdict for another method, a verdict for
+            an unknown sample, a duplicate verdict, or a sample without a verdict.
+    """
+    by_id: dict[str, Sample] = {}
+    for sample in samples:
+        if sample.id in by_id:
+            raise ValidationError(
+                f"Sample id {sample.id!r} occurs twice in the samples.",
+                hint="Each sample must be listed exactly once.",
+            )
+        by_id[sample.id] = sample
+    found: dict[str, Verdict] = {}
+    for verdict in verdicts:
+        if verdict.method != method:
+            raise ValidationError(
+                f"Verdict for sample {verdict.sample_id!r} is for method {verdict.method!r}, "
+                f"not {method!r}.",
+                hint="Aggregate the verdicts of one method at a time.",
+            )
+        if verdict.sample_id not in by_id:
+            raise ValidationError(
+                f"Verdict for unknown sample {verdict.sample_id!r}.",
+                hint="Pass the samples the verdicts were made for.",
+            )
+        if verdict.sample_id in found:
+            raise ValidationError(
+                f"Sample {verdict.sample_id!r} has more than one verdict.",
+                hint="Keep exactly one verdict per sample.",
+            )
+        found[verdict.sample_id] = verdict
+    missing = [s.id for s in samples if s.id not in found]
+    if missing:
+        shown = ", ".join(map(repr, missing[:5])) + (" ..." if len(missing) > 5 else "")
+        raise ValidationError(
+            f"{len(missing)} sample(s) have no verdict: {shown}.",
+            hint="Judge every sample first (a failed judgement is a verdict with an error).",
+        )
+    return [(sample, found[sample.id]) for sample in samples]
+
+
+def aggregate(
+    verdicts: Sequence[Verdict],
+    samples: Sequence[Sample],
+    *,
+    method: str,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> RunMetrics:
+    """Score a run from its verdicts: 5-way counts and shares with bootstrap intervals.
+
+    Shares are over the *labelled* samples (judge errors are counted apart, never as
+    ``no-change``). The per-subset and per-family breakdowns skip samples whose subset or
+    family is empty.
+
+    Args:
+        verdicts: Exactly one verdict per sample, all for ``method``.
+        samples: The samples of the run (their order does not change the result).
+        method: The method evaluated.
+        n_boot: Bootstrap resamples for the intervals (at least 1).
+        seed: Bootstrap seed.
+
+    Returns:
+        The metrics; ``extra["bootstrap"]`` records ``n_boot``, ``seed`` and ``level`` so that
+        the intervals can be recomputed.
+
+    Raises:
+        ValidationError: If verdicts and samples do not match one to one (see
+            :func:`match_verdicts`) or ``n_boot`` is below 1.
+    """
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
+        raise ValidationError(
+            f"n_boot={n_boot!r} is not a positive integer.", hint="Use for example n_boot=1000."
+        )
+    pairs = match_verdicts(verdicts, samples, method=method)
+    labelled = [v for _, v in pairs if v.label is not None]
+    labels = [v.label for v in labelled]
+    subsets: dict[str, list[Verdict]] = {}
+    families: dict[str, list[Verdict]] = {}
+    for sample, verdict in pairs:
+        if sample.subset:
+            subsets.setdefault(sample.subset, []).append(verdict)
+        if sample.family:
+            families.setdefault(sample.family, []).append(verdict)
+    flips = sum(1 for v in labelled if v.order_flip)
+    return RunMetrics(
+        method=method,
+        n_samples=len(pairs),
+        n_labelled=len(labels),
+        judge_errors=len(pairs) - len(labels),
+        counts=label_counts(labels),
+        distribution=label_distribution(labels),
+        intervals=bootstrap_intervals(labels, n_boot=n_boot, seed=seed),
+        order_flip_rate=_share(flips, len(labels)),
+        per_subset=_breakdown(subsets),
+        per_family=_breakdown(families),
+        extra={"bootstrap": {"n_boot": n_boot, "seed": seed, "level": LEVEL}},
+    )
+
+
+#: RunMetrics fields that :func:`aggregate` computes (the rest are image metrics and extras).
+AGGREGATE_FIELDS: tuple[str, ...] = (
+    "method",
+    "n_samples",
+    "n_labelled",
+    "judge_errors",
+    "counts",
+    "distribution",
+    "intervals",
+    "order_flip_rate",
+    "per_subset",
+    "per_family",
+)

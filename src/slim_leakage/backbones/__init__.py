@@ -17,6 +17,7 @@ BACKBONES: Registry = Registry(
         "tiny-random": "slim_leakage.backbones.tiny:TinyRandomPreset",
         "flux-dev": "slim_leakage.backbones.flux:FLUX_DEV",
         "flux-schnell": "slim_leakage.backbones.flux:FLUX_SCHNELL",
+        "sana": "slim_leakage.backbones.sana:SANA",
     },
 )
 

@@ -1,11 +1,194 @@
-"""`slim-eval run`: generate, judge and score a method on SLIM."""
+"""`slim-eval run` (also a bare `slim-eval --method X ...`): generate, judge and score a method."""
 
 from __future__ import annotations
 
-from ._common import not_yet
+import json
+from pathlib import Path
+
+#: The defaults of the main job (what `slim-eval --method deleaker` runs on a fresh machine).
+DEFAULTS = {"backbone": "tiny-random", "judge": "none", "config": "pairs"}
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("run", help="generate, judge and score a method on SLIM (the main job)")
-    p.add_argument("--method", default="deleaker", help="registered method (slim-eval ls methods)")
-    p.set_defaults(func=not_yet("run", "it lands with the run capability"))
+    p = sub.add_parser(
+        "run",
+        help="generate, judge and score a method on SLIM (the main job)",
+        description=(
+            "Generate the vanilla and method images for every selected SLIM sample, judge each "
+            "pair, and write metrics and a report into --out. Re-running the same command "
+            "resumes: finished images and verdicts are kept."
+        ),
+    )
+    p.add_argument(
+        "--method",
+        default="deleaker",
+        help="registered method (default: deleaker; see `slim-eval ls methods`)",
+    )
+    p.add_argument(
+        "--method-arg",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="method option, repeatable (e.g. alpha=1.6)",
+    )
+    p.add_argument(
+        "--backbone", default=None, help=f"backbone preset (default: {DEFAULTS['backbone']})"
+    )
+    p.add_argument(
+        "--backbone-path", default=None, help="local folder or hub id with the backbone weights"
+    )
+    p.add_argument(
+        "--backbone-arg",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="generation setting, repeatable (height=512, num_inference_steps=20, ...)",
+    )
+    p.add_argument(
+        "--device", default=None, help="torch device (default: cuda if available, else cpu)"
+    )
+    p.add_argument(
+        "--dtype",
+        default=None,
+        choices=["float32", "float16", "bfloat16"],
+        help="weights dtype (default: the preset's on GPU, float32 on CPU)",
+    )
+    p.add_argument(
+        "--judge",
+        default=None,
+        help=f"judge backend, or 'none' to only generate (default: {DEFAULTS['judge']})",
+    )
+    p.add_argument(
+        "--judge-arg",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="judge option, repeatable (model=..., base_url=..., concurrency=...)",
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        help=f"SLIM config or a samples .jsonl/.parquet (default: {DEFAULTS['config']})",
+    )
+    p.add_argument("--limit", type=int, default=None, help="only the first N samples")
+    p.add_argument(
+        "--ids", default=None, help="comma-separated sample ids, or @FILE with one id per line"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="images per pipeline call (default 4)"
+    )
+    p.add_argument(
+        "--out", default=None, help="run directory (default runs/<method>-<backbone>-<config>)"
+    )
+    p.add_argument(
+        "--run-config",
+        default=None,
+        metavar="FILE",
+        help="JSON file of run options (the command line overrides it)",
+    )
+    p.add_argument(
+        "--no-references", action="store_true", help="skip single-entity reference images"
+    )
+    p.add_argument(
+        "--image-metrics",
+        default=None,
+        help="comma-separated: lpips,kid,vqascore, or none (default lpips,kid)",
+    )
+    p.add_argument("--no-report", action="store_true", help="do not write report.html")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print metrics.json as the last line")
+    p.set_defaults(func=run)
+
+
+def _read_ids(value: str | None) -> tuple[str, ...]:
+    from ..errors import ConfigError
+
+    if not value:
+        return ()
+    if value.startswith("@"):
+        path = Path(value[1:])
+        if not path.is_file():
+            raise ConfigError(
+                f"--ids file {path} does not exist.", hint="Give @FILE with one sample id per line."
+            )
+        return tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def build_run_config(args):
+    """Merge defaults < --run-config file < command line into a validated RunConfig."""
+    from .._config import build_config, parse_kv
+    from ..errors import ConfigError
+    from ..run import RunConfig
+
+    values: dict = dict(DEFAULTS)
+    if args.run_config:
+        path = Path(args.run_config)
+        try:
+            file_values = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(
+                f"Cannot read --run-config {path}: {exc}.",
+                hint="Give a JSON object of run options.",
+            ) from exc
+        if not isinstance(file_values, dict):
+            raise ConfigError(f"--run-config {path} must hold a JSON object.")
+        values.update(file_values)
+    cli_values = {
+        "method": args.method,
+        "backbone": args.backbone,
+        "backbone_path": args.backbone_path,
+        "device": args.device,
+        "dtype": args.dtype,
+        "judge": args.judge,
+        "config": args.config,
+        "limit": args.limit,
+        "batch_size": args.batch_size,
+        "out": args.out,
+    }
+    values.update({k: v for k, v in cli_values.items() if v is not None})
+    for key, option, items in (
+        ("method_args", "--method-arg", args.method_arg),
+        ("backbone_args", "--backbone-arg", args.backbone_arg),
+        ("judge_args", "--judge-arg", args.judge_arg),
+    ):
+        merged = dict(values.get(key) or {})
+        merged.update(parse_kv(items, option=option))
+        values[key] = merged
+    ids = _read_ids(args.ids)
+    if ids:
+        values["ids"] = ids
+    if args.no_references:
+        values["references"] = False
+    if args.no_report:
+        values["report"] = False
+    if args.no_progress:
+        values["progress"] = False
+    if args.image_metrics is not None:
+        names = [m.strip() for m in args.image_metrics.split(",") if m.strip()]
+        values["image_metrics"] = () if names == ["none"] else tuple(names)
+    if "out" not in values:
+        config_name = Path(values["config"]).stem if "/" in values["config"] else values["config"]
+        values["out"] = str(Path("runs") / f"{values['method']}-{values['backbone']}-{config_name}")
+    return build_config(RunConfig, values, owner="run")
+
+
+def run(args) -> int:
+    from ..run import Run
+    from .summary import print_summary
+
+    config = build_run_config(args)
+    runner = Run(config)
+    runner.resolve()
+    print(
+        f"slim-eval: method {config.method} on backbone {config.backbone}, judge {config.judge}, "
+        f"dataset {config.config} ({len(runner.samples)} samples) -> {config.out}",
+        flush=True,
+    )
+    metrics = runner.execute()
+    if metrics is None:  # a non-zero rank of a distributed run
+        return 0
+    print_summary(metrics, Path(config.out))
+    if args.json:
+        print(json.dumps(metrics, sort_keys=True))
+    return 0

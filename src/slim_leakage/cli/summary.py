@@ -1,0 +1,34 @@
+"""The summary table printed at the end of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..records import LABELS
+
+
+def print_summary(metrics: dict, out: Path) -> None:
+    """Print the 5-way distribution with intervals, errors, flips and image metrics."""
+    n = metrics.get("n_samples", 0)
+    print(
+        f"\nresults for {metrics.get('method')} ({n} samples, {metrics.get('n_labelled', 0)} labelled)"
+    )
+    dist = metrics.get("distribution") or {}
+    intervals = metrics.get("intervals") or {}
+    if dist:
+        for label in LABELS:
+            share = 100 * float(dist.get(label, 0.0))
+            ci = intervals.get(label)
+            ci_text = f"  [{100 * ci[0]:5.1f}, {100 * ci[1]:5.1f}]" if ci else ""
+            print(f"  {label:<18} {share:5.1f}%{ci_text}")
+        print(f"  judge errors       {metrics.get('judge_errors', 0)}")
+        flip = metrics.get("order_flip_rate")
+        if flip is not None:
+            print(f"  order-flip rate    {100 * flip:5.1f}%")
+    else:
+        print("  not judged (judge 'none'): images and generations.jsonl only")
+    for key, name in (("lpips", "LPIPS"), ("kid", "KID"), ("vqascore", "VQAScore")):
+        value = metrics.get(key)
+        if value is not None:
+            print(f"  {name:<18} {value:.4f}")
+    print(f"  written to {out}/ (metrics.json, verdicts.jsonl, report.html)")

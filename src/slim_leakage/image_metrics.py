@@ -1,0 +1,154 @@
+"""Image-level preservation metrics: LPIPS and KID (method vs vanilla images), VQAScore.
+
+Each metric loads real network weights when they are available locally (torch hub cache,
+``$TORCH_HOME/hub/checkpoints``). Without them (no network) the metric is reported as ``None``
+with a note saying how to provide the weights; no number is ever made up. Tests inject weights
+(a checkpoint file, or a feature extractor module for KID).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+#: The AlexNet checkpoint LPIPS uses (torchvision's file name).
+LPIPS_ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+#: LPIPS' AlexNet needs at least this many pixels per side; smaller images are upsampled.
+LPIPS_MIN_SIDE = 64
+
+
+def _load_rgb_tensor(path: Path):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1)  # (3, H, W) in [0, 1]
+
+
+def lpips_distance(pairs: Sequence[tuple[Path, Path]], *, net: str = "alex") -> float:
+    """Mean LPIPS between each (vanilla, method) image pair.
+
+    Raises:
+        RuntimeError: When the backbone weights are not available locally.
+    """
+    import lpips
+    import torch
+    import torch.nn.functional as F
+
+    try:
+        model = lpips.LPIPS(net=net, verbose=False)
+    except Exception as exc:  # offline: torchvision cannot download the backbone
+        raise RuntimeError(
+            f"LPIPS {net} weights are not available ({type(exc).__name__}); put "
+            f"{LPIPS_ALEXNET_FILE} in $TORCH_HOME/hub/checkpoints"
+        ) from exc
+    model.eval()
+    values = []
+    with torch.no_grad():
+        for a_path, b_path in pairs:
+            a = _load_rgb_tensor(a_path)[None] * 2 - 1  # LPIPS expects [-1, 1]
+            b = _load_rgb_tensor(b_path)[None] * 2 - 1
+            if min(a.shape[-2:]) < LPIPS_MIN_SIDE:
+                scale = LPIPS_MIN_SIDE / min(a.shape[-2:])
+                a = F.interpolate(a, scale_factor=scale, mode="bilinear", align_corners=False)
+                b = F.interpolate(b, scale_factor=scale, mode="bilinear", align_corners=False)
+            values.append(float(model(a, b).mean()))
+    return sum(values) / len(values)
+
+
+def kid_score(
+    pairs: Sequence[tuple[Path, Path]], *, feature: Any = None, subset_size: int = 50
+) -> tuple[float, float]:
+    """KID between the vanilla images (reference) and the method images.
+
+    Args:
+        pairs: (vanilla, method) image paths.
+        feature: A feature extractor ``nn.Module`` mapping uint8 images (N, 3, H, W) to (N, D);
+            default: torchmetrics' InceptionV3 (needs torch-fidelity and its weights).
+        subset_size: KID subset size (capped at the number of pairs).
+
+    Returns:
+        (mean, std) of the KID estimate.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    n = len(pairs)
+    if n < 2:
+        raise RuntimeError("KID needs at least 2 image pairs")
+    try:
+        kid = KernelInceptionDistance(
+            feature=feature if feature is not None else 2048,
+            subset_size=min(subset_size, n),
+            normalize=False,
+        )
+    except Exception as exc:
+        raise RuntimeError(
+            f"KID's Inception weights are not available ({type(exc).__name__}: {exc})"
+        ) from exc
+
+    def batch(paths):
+        imgs = [(_load_rgb_tensor(p) * 255).round().to(torch.uint8) for p in paths]
+        x = torch.stack(imgs)
+        if feature is None and x.shape[-1] < 75:
+            # InceptionV3 needs at least 75 px; upsample (uint8) rather than fail
+            x = F.interpolate(x.float(), size=(299, 299), mode="bilinear").round().to(torch.uint8)
+        return x
+
+    try:
+        kid.update(batch([a for a, _ in pairs]), real=True)
+        kid.update(batch([b for _, b in pairs]), real=False)
+        mean, std = kid.compute()
+    except Exception as exc:
+        raise RuntimeError(f"KID failed ({type(exc).__name__}: {exc})") from exc
+    return float(mean), float(std)
+
+
+def vqa_score(
+    images: Sequence[Path], prompts: Sequence[str], *, model: str = "clip-flant5-xxl"
+) -> float:
+    """Mean VQAScore of images against their prompts (needs the optional ``t2v_metrics``)."""
+    try:
+        import t2v_metrics
+    except ImportError as exc:
+        raise RuntimeError("VQAScore needs the optional package t2v_metrics") from exc
+    scorer = t2v_metrics.VQAScore(model=model)
+    scores = scorer(images=[str(p) for p in images], texts=list(prompts))
+    return float(scores.diagonal().mean()) if hasattr(scores, "diagonal") else float(scores.mean())
+
+
+def compute_image_metrics(
+    pairs: Sequence[tuple[Path, Path]],
+    *,
+    metrics: Sequence[str] = ("lpips", "kid"),
+    prompts: Sequence[str] = (),
+    kid_feature: Any = None,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Compute the requested metrics; unavailable ones are ``None`` with a note in ``notes``."""
+    out: dict[str, Any] = {
+        "lpips": None,
+        "kid": None,
+        "kid_std": None,
+        "vqascore": None,
+        "notes": {},
+    }
+    if not pairs:
+        return out
+    for name in metrics:
+        try:
+            if name == "lpips":
+                out["lpips"] = lpips_distance(pairs)
+            elif name == "kid":
+                out["kid"], out["kid_std"] = kid_score(pairs, feature=kid_feature)
+            elif name == "vqascore":
+                out["vqascore"] = vqa_score([b for _, b in pairs], prompts[: len(pairs)])
+        except (RuntimeError, ImportError) as exc:
+            out["notes"][name] = f"not computed: {exc}"
+            if log:
+                log(f"{name}: not computed ({exc})")
+    return out

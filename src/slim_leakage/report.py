@@ -1,0 +1,217 @@
+"""``report.html``: a self-contained page for one run (images embedded, no network).
+
+The stacked 5-way bar, the metrics table, and one row per sample with the vanilla and method
+images side by side (entity-mask overlays when the method made them), the judge's label and
+rationale. Rows can be filtered by label and sorted by any column.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from ._io import atomic_write_text, iter_jsonl
+from .errors import RunError
+from .records import LABELS, Generation, Sample, Verdict
+
+_COLOURS = {
+    "mitigation-major": "#1a9850",
+    "mitigation-minor": "#91cf60",
+    "no-change": "#bdbdbd",
+    "degradation-minor": "#fc8d59",
+    "degradation-major": "#d73027",
+}
+
+
+def _data_uri(path: Path) -> str:
+    if not path.is_file():
+        return ""
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _img(path: Path, alt: str) -> str:
+    uri = _data_uri(path)
+    if not uri:
+        return f'<span class="missing">missing: {html.escape(alt)}</span>'
+    return f'<img src="{uri}" alt="{html.escape(alt)}" title="{html.escape(alt)}">'
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return html.escape(str(value))
+
+
+def render_report(run_dir: str | Path) -> str:
+    """The HTML text of the report of ``run_dir``."""
+    root = Path(run_dir)
+    metrics_path = root / "metrics.json"
+    if not metrics_path.exists():
+        raise RunError(
+            f"{root} has no metrics.json.",
+            hint="Finish the run first (`slim-eval run --out DIR` resumes it).",
+        )
+    metrics = json.loads(metrics_path.read_text())
+    manifest = (
+        json.loads((root / "manifest.json").read_text())
+        if (root / "manifest.json").exists()
+        else {}
+    )
+    samples = [Sample.from_dict(r) for r in iter_jsonl(root / "samples.jsonl")]
+    gens: dict[tuple, Generation] = {}
+    for row in iter_jsonl(root / "generations.jsonl"):
+        g = Generation.from_dict(row)
+        gens[(g.role, g.sample_id)] = g
+    verdicts = {
+        v.sample_id: v for v in (Verdict.from_dict(r) for r in iter_jsonl(root / "verdicts.jsonl"))
+    }
+    method = metrics.get("method", "?")
+
+    dist = metrics.get("distribution") or {}
+    intervals = metrics.get("intervals") or {}
+    bar = "".join(
+        f'<div class="seg" style="width:{100 * float(dist.get(label, 0)):.2f}%;background:{_COLOURS[label]}" '
+        f'title="{label}: {100 * float(dist.get(label, 0)):.1f}%"></div>'
+        for label in LABELS
+    )
+    legend = "".join(
+        f'<span class="key"><i style="background:{_COLOURS[label]}"></i>{label} '
+        f"{100 * float(dist.get(label, 0)):.1f}%"
+        + (
+            f" [{100 * intervals[label][0]:.1f}, {100 * intervals[label][1]:.1f}]"
+            if label in intervals and intervals[label]
+            else ""
+        )
+        + "</span>"
+        for label in LABELS
+    )
+    cost = (metrics.get("extra") or {}).get("cost") or manifest.get("cost") or {}
+    rows_metrics = [
+        ("method", method),
+        ("samples", metrics.get("n_samples")),
+        ("labelled", metrics.get("n_labelled")),
+        ("judge errors", metrics.get("judge_errors")),
+        ("order-flip rate", metrics.get("order_flip_rate")),
+        ("LPIPS (vs vanilla)", metrics.get("lpips")),
+        ("KID (vs vanilla)", metrics.get("kid")),
+        ("VQAScore", metrics.get("vqascore")),
+        ("s/image vanilla", (cost.get("vanilla") or {}).get("seconds_per_image")),
+        ("s/image method", (cost.get("method") or {}).get("seconds_per_image")),
+        ("backbone", (manifest.get("backbone") or {}).get("name")),
+        (
+            "judge",
+            (manifest.get("judge") or {}).get("model_id") if manifest.get("judge") else "none",
+        ),
+        ("dataset", (manifest.get("dataset") or {}).get("config")),
+    ]
+    table = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in rows_metrics
+    )
+    notes = (metrics.get("extra") or {}).get("image_metrics_notes") or {}
+    notes_html = "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in notes.items())
+
+    sample_rows = []
+    for s in samples:
+        v = verdicts.get(s.id)
+        label = v.label if v and v.label else ("judge-error" if v else "unjudged")
+        van = gens.get(("vanilla", s.id))
+        met = gens.get(("method", s.id))
+        masks = ""
+        if met and met.extra.get("overlays"):
+            masks = "".join(
+                f"<figure>{_img(root / p, f'mask {e}')}<figcaption>{html.escape(e)}</figcaption></figure>"
+                for e, p in met.extra["overlays"].items()
+            )
+        rationale = (v.rationale or v.error or "") if v else ""
+        sample_rows.append(
+            f'<tr data-label="{html.escape(label)}">'
+            f"<td>{html.escape(s.id)}</td>"
+            f"<td>{html.escape(s.prompt)}</td>"
+            f"<td>{html.escape(', '.join(s.entities))}</td>"
+            f"<td>{html.escape(s.subset)}</td>"
+            f'<td class="label" style="color:{_COLOURS.get(label, "#555")}">{html.escape(label)}</td>'
+            f"<td>{_img(root / van.path, 'vanilla') if van else ''}</td>"
+            f"<td>{_img(root / met.path, method) if met else ''}</td>"
+            f'<td class="masks">{masks}</td>'
+            f"<td>{html.escape(rationale)}</td></tr>"
+        )
+    options = "".join(
+        f'<option value="{label}">{label}</option>'
+        for label in (*LABELS, "judge-error", "unjudged")
+    )
+    return _PAGE.format(
+        title=html.escape(f"slim-leakage report: {method}"),
+        bar=bar,
+        legend=legend,
+        table=table,
+        notes=f"<ul class='notes'>{notes_html}</ul>" if notes_html else "",
+        options=options,
+        rows="\n".join(sample_rows),
+        n=len(samples),
+    )
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the report (default ``run_dir/report.html``) atomically; returns its path."""
+    root = Path(run_dir)
+    target = Path(out) if out else root / "report.html"
+    atomic_write_text(target, render_report(root))
+    return target
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}}
+.bar{{display:flex;height:28px;border:1px solid #999;max-width:900px}}
+.seg{{height:100%}}
+.key{{margin-right:1rem;font-size:.9rem;white-space:nowrap}}
+.key i{{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:middle}}
+table{{border-collapse:collapse;margin:1rem 0}}
+th,td{{border:1px solid #ddd;padding:.3rem .5rem;vertical-align:top;text-align:left}}
+#samples th{{cursor:pointer;background:#f4f4f4}}
+img{{width:128px;image-rendering:pixelated}}
+.masks img{{width:64px}} figure{{display:inline-block;margin:0 .2rem}}
+figcaption{{font-size:.7rem;text-align:center}}
+.label{{font-weight:600}} .missing{{color:#a00}}
+</style></head><body>
+<h1>{title}</h1>
+<div class="bar" id="distribution">{bar}</div>
+<p>{legend}</p>
+<table id="metrics">{table}</table>
+{notes}
+<p><label>Filter by label <select id="filter"><option value="">all</option>{options}</select></label>
+<span id="shown"></span></p>
+<table id="samples"><thead><tr><th>id</th><th>prompt</th><th>entities</th><th>subset</th>
+<th>label</th><th>vanilla</th><th>method</th><th>masks</th><th>rationale</th></tr></thead>
+<tbody>
+{rows}
+</tbody></table>
+<script>
+(function(){{
+  var body=document.querySelector('#samples tbody');
+  var filter=document.getElementById('filter');
+  function apply(){{
+    var want=filter.value, shown=0;
+    Array.prototype.forEach.call(body.rows,function(r){{
+      var ok=!want||r.dataset.label===want; r.style.display=ok?'':'none'; if(ok)shown++;}});
+    document.getElementById('shown').textContent=shown+' of {n} samples shown';
+  }}
+  filter.addEventListener('change',apply);
+  var heads=document.querySelectorAll('#samples th'), dir=1;
+  Array.prototype.forEach.call(heads,function(th,i){{
+    th.addEventListener('click',function(){{
+      var rows=Array.prototype.slice.call(body.rows); dir=-dir;
+      rows.sort(function(a,b){{return dir*a.cells[i].textContent.localeCompare(b.cells[i].textContent);}});
+      rows.forEach(function(r){{body.appendChild(r);}});
+    }});
+  }});
+  apply();
+}})();
+</script>
+</body></html>
+"""

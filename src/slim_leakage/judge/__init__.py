@@ -1,13 +1,85 @@
-"""The judge: extraction -> typicality -> ranking over pluggable VLM backends."""
+"""The judge: extraction -> typicality -> ranking over pluggable VLM backends.
+
+``get_judge(name, **options)`` builds a :class:`Judge` around a backend from :data:`JUDGES`.
+Listing backends imports no SDK; a backend's SDK is imported when it first answers.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from .._registry import Registry
+from ..errors import ConfigError
+from .backends.base import (
+    Backend,
+    BackendRequest,
+    BackendResponse,
+    Decoding,
+    ImageInput,
+    TransientBackendError,
+)
+from .protocol import Judge, JudgeConfig, JudgeItem, JudgeStats, LeakageCheck
 
 JUDGES: Registry = Registry(
     "judge backend",
     group="slim_leakage.judges",
-    builtins={},
+    builtins={
+        "gemini": "slim_leakage.judge.backends.gemini:GeminiBackend",
+        "openai": "slim_leakage.judge.backends.openai_backend:OpenAIBackend",
+        "openai-compatible": "slim_leakage.judge.backends.openai_backend:OpenAICompatibleBackend",
+        "hf-local": "slim_leakage.judge.backends.hf_local:HFLocalBackend",
+    },
 )
 
-__all__ = ["JUDGES"]
+#: Option names that configure the judge itself; every other option goes to the backend.
+JUDGE_OPTIONS = frozenset(f.name for f in dataclasses.fields(JudgeConfig))
+
+
+def get_judge(name: str, **options: Any) -> Judge:
+    """Build the judge ``name`` from :data:`JUDGES`.
+
+    Args:
+        name: A registered backend (``gemini``, ``openai``, ``openai-compatible``, ``hf-local``,
+            or a plug-in such as ``oracle``).
+        **options: Judge options (:class:`JudgeConfig`: ``cache_dir``, ``concurrency``, ``rpm``,
+            ``tpm``, ``timeout``, ...) and backend options (``model``, ``base_url``,
+            ``api_key``, ...). Strings from the command line are converted.
+
+    Raises:
+        UnknownNameError: If ``name`` is not registered (with a did-you-mean).
+        ConfigError: For an unknown or invalid option.
+    """
+    factory = JUDGES.get(name)
+    judge_opts = {k: v for k, v in options.items() if k in JUDGE_OPTIONS}
+    backend_opts = {k: v for k, v in options.items() if k not in JUDGE_OPTIONS}
+    if isinstance(factory, type) and issubclass(factory, Backend):
+        accepted = factory.options
+    else:
+        accepted = {}
+    if "timeout" in accepted and "timeout" in judge_opts:
+        backend_opts["timeout"] = judge_opts["timeout"]
+    backend = factory(**backend_opts)
+    if not isinstance(backend, Backend):
+        raise ConfigError(
+            f"The judge backend {name!r} built a {type(backend).__name__}, not a Backend.",
+            hint="Register a subclass of slim_leakage.judge.backends.base.Backend.",
+        )
+    return Judge(backend, **judge_opts)
+
+
+__all__ = [
+    "JUDGES",
+    "Backend",
+    "BackendRequest",
+    "BackendResponse",
+    "Decoding",
+    "ImageInput",
+    "Judge",
+    "JudgeConfig",
+    "JudgeItem",
+    "JudgeStats",
+    "LeakageCheck",
+    "TransientBackendError",
+    "get_judge",
+]

@@ -1,0 +1,1 @@
+"""Judge backends: one small async list-in/list-out contract (see :mod:`.base`)."""

@@ -1,0 +1,151 @@
+"""A content-addressed SQLite cache of judge answers.
+
+The key of a request is the SHA-256 of everything that can change its answer: backend, model
+id, stage and prompt version, the rendered prompt, the answer schema, the SHA-256 of every image
+and the decoding parameters. API keys and other secrets are never part of a request, so they can
+never reach the cache. Only answers that parsed are stored, so a re-run of a finished judgement
+makes no backend call at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    key TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    model TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    version TEXT NOT NULL,
+    text TEXT NOT NULL,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    created REAL NOT NULL
+)
+"""
+
+
+def default_cache_dir() -> Path:
+    """``$SLIM_CACHE_DIR``, else ``~/.cache/slim-leakage``."""
+    env = os.environ.get("SLIM_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "slim-leakage"
+
+
+def request_key(
+    *,
+    backend: str,
+    model: str,
+    stage: str,
+    version: str,
+    text: str,
+    schema: dict,
+    image_sha256s: list[str],
+    decoding: dict,
+) -> str:
+    """The content address of one judge request (hex SHA-256)."""
+    blob = json.dumps(
+        {
+            "backend": backend,
+            "model": model,
+            "stage": stage,
+            "version": version,
+            "text": text,
+            "schema": schema,
+            "images": list(image_sha256s),
+            "decoding": decoding,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class AnswerCache:
+    """Parsed-answer store keyed by :func:`request_key`.
+
+    Args:
+        path: The SQLite file (created with its folder), or ``None`` for an in-memory cache
+            that lives as long as the object.
+    """
+
+    def __init__(self, path: str | os.PathLike | None) -> None:
+        self.path = None if path is None else Path(path)
+        if self.path is not None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"Cannot create the judge cache folder {str(self.path.parent)!r} ({exc}).",
+                    hint="Pass --judge-arg cache_dir=<writable folder> or set SLIM_CACHE_DIR.",
+                ) from exc
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            ":memory:" if self.path is None else str(self.path),
+            check_same_thread=False,
+            timeout=30,
+            isolation_level=None,
+        )
+        if self.path is not None:
+            # WAL lets several processes read while one writes; NORMAL sync keeps it durable
+            # at commit boundaries without an fsync per answer.
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_SCHEMA)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored answer for ``key`` (``text``, token counts), or ``None``."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT text, input_tokens, output_tokens FROM answers WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        return {"text": row[0], "input_tokens": row[1], "output_tokens": row[2]}
+
+    def put(
+        self,
+        key: str,
+        *,
+        backend: str,
+        model: str,
+        stage: str,
+        version: str,
+        text: str,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> None:
+        """Store the answer text of a parsed answer (replacing an older one)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    backend,
+                    model,
+                    stage,
+                    version,
+                    text,
+                    input_tokens,
+                    output_tokens,
+                    time.time(),
+                ),
+            )
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,131 @@
+"""Request pacing: concurrency, requests- and tokens-per-minute budgets, backoff.
+
+A rate-limited or failing backend slows a run down instead of crashing it: requests wait for
+budget before they start, a ``429`` with ``Retry-After`` pauses every request (not only the one
+that got it), and transient failures are retried with capped exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+from .._config import check_range
+
+
+class TokenBucket:
+    """A refilling budget: ``rate`` units per second, at most ``capacity`` saved up.
+
+    The level may go negative when actual usage turns out larger than estimated; later
+    acquisitions then wait until the debt is repaid.
+    """
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self.level = capacity
+        self._last = time.monotonic()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.level = min(self.capacity, self.level + (now - self._last) * self.rate)
+        self._last = now
+
+    def wait_time(self, amount: float) -> float:
+        """Seconds until ``amount`` is available (0 if it is now)."""
+        self._refill()
+        need = min(amount, self.capacity) - self.level
+        return 0.0 if need <= 0 else need / self.rate
+
+    def take(self, amount: float) -> None:
+        """Spend ``amount`` (the level may go negative)."""
+        self._refill()
+        self.level -= amount
+
+
+class RateLimiter:
+    """Concurrency slots plus optional per-minute request and token budgets.
+
+    Args:
+        concurrency: Requests in flight at once.
+        rpm: Requests per minute, or ``None`` for no limit.
+        tpm: Tokens per minute (estimated before, corrected after), or ``None``.
+    """
+
+    def __init__(self, concurrency: int, rpm: float | None = None, tpm: float | None = None):
+        check_range("judge", "concurrency", concurrency, low=1)
+        if rpm is not None:
+            check_range("judge", "rpm", rpm, low=0, low_open=True)
+        if tpm is not None:
+            check_range("judge", "tpm", tpm, low=0, low_open=True)
+        self.concurrency = int(concurrency)
+        self.rpm = rpm
+        self.tpm = tpm
+        self._slots: asyncio.Semaphore | None = None
+        self._gate: asyncio.Lock | None = None
+        # Bursts are limited to what the concurrency can use, so a fresh bucket cannot fire a
+        # whole minute of requests in the first second.
+        self._requests = (
+            None if rpm is None else TokenBucket(rpm / 60.0, max(1.0, min(rpm, concurrency)))
+        )
+        self._tokens = None if tpm is None else TokenBucket(tpm / 60.0, max(1.0, tpm / 6.0))
+        self._paused_until = 0.0
+        self.waited_s = 0.0
+
+    def _bind(self) -> None:
+        # asyncio primitives belong to the loop that first uses them: one judge() call.
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+            self._gate = asyncio.Lock()
+
+    def reset_loop(self) -> None:
+        """Forget loop-bound primitives (before a new event loop uses the limiter)."""
+        self._slots = None
+        self._gate = None
+
+    def pause(self, seconds: float) -> None:
+        """Hold every new request for ``seconds`` (a server said ``Retry-After``)."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    async def acquire(self, tokens: float) -> None:
+        """Wait for a slot and for budget for one request of about ``tokens`` tokens."""
+        self._bind()
+        assert self._slots is not None and self._gate is not None
+        await self._slots.acquire()
+        try:
+            # One waiter at a time computes and spends budget, so waits are first-come.
+            async with self._gate:
+                while True:
+                    delay = self._paused_until - time.monotonic()
+                    if self._requests is not None:
+                        delay = max(delay, self._requests.wait_time(1))
+                    if self._tokens is not None:
+                        delay = max(delay, self._tokens.wait_time(tokens))
+                    if delay <= 0:
+                        break
+                    self.waited_s += delay
+                    await asyncio.sleep(delay)
+                if self._requests is not None:
+                    self._requests.take(1)
+                if self._tokens is not None:
+                    self._tokens.take(tokens)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, estimated_tokens: float, actual_tokens: float | None) -> None:
+        """Give the slot back and correct the token budget with the actual usage."""
+        if self._tokens is not None and actual_tokens is not None:
+            self._tokens.take(actual_tokens - estimated_tokens)
+        assert self._slots is not None
+        self._slots.release()
+
+
+def backoff_delay(
+    attempt: int, *, base: float = 1.0, cap: float = 60.0, rng: random.Random | None = None
+) -> float:
+    """Capped exponential backoff with full jitter: uniform in ``[0.5, 1] * min(cap, base*2^n)``."""
+    rng = rng or random
+    ceiling = min(cap, base * (2**attempt))
+    return ceiling * (0.5 + 0.5 * rng.random())

@@ -1,0 +1,176 @@
+"""OpenAI chat-completions backends: ``openai`` and ``openai-compatible``.
+
+``openai-compatible`` is the same client pointed at any server that speaks the chat-completions
+protocol (vLLM, Ollama, LM Studio serving Qwen2.5-VL and the like) via ``base_url``. Images go
+as base64 ``data:`` URLs; the answer schema goes as a ``json_schema`` response format. The SDK's
+own retries are off: the judge retries with its shared limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from ...errors import ConfigError, JudgeError, require
+from ._common import api_key, classify_status, is_transport_error, redact_url
+from .base import Backend, BackendRequest, BackendResponse, TransientBackendError
+
+
+class OpenAIBackend(Backend):
+    """GPT-4o class models through the OpenAI API (``OPENAI_API_KEY``)."""
+
+    name: ClassVar[str] = "openai"
+    description: ClassVar[str] = "OpenAI chat completions with JSON-schema answers"
+    default_model: ClassVar[str] = "gpt-4o-2024-08-06"
+    options: ClassVar[dict[str, Any]] = {
+        "base_url": None,
+        "api_key": None,
+        "timeout": 120.0,
+        "detail": "auto",
+    }
+    key_env: ClassVar[tuple[str, ...]] = ("OPENAI_API_KEY",)
+    key_required: ClassVar[bool] = True
+    #: The chat-completions field that limits answer tokens.
+    max_tokens_field: ClassVar[str] = "max_completion_tokens"
+
+    def __init__(self, model: str | None = None, **options: Any) -> None:
+        super().__init__(model, **options)
+        try:
+            self.timeout = float(self.settings["timeout"])
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{self.name}: timeout={self.settings['timeout']!r} is not a number of seconds.",
+                hint="Pass --judge-arg timeout=60",
+            ) from None
+        if self.settings["detail"] not in ("auto", "low", "high"):
+            raise ConfigError(
+                f"{self.name}: detail={self.settings['detail']!r} is not one of auto, low, high.",
+                hint="Pass --judge-arg detail=auto",
+            )
+        self._client: Any = None
+        self._loop: Any = None
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, model and (credential-free) base URL."""
+        out = super().describe()
+        if self.settings.get("base_url"):
+            out["base_url"] = redact_url(self.settings["base_url"])
+        return out
+
+    def check(self) -> None:
+        """Fail before any work if the SDK or the API key is missing."""
+        require("openai", "openai", feature=f"the {self.name!r} judge")
+        api_key(
+            self.settings["api_key"], self.key_env, backend=self.name, required=self.key_required
+        )
+
+    def _get_client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            openai = require("openai", "openai", feature=f"the {self.name!r} judge")
+            key = api_key(
+                self.settings["api_key"],
+                self.key_env,
+                backend=self.name,
+                required=self.key_required,
+            )
+            self._client = openai.AsyncOpenAI(
+                api_key=key or "not-needed",
+                base_url=self.settings["base_url"],
+                timeout=self.timeout,
+                max_retries=0,
+            )
+            self._loop = loop
+        return self._client
+
+    def _messages(self, request: BackendRequest) -> list[dict]:
+        content: list[dict] = [{"type": "text", "text": request.text}]
+        for image in request.images:
+            if image.label:
+                content.append({"type": "text", "text": f"{image.label}:"})
+            url = f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
+            content.append(
+                {"type": "image_url", "image_url": {"url": url, "detail": self.settings["detail"]}}
+            )
+        return [{"role": "user", "content": content}]
+
+    def _body(self, request: BackendRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": self._messages(request),
+            "temperature": request.decoding.temperature,
+            self.max_tokens_field: request.decoding.max_output_tokens,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": request.base_stage.replace("-", "_"),
+                    "schema": request.schema,
+                    "strict": True,
+                },
+            },
+        }
+        if request.decoding.seed is not None:
+            body["seed"] = request.decoding.seed
+        return body
+
+    async def _one(self, request: BackendRequest) -> BackendResponse:
+        import openai
+
+        client = self._get_client()
+        try:
+            completion = await client.chat.completions.create(**self._body(request))
+        except openai.APIStatusError as exc:
+            raise classify_status(
+                exc.status_code, str(exc.message)[:300], exc.response.headers
+            ) from exc
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            raise TransientBackendError(f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            if is_transport_error(exc):
+                raise TransientBackendError(f"{type(exc).__name__}: {exc}") from exc
+            raise
+        if not completion.choices:
+            raise TransientBackendError("the answer has no choices")
+        message = completion.choices[0].message
+        if getattr(message, "refusal", None):
+            raise JudgeError(f"the model refused: {message.refusal[:200]}")
+        usage = completion.usage
+        return BackendResponse(
+            text=message.content or "",
+            input_tokens=getattr(usage, "prompt_tokens", None),
+            output_tokens=getattr(usage, "completion_tokens", None),
+            model=completion.model,
+        )
+
+    async def complete(self, requests: Sequence[BackendRequest]) -> list[BackendResponse]:
+        """Send each request as one chat completion (concurrently)."""
+        return list(await asyncio.gather(*(self._one(r) for r in requests)))
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (a new one is made on the next event loop)."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            # RuntimeError: its loop is gone already, so there is nothing left to release.
+            with contextlib.suppress(RuntimeError):
+                await client.close()
+
+
+class OpenAICompatibleBackend(OpenAIBackend):
+    """Any OpenAI-compatible server (vLLM, Ollama, LM Studio) via ``base_url``."""
+
+    name: ClassVar[str] = "openai-compatible"
+    description: ClassVar[str] = "an OpenAI-compatible server (vLLM, Ollama, LM Studio) at base_url"
+    default_model: ClassVar[str] = "Qwen/Qwen2.5-VL-7B-Instruct"
+    key_required: ClassVar[bool] = False
+    max_tokens_field: ClassVar[str] = "max_tokens"
+
+    def __init__(self, model: str | None = None, **options: Any) -> None:
+        super().__init__(model, **options)
+        if not self.settings.get("base_url"):
+            raise ConfigError(
+                "The 'openai-compatible' judge needs the server address.",
+                hint="Pass --judge-arg base_url=http://127.0.0.1:8000/v1",
+            )

@@ -1,0 +1,226 @@
+"""Loading SLIM: config names, fingerprints, ``datasets.Dataset`` and typed samples.
+
+The installed package carries a copy of the repository's ``slim/`` folder under
+``slim_leakage/slim/data`` (same files, byte for byte; a test checks it), so loading works
+from anywhere and offline. A config may also be a path to a Parquet file in the SLIM schema or
+a ``.jsonl`` file of :class:`~slim_leakage.records.Sample` lines, so users can evaluate their
+own prompts with the same commands.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .._io import sha256_file
+from ..errors import DatasetError, UnknownNameError, did_you_mean
+from ..records import Sample
+from . import folder as _folder
+
+_FILE_SUFFIXES = (".parquet", ".jsonl")
+
+
+def data_root() -> Path:
+    """The folder holding the installed copy of SLIM (``README.md`` + ``data/*.parquet``)."""
+    return Path(__file__).resolve().parent / "data"
+
+
+def _card_configs(root: Path) -> list[dict[str, Any]]:
+    return list(_folder.read_card(root)["configs"])
+
+
+def list_configs(*, root: str | os.PathLike | None = None) -> list[str]:
+    """Names of the configs in the installed SLIM (or in the folder ``root``)."""
+    return [c["name"] for c in _card_configs(Path(root) if root else data_root())]
+
+
+def describe_configs(*, root: str | os.PathLike | None = None) -> list[dict]:
+    """One row per config: ``name``, ``rows``, ``description`` (read from the card, not the data)."""
+    try:
+        configs = _card_configs(Path(root) if root else data_root())
+    except DatasetError:
+        return []
+    return [
+        {"name": c["name"], "rows": int(c["rows"]), "description": str(c.get("description", ""))}
+        for c in configs
+    ]
+
+
+def _is_file_config(config: str) -> bool:
+    return config.endswith(_FILE_SUFFIXES) or os.sep in config or "/" in config
+
+
+def resolve(config: str, *, root: str | os.PathLike | None = None) -> Path:
+    """The data file of ``config`` (a config name or a path to a ``.parquet``/``.jsonl`` file).
+
+    Raises:
+        UnknownNameError: For an unknown config name, listing the available ones.
+        DatasetError: For a path that does not exist or is not Parquet or JSON lines.
+    """
+    if _is_file_config(config):
+        path = Path(config).expanduser()
+        if not path.is_file():
+            raise DatasetError(
+                f"Dataset file {str(path)!r} does not exist.",
+                hint="Give a config name (slim-eval ls configs) or an existing .parquet/.jsonl file.",
+            )
+        if path.suffix not in _FILE_SUFFIXES:
+            raise DatasetError(
+                f"Dataset file {str(path)!r} is neither .parquet nor .jsonl.",
+                hint="Save your samples as Parquet in the SLIM schema or as Sample JSON lines.",
+            )
+        return path
+    base = Path(root) if root else data_root()
+    names = list_configs(root=base)
+    if config not in names:
+        raise UnknownNameError(
+            f"Unknown SLIM config {config!r}.{did_you_mean(config, names)}",
+            hint=(
+                f"Available configs: {', '.join(names) or '(none)'}; or pass a path to a "
+                ".parquet or .jsonl file of your own samples."
+            ),
+        )
+    path = _folder.data_path(base, config)
+    if not path.is_file():
+        raise DatasetError(
+            f"The card of {base} lists {config!r} but {path} is missing.",
+            hint="Rebuild the folder (slim-eval dataset build) or reinstall the package.",
+        )
+    return path
+
+
+def dataset_fingerprint(config: str, *, root: str | os.PathLike | None = None) -> str:
+    """SHA-256 of the config's data file bytes (recorded in run manifests)."""
+    return sha256_file(resolve(config, root=root))
+
+
+def config_label(config: str) -> str:
+    """The name recorded in ``Sample.config``: the config name, or a file's stem."""
+    return Path(config).stem if _is_file_config(config) else config
+
+
+def load_slim(config: str, *, root: str | os.PathLike | None = None):
+    """Load a SLIM config as a ``datasets.Dataset`` (its ``test`` split).
+
+    Args:
+        config: A config name (``pairs``) or a path to a ``.parquet``/``.jsonl`` file.
+        root: A SLIM folder to read instead of the installed copy.
+
+    Raises:
+        UnknownNameError: For an unknown config name, listing the available ones.
+    """
+    import datasets
+    import pyarrow.parquet as pq
+    from datasets.table import InMemoryTable
+
+    path = resolve(config, root=root)
+    if path.suffix == ".jsonl":
+        rows = [s.to_dict() for s in _read_jsonl(path)]
+        return datasets.Dataset.from_list(rows, split=datasets.Split.TEST)
+    table = pq.read_table(path)
+    # In memory: no copy into the user's datasets cache, and features come from the file.
+    return datasets.Dataset(InMemoryTable(table), split=datasets.Split.TEST)
+
+
+def _read_jsonl(path: Path) -> list[Sample]:
+    samples = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                samples.append(Sample.from_json(line))
+            except DatasetError as exc:
+                raise DatasetError(
+                    f"{path}:{number}: {exc.message}",
+                    hint=exc.hint or "Each line must be one Sample as JSON.",
+                ) from exc
+    return samples
+
+
+def _read_parquet(path: Path, label: str) -> list[Sample]:
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except Exception as exc:
+        raise DatasetError(f"{path} is not a readable Parquet file ({exc}).") from exc
+    missing = [c for c in _folder.REQUIRED_COLUMNS if c not in schema.names]
+    if missing:
+        raise DatasetError(
+            f"{path} lacks the column(s) {', '.join(missing)}.",
+            hint=f"A SLIM file needs {', '.join(_folder.REQUIRED_COLUMNS)} and may have "
+            f"{', '.join(c for c in _folder.FEATURES if c not in _folder.REQUIRED_COLUMNS)}.",
+        )
+    wanted = ["id", "prompt", "entities", "seed", "kind", "subset", "family", "template_id"]
+    columns = [c for c in [*wanted, "source"] if c in schema.names]
+    rows = pq.read_table(path, columns=columns).to_pylist()
+    samples = []
+    for number, row in enumerate(rows, 1):
+        try:
+            samples.append(
+                Sample(
+                    id=str(row["id"]),
+                    prompt=row["prompt"] or "",
+                    entities=tuple(row["entities"] or ()),
+                    seed=int(row["seed"]),
+                    kind=row.get("kind") or "pair",
+                    subset=row.get("subset") or "",
+                    family=row.get("family") or "",
+                    template_id=row.get("template_id") or "",
+                    config=label,
+                    source=row.get("source") or "",
+                )
+            )
+        except (DatasetError, TypeError, ValueError) as exc:
+            raise DatasetError(f"{path}, row {number}: {exc}") from exc
+    return samples
+
+
+def load_samples(
+    config: str,
+    *,
+    limit: int | None = None,
+    ids: Sequence[str] | None = None,
+    root: str | os.PathLike | None = None,
+) -> list[Sample]:
+    """Load a config (or a ``.parquet``/``.jsonl`` file) as :class:`Sample` records.
+
+    Args:
+        config: A config name or a path to a file of samples.
+        limit: Keep only the first ``limit`` samples (after ``ids`` filtering).
+        ids: Keep only these sample ids, in dataset order; an unknown id is an error.
+        root: A SLIM folder to read instead of the installed copy.
+
+    Raises:
+        UnknownNameError: For an unknown config name.
+        DatasetError: For unknown ids, a negative limit or a malformed file.
+    """
+    if limit is not None and limit < 0:
+        raise DatasetError(f"limit={limit} is negative.", hint="Give limit >= 0 or None.")
+    path = resolve(config, root=root)
+    label = config_label(config)
+    if path.suffix == ".jsonl":
+        samples = [
+            s if s.config else Sample.from_dict({**s.to_dict(), "config": label})
+            for s in _read_jsonl(path)
+        ]
+    else:
+        samples = _read_parquet(path, label)
+    if ids is not None:
+        wanted = list(dict.fromkeys(ids))
+        have = {s.id for s in samples}
+        unknown = [i for i in wanted if i not in have]
+        if unknown:
+            shown = ", ".join(map(repr, unknown[:5])) + (" ..." if len(unknown) > 5 else "")
+            raise DatasetError(
+                f"{len(unknown)} requested id(s) are not in {config!r}: {shown}.",
+                hint="List ids with load_samples(config) or check the config name.",
+            )
+        keep = set(wanted)
+        samples = [s for s in samples if s.id in keep]
+    if limit is not None:
+        samples = samples[:limit]
+    return samples

@@ -1,0 +1,453 @@
+"""DeLeaker on FLUX: the fast attention processor, the FLUX clock hook and ``deleaker(...)``.
+
+The fast path never builds a ``heads x L x L`` tensor. One fused attention call returns the
+unedited output and each row's log-sum-exp; the masks need only the image-row x entity-token
+slice of the probabilities, ``exp(q k^T * scale - lse)``; and the edits touch only image rows in
+some entity mask, at entity text keys and inside cross-entity image rectangles. Those few rows
+are corrected in closed form:
+
+    out'_q = (out_q + sum_k (p'_qk - p_qk) v_k) / r_q,   r_q = 1 + sum_k (p'_qk - p_qk)
+
+where ``p`` are the unedited probabilities, ``p'_qk = exp(s'_qk - lse_q)`` the edited logits
+measured against the unedited normaliser, and ``k`` runs over the edited keys only. That equals
+a softmax over the edited logits (checked against :mod:`.reference` in the tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from ..._config import build_config
+from ...errors import ConfigError
+from . import ops
+from .config import DeLeakerConfig
+from .state import DeLeakerState, installed
+
+_DOUBLE = re.compile(r"^transformer_blocks\.(\d+)\.attn\.processor$")
+_SINGLE = re.compile(r"^single_transformer_blocks\.(\d+)\.attn\.processor$")
+
+
+# -- FLUX attention plumbing (the stock processor's steps, split around the attention) ------------
+def flux_qkv(attn, hidden_states, encoder_hidden_states, image_rotary_emb):
+    """Projections, RMS norms, ``[text ; image]`` concatenation and RoPE, as the stock processor.
+
+    Returns:
+        ``query, key, value`` shaped ``(batch, L, heads, head_dim)``.
+    """
+    from diffusers.models.embeddings import apply_rotary_emb
+    from diffusers.models.transformers.transformer_flux import _get_qkv_projections
+
+    query, key, value, e_query, e_key, e_value = _get_qkv_projections(
+        attn, hidden_states, encoder_hidden_states
+    )
+    # (B, N, H*D) -> (B, N, H, D)
+    query = attn.norm_q(query.unflatten(-1, (-1, attn.head_dim)))
+    key = attn.norm_k(key.unflatten(-1, (-1, attn.head_dim)))
+    value = value.unflatten(-1, (-1, attn.head_dim))
+    if attn.added_kv_proj_dim is not None:
+        e_query = attn.norm_added_q(e_query.unflatten(-1, (-1, attn.head_dim)))
+        e_key = attn.norm_added_k(e_key.unflatten(-1, (-1, attn.head_dim)))
+        e_value = e_value.unflatten(-1, (-1, attn.head_dim))
+        # text first: (B, T + N, H, D)
+        query = torch.cat([e_query, query], dim=1)
+        key = torch.cat([e_key, key], dim=1)
+        value = torch.cat([e_value, value], dim=1)
+    if image_rotary_emb is not None:
+        query = apply_rotary_emb(query, image_rotary_emb, sequence_dim=1)
+        key = apply_rotary_emb(key, image_rotary_emb, sequence_dim=1)
+    return query, key, value
+
+
+def flux_finish(attn, hidden_states, encoder_hidden_states):
+    """Split text/image and apply the output projections, as the stock processor.
+
+    Args:
+        hidden_states: ``(batch, L, heads * head_dim)`` attention output.
+    """
+    if encoder_hidden_states is None:
+        return hidden_states
+    text_len = encoder_hidden_states.shape[1]
+    encoder_out, hidden_states = hidden_states.split_with_sizes(
+        [text_len, hidden_states.shape[1] - text_len], dim=1
+    )
+    hidden_states = attn.to_out[1](attn.to_out[0](hidden_states.contiguous()))
+    encoder_out = attn.to_add_out(encoder_out.contiguous())
+    return hidden_states, encoder_out
+
+
+class FluxBlockProcessor:
+    """Common part of the fast and reference processors: the block clock and the masks.
+
+    Args:
+        state: The shared :class:`DeLeakerState`.
+        offset: This block's position among the attention calls of one forward.
+        original: The processor it replaces (run outside DeLeaker's windows).
+    """
+
+    def __init__(self, state: DeLeakerState, offset: int, original) -> None:
+        self.state = state
+        self.offset = offset
+        self.original = original
+
+    def __call__(
+        self,
+        attn,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        image_rotary_emb: Any = None,
+    ):
+        in_hist, in_edit = self.state.phase(self.offset)
+        if not (in_hist or in_edit):
+            return self.original(
+                attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
+            )
+        if attention_mask is not None:
+            raise ConfigError(
+                "DeLeaker does not support a joint attention mask on FLUX.",
+                hint="Call the pipeline without attention_mask while DeLeaker is installed.",
+            )
+        query, key, value = flux_qkv(attn, hidden_states, encoder_hidden_states, image_rotary_emb)
+        # (B, L, H, D) -> (B, H, L, D)
+        out = self.attend(
+            query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2), in_hist, in_edit
+        )
+        out = out.transpose(1, 2).flatten(2, 3).to(query.dtype)
+        return flux_finish(attn, out, encoder_hidden_states)
+
+    def attend(self, query, key, value, in_hist: bool, in_edit: bool) -> torch.Tensor:
+        """Attention of one block inside DeLeaker's windows, ``(B, H, L, D)`` in and out."""
+        raise NotImplementedError
+
+    def masks_from(self, scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Threshold (and smooth) per-entity scores into flat boolean image-token masks."""
+        cfg = self.state.config
+        return {
+            e: ops.entity_mask(
+                s,
+                cfg.beta1,
+                self.state.grid,
+                smoothing=cfg.smoothing,
+                open_iterations=cfg.open_iterations,
+                close_iterations=cfg.close_iterations,
+            )
+            for e, s in scores.items()
+        }
+
+
+class FluxDeLeakerProcessor(FluxBlockProcessor):
+    """DeLeaker without ``L x L`` tensors: fused attention plus closed-form row corrections."""
+
+    def attend(self, query, key, value, in_hist, in_edit):
+        st, cfg = self.state, self.state.config
+        T = st.text_len
+        scale = query.shape[-1] ** -0.5
+        spans_b = st.batch_spans
+        need_lse = in_hist or (in_edit and cfg.any_edit)
+        if not need_lse and in_edit:
+            need_lse = any(not self._history_ready(b) for b in range(query.shape[0]))
+        if not need_lse:
+            from diffusers.models.attention_dispatch import dispatch_attention_fn
+
+            out = dispatch_attention_fn(
+                query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2)
+            ).transpose(1, 2)
+            lse = None
+        else:
+            out, lse = ops.attention_with_lse(query, key, value, scale)
+            out = out.clone()
+        for b, spans in enumerate(spans_b):
+            scores = None
+            if lse is not None and (in_hist or not self._history_ready(b)):
+                scores = self._scores(query[b], key[b], lse[b], T, spans, scale)
+            if in_hist:
+                hist = st.history.setdefault(b, {})
+                for e, s in scores.items():  # type: ignore[union-attr]
+                    mean, count = hist.get(e, (None, 0))
+                    hist[e] = ops.running_mean_update(mean, count, s)
+            if not in_edit:
+                continue
+            masks = self._masks(b, scores)
+            for e, m in masks.items():
+                st.record_mask(b, e, m)
+            if cfg.any_edit and len(spans) >= 2:
+                out[b] = self._edit(
+                    out[b], lse[b], query[b], key[b], value[b], T, spans, masks, scale
+                )  # type: ignore[index]
+        return out
+
+    def _history_ready(self, b: int) -> bool:
+        st = self.state
+        return st.config.use_history and bool(st.history.get(b))
+
+    def _scores(self, q, k, lse, T, spans, scale) -> dict[str, torch.Tensor]:
+        # post-softmax image->entity-text probabilities: (H, N, n_tokens), never (H, L, L)
+        tokens = sorted({t for ts in spans.values() for t in ts})
+        col = {t: i for i, t in enumerate(tokens)}
+        logits = (q[:, T:].float() @ k[:, tokens].float().transpose(-1, -2)) * scale
+        probs = torch.exp(logits - lse[:, T:, None])
+        return {e: ops.entity_scores(probs, [col[t] for t in ts]) for e, ts in spans.items()}
+
+    def _masks(self, b, scores) -> dict[str, torch.Tensor]:
+        st = self.state
+        cacheable = self._history_ready(b) and st.history_frozen(self.offset)
+        key = ("masks", b)
+        if cacheable and key in st.cache:
+            return st.cache[key]
+        if self._history_ready(b):
+            source = {e: mean for e, (mean, _) in st.history[b].items()}
+        else:
+            source = scores
+        masks = self.masks_from(source)
+        if cacheable:
+            st.cache[key] = masks
+        return masks
+
+    def _edit(self, out, lse, q, k, v, T, spans, masks, scale) -> torch.Tensor:
+        """Apply the pair edits to one batch item; ``out``/``q``/``k``/``v`` are ``(H, L, D)``."""
+        cfg = self.state.config
+        entities = list(spans)
+        pairs = list(itertools.combinations(entities, 2))
+        if cfg.text_text_suppression:
+            out = self._text_text(out, lse, q, k, v, spans, pairs, scale)
+        if not (cfg.image_text_suppression or cfg.self_identity or cfg.image_image_suppression):
+            return out
+        union = torch.zeros_like(next(iter(masks.values())))
+        for m in masks.values():
+            union |= m
+        rows = union.nonzero().squeeze(1)
+        if rows.numel() == 0:
+            return out
+        dev = q.device
+        tokens = sorted({t for ts in spans.values() for t in ts})
+        col = {t: i for i, t in enumerate(tokens)}
+        ecols = {e: torch.tensor([col[t] for t in ts], device=dev) for e, ts in spans.items()}
+        member = {e: masks[e][rows] for e in entities}  # (r,) which selected rows are in e
+        q_r = q[:, T + rows].float()  # (H, r, D)
+        lse_r = lse[:, T + rows, None]  # (H, r, 1)
+        v_e = v[:, tokens].float()  # (H, n, D)
+        s_e = (q_r @ k[:, tokens].float().transpose(-1, -2)) * scale  # (H, r, n)
+        p0_e = torch.exp(s_e - lse_r)
+        s_cur = s_e.clone()
+        ratio = torch.ones(q_r.shape[:2], device=dev)  # (H, r): edited / unedited normaliser
+        use_ii = cfg.image_image_suppression
+        if use_ii:
+            # keys of the cross-entity rectangles are always masked image tokens
+            p0_c = torch.exp((q_r @ k[:, T + rows].float().transpose(-1, -2)) * scale - lse_r)
+            blocked = torch.zeros(rows.numel(), rows.numel(), dtype=torch.bool, device=dev)
+        neg_inf = float("-inf")
+        for i, j in pairs:
+            ri, rj = member[i].nonzero().squeeze(1), member[j].nonzero().squeeze(1)
+            if use_ii:
+                # head-averaged current probabilities, before this pair's edits
+                avg = ((p0_c / ratio[..., None]) * (~blocked)).mean(0)
+                cuts = []
+                for a, c in ((ri, rj), (rj, ri)):
+                    if a.numel() and c.numel():
+                        hit = ops.abnormal_links(avg[a][:, c], cfg.beta2)
+                        ra, cc = hit.nonzero(as_tuple=True)
+                        cuts.append((a[ra], c[cc]))
+                for a, c in cuts:
+                    blocked[a, c] = True
+            if cfg.image_text_suppression:
+                s_cur[:, ri[:, None], ecols[j][None, :]] = neg_inf
+                s_cur[:, rj[:, None], ecols[i][None, :]] = neg_inf
+            if cfg.self_identity:
+                for r_, e in ((ri, i), (rj, j)):
+                    idx = (slice(None), r_[:, None], ecols[e][None, :])
+                    s_cur[idx] = s_cur[idx] * cfg.alpha
+            ratio = 1 + (torch.exp(s_cur - lse_r) - p0_e).sum(-1)
+            if use_ii:
+                ratio = ratio - (p0_c * blocked).sum(-1)
+        corr = (torch.exp(s_cur - lse_r) - p0_e) @ v_e
+        if use_ii:
+            corr = corr - (p0_c * blocked) @ v[:, T + rows].float()
+        out = out.clone()
+        out[:, T + rows] = ((out[:, T + rows].float() + corr) / ratio[..., None]).to(out.dtype)
+        return out
+
+    def _text_text(self, out, lse, q, k, v, spans, pairs, scale) -> torch.Tensor:
+        blocked: dict[int, set[int]] = {}
+        for i, j in pairs:
+            a, c = spans[i][0], spans[j][0]
+            blocked.setdefault(a, set()).add(c)
+            blocked.setdefault(c, set()).add(a)
+        out = out.clone()
+        for row, cols in blocked.items():
+            cols_l = sorted(cols)
+            p = torch.exp((q[:, row].float() @ k[:, cols_l].float().T) * scale - lse[:, row, None])
+            num = out[:, row].float() - p @ v[:, cols_l].float()
+            out[:, row] = (num / (1 - p.sum(-1, keepdim=True))).to(out.dtype)
+        return out
+
+
+# -- clock and installation ---------------------------------------------------------------------
+def _flux_parts(pipe_or_transformer):
+    transformer = getattr(pipe_or_transformer, "transformer", pipe_or_transformer)
+    if not (
+        hasattr(transformer, "transformer_blocks")
+        and hasattr(transformer, "single_transformer_blocks")
+        and hasattr(transformer, "set_attn_processor")
+    ):
+        raise ConfigError(
+            f"DeLeaker (FLUX) got a {type(pipe_or_transformer).__name__}, not a FluxPipeline or "
+            "FluxTransformer2DModel.",
+            hint="Pass a diffusers FluxPipeline (or its .transformer).",
+        )
+    pipe = pipe_or_transformer if transformer is not pipe_or_transformer else None
+    return pipe, transformer
+
+
+def _kwarg(args, kwargs, name, position):
+    if name in kwargs:
+        return kwargs[name]
+    return args[position] if len(args) > position else None
+
+
+def _clock_hook(state: DeLeakerState, scheduler, num_inference_steps: int | None):
+    seen: list[float] = []
+
+    def hook(module, args, kwargs):
+        enc = _kwarg(args, kwargs, "encoder_hidden_states", 1)
+        timestep = _kwarg(args, kwargs, "timestep", 3)
+        img_ids = _kwarg(args, kwargs, "img_ids", 4)
+        if enc is None or timestep is None or img_ids is None:
+            raise ConfigError(
+                "DeLeaker needs encoder_hidden_states, timestep and img_ids in the FLUX forward."
+            )
+        t = float(timestep.reshape(-1)[0])
+        sched = getattr(scheduler, "timesteps", None) if scheduler is not None else None
+        if sched is not None and len(sched):
+            table = sched.detach().float().cpu() / 1000.0
+            step = int(torch.argmin((table - t).abs()))
+            num_steps = len(table)
+        else:
+            # no scheduler: steps are the distinct timesteps in order; a rise starts a new run
+            if seen and t > seen[-1] + 1e-6:
+                seen.clear()
+            if not seen or abs(t - seen[-1]) > 1e-6:
+                seen.append(t)
+            step, num_steps = len(seen) - 1, int(num_inference_steps or 0)
+            if num_steps < 1:
+                raise ConfigError(
+                    "DeLeaker on a bare transformer needs the number of steps.",
+                    hint="Pass num_inference_steps=... to deleaker(), or pass the pipeline.",
+                )
+        if img_ids.ndim == 3:
+            img_ids = img_ids[0]
+        state.forwards += 1
+        state.begin_forward(
+            step=step,
+            num_steps=num_steps,
+            text_len=enc.shape[1],
+            grid=ops.grid_from_ids(img_ids),
+            batch=enc.shape[0],
+        )
+
+    return hook
+
+
+@contextlib.contextmanager
+def deleaker(
+    pipe,
+    entities: Sequence[str] | Sequence[Sequence[str]],
+    *,
+    config: DeLeakerConfig | None = None,
+    prompts: Sequence[str] | str | None = None,
+    max_sequence_length: int | None = None,
+    tokenizer=None,
+    num_inference_steps: int | None = None,
+    implementation: str = "fast",
+    **options: Any,
+) -> Iterator[DeLeakerState]:
+    """Install DeLeaker on a ``FluxPipeline`` (or its transformer) for the ``with`` block.
+
+    Example::
+
+        with deleaker(pipe, entities=["cow", "horse"]) as run:
+            image = pipe("a cow and a horse in a farm", max_sequence_length=256).images[0]
+        run.masks["cow"]  # {step: (rows, cols) bool tensor}
+
+    Args:
+        pipe: A diffusers ``FluxPipeline`` or ``FluxTransformer2DModel``.
+        entities: Entity words of the prompt, or one list per prompt of a batch.
+        config: A :class:`DeLeakerConfig`; ``**options`` build one instead.
+        prompts: The prompts, when known in advance (needed with a bare transformer or
+            ``prompt_embeds``); otherwise they are read from each pipeline call.
+        max_sequence_length: Text length used with ``prompts`` (default 512, as FluxPipeline).
+        tokenizer: Tokenizer for ``prompts`` (default ``pipe.tokenizer_2``).
+        num_inference_steps: Steps, only for a bare transformer (a pipeline's scheduler says).
+        implementation: ``"fast"`` or ``"reference"`` (explicit attention, the oracle).
+        **options: :class:`DeLeakerConfig` fields.
+
+    Yields:
+        The run's :class:`DeLeakerState`; ``run.masks`` holds the first image's masks per entity
+        and step, ``run.batch_masks`` every image's.
+    """
+    if config is not None and options:
+        raise ConfigError("Pass either config=... or DeLeaker options, not both.")
+    if config is None:
+        config = build_config(DeLeakerConfig, options, owner="deleaker")
+    elif not isinstance(config, DeLeakerConfig):
+        raise ConfigError(f"config must be a DeLeakerConfig, got {type(config).__name__}.")
+    if implementation not in ("fast", "reference"):
+        raise ConfigError(
+            f"implementation={implementation!r} is not known.", hint="Use 'fast' or 'reference'."
+        )
+    pipe_obj, transformer = _flux_parts(pipe)
+    n_double = len(transformer.transformer_blocks)
+    n_single = len(transformer.single_transformer_blocks)
+    state = DeLeakerState(config, entities, n_double + n_single)
+    tokenizer = tokenizer or (getattr(pipe_obj, "tokenizer_2", None) if pipe_obj else None)
+    if prompts is not None:
+        if tokenizer is None:
+            raise ConfigError(
+                "prompts= needs a tokenizer.", hint="Pass tokenizer=pipe.tokenizer_2."
+            )
+        state.set_prompts(prompts, tokenizer, max_sequence_length or 512)
+    if implementation == "fast":
+        cls = FluxDeLeakerProcessor
+    else:
+        from .reference import ReferenceFluxProcessor as cls
+    processors = {}
+    for name, original in transformer.attn_processors.items():
+        if m := _DOUBLE.match(name):
+            offset = int(m.group(1))
+        elif m := _SINGLE.match(name):
+            offset = n_double + int(m.group(1))
+        else:
+            raise ConfigError(f"Unexpected attention processor {name!r} on a FLUX transformer.")
+        processors[name] = cls(state, offset, original)
+    patches = []
+    if pipe_obj is not None and prompts is None:
+        patches.append((pipe_obj, "encode_prompt", _capturing_encode_prompt(pipe_obj, state)))
+    scheduler = getattr(pipe_obj, "scheduler", None)
+    hook = _clock_hook(state, scheduler, num_inference_steps)
+    with installed(transformer, processors, pre_hook=hook, patches=patches):
+        yield state
+
+
+def _capturing_encode_prompt(pipe, state: DeLeakerState):
+    original = pipe.encode_prompt
+    fresh = {"forwards": -1}
+
+    def encode_prompt(*args, **kwargs):
+        result = original(*args, **kwargs)
+        # the first encode after a generation is the positive prompt; a second one before any
+        # transformer forward is true CFG's negative prompt and is left alone
+        if fresh["forwards"] != state.forwards:
+            fresh["forwards"] = state.forwards
+            prompt = kwargs.get("prompt_2") or kwargs.get("prompt") or (args[0] if args else None)
+            if prompt is None:
+                state.spans = None
+            else:
+                state.set_prompts(prompt, pipe.tokenizer_2, kwargs.get("max_sequence_length", 512))
+        return result
+
+    return encode_prompt

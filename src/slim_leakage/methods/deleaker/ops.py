@@ -1,0 +1,203 @@
+"""DeLeaker's tensor maths, backbone-agnostic: thresholds, morphology, history, link statistics.
+
+Every function here is pure (tensors in, tensors out) so that the FLUX and SANA processors and
+the explicit reference share one definition of each step of the method.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def nan_to_mean(x: torch.Tensor) -> torch.Tensor:
+    """Replace NaNs by the mean of the finite values (the official guard on attention maps)."""
+    bad = torch.isnan(x)
+    if not bool(bad.any()):
+        return x
+    finite = x[~bad]
+    fill = finite.mean() if finite.numel() else torch.zeros((), dtype=x.dtype, device=x.device)
+    return torch.where(bad, fill.to(x.dtype), x)
+
+
+def threshold_mask(values: torch.Tensor, beta: float) -> torch.Tensor:
+    """``values > mean + beta * std`` over the last dimension (unbiased std, strict compare).
+
+    Args:
+        values: ``(..., n)`` scores, e.g. one per image token.
+        beta: Multiple of the standard deviation.
+
+    Returns:
+        A boolean tensor shaped like ``values``.
+    """
+    values = values.float()
+    mean = values.mean(dim=-1, keepdim=True)
+    std = values.std(dim=-1, keepdim=True) if values.shape[-1] > 1 else torch.zeros_like(mean)
+    return values > mean + beta * std
+
+
+def _dilate(x: torch.Tensor) -> torch.Tensor:
+    # max_pool2d pads with -inf, so pixels outside the grid never switch a pixel on.
+    return F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+
+
+def _erode(x: torch.Tensor) -> torch.Tensor:
+    # min-pool; outside the grid counts as "on", so borders are not eaten (as OpenCV's default).
+    return -F.max_pool2d(-x, kernel_size=3, stride=1, padding=1)
+
+
+def smooth_mask(
+    mask: torch.Tensor,
+    grid: tuple[int, int],
+    *,
+    open_iterations: int = 1,
+    close_iterations: int = 2,
+) -> torch.Tensor:
+    """Morphological 3x3 opening then closing of flat binary masks on an ``h x w`` grid.
+
+    Args:
+        mask: ``(..., h * w)`` boolean masks in row-major token order.
+        grid: ``(h, w)`` of the image-token grid (rectangular grids are fine).
+        open_iterations: Erosions then as many dilations.
+        close_iterations: Dilations then as many erosions.
+
+    Returns:
+        Boolean masks of the same shape.
+    """
+    h, w = grid
+    lead = mask.shape[:-1]
+    if mask.shape[-1] != h * w:
+        raise ValueError(f"mask has {mask.shape[-1]} tokens but the grid is {h}x{w}")
+    x = mask.reshape(-1, 1, h, w).float()
+    for _ in range(open_iterations):
+        x = _erode(x)
+    for _ in range(open_iterations):
+        x = _dilate(x)
+    for _ in range(close_iterations):
+        x = _dilate(x)
+    for _ in range(close_iterations):
+        x = _erode(x)
+    return (x > 0.5).reshape(*lead, h * w)
+
+
+def running_mean_update(
+    mean: torch.Tensor | None, count: int, value: torch.Tensor
+) -> tuple[torch.Tensor, int]:
+    """Equal-weight running mean: the n-th value (0-based) gets weight ``1 / (n + 1)``.
+
+    Returns:
+        The new mean and the new count.
+    """
+    value = value.float()
+    if mean is None or count == 0:
+        return value.clone(), 1
+    return mean + (value - mean) / (count + 1), count + 1
+
+
+def entity_scores(probs: torch.Tensor, tokens: list[int]) -> torch.Tensor:
+    """Per-image-token score of one entity: mean over its sub-tokens, then over heads.
+
+    Args:
+        probs: ``(heads, n_image, n_text_columns)`` post-softmax image->text attention.
+        tokens: Column indices of the entity's tokens in ``probs``.
+
+    Returns:
+        ``(n_image,)`` float32 scores.
+    """
+    return probs[..., tokens].float().mean(dim=-1).mean(dim=0)
+
+
+def entity_mask(
+    scores: torch.Tensor,
+    beta: float,
+    grid: tuple[int, int],
+    *,
+    smoothing: bool = True,
+    open_iterations: int = 1,
+    close_iterations: int = 2,
+) -> torch.Tensor:
+    """Binary image-token mask of one entity from its scores (threshold, then smoothing)."""
+    mask = threshold_mask(nan_to_mean(scores), beta)
+    if smoothing:
+        mask = smooth_mask(
+            mask, grid, open_iterations=open_iterations, close_iterations=close_iterations
+        )
+    return mask
+
+
+def abnormal_links(rect: torch.Tensor, beta: float) -> torch.Tensor:
+    """Cross-entity image->image links to cut: non-zero entries above ``mean + beta * std``.
+
+    Args:
+        rect: ``(rows, cols)`` head-averaged post-softmax probabilities of one direction
+            (queries of entity i, keys of entity j).
+        beta: Multiple of the standard deviation (β₂).
+
+    Returns:
+        Boolean ``(rows, cols)``; statistics use only the non-zero entries (already cut links
+        and underflowed probabilities do not count).
+    """
+    rect = rect.float()
+    nz = rect[rect != 0]
+    if nz.numel() == 0:
+        return torch.zeros_like(rect, dtype=torch.bool)
+    std = nz.std() if nz.numel() > 1 else torch.zeros((), device=rect.device)
+    # A single non-zero entry gives a NaN-free zero std; the strict compare then keeps it.
+    return (rect > nz.mean() + beta * std) & (rect != 0)
+
+
+def grid_from_ids(img_ids: torch.Tensor) -> tuple[int, int]:
+    """``(rows, cols)`` of the image-token grid from FLUX-style position ids ``(n, 3)``."""
+    rows = int(img_ids[:, 1].max().item()) + 1
+    cols = int(img_ids[:, 2].max().item()) + 1
+    if rows * cols != img_ids.shape[0]:
+        raise ValueError(f"image ids are not a full {rows}x{cols} grid ({img_ids.shape[0]} tokens)")
+    return rows, cols
+
+
+def attention_with_lse(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float, *, chunk: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention and the row log-sum-exp of its logits, without an ``L x L`` tensor.
+
+    Uses the fused kernels that return the log-sum-exp (flash on CPU and CUDA), and falls back to
+    row chunks of explicit attention elsewhere.
+
+    Args:
+        query: ``(batch, heads, n_q, dim)``.
+        key: ``(batch, heads, n_k, dim)``.
+        value: ``(batch, heads, n_k, dim)``.
+        scale: Logit scale (``dim ** -0.5``).
+        chunk: Query rows per chunk in the fallback.
+
+    Returns:
+        ``(out (batch, heads, n_q, dim), lse (batch, heads, n_q) float32)``.
+    """
+    try:
+        if query.device.type == "cpu":
+            out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                query, key, value, 0.0, False, scale=scale
+            )[:2]
+            return out, lse.float()
+        if query.device.type == "cuda" and query.dtype in (torch.float16, torch.bfloat16):
+            out, lse = torch.ops.aten._scaled_dot_product_flash_attention(
+                query, key, value, 0.0, False, False, scale=scale
+            )[:2]
+            return out, lse.float()
+    except (RuntimeError, NotImplementedError):
+        pass  # unsupported shape or dtype for the fused kernel: use the explicit fallback
+    return attention_with_lse_reference(query, key, value, scale, chunk=chunk)
+
+
+def attention_with_lse_reference(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float, *, chunk: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Explicit (row-chunked) version of :func:`attention_with_lse`; also its test oracle."""
+    outs, lses = [], []
+    for start in range(0, query.shape[-2], chunk):
+        q = query[..., start : start + chunk, :].float()
+        logits = (q @ key.float().transpose(-1, -2)) * scale
+        lse = torch.logsumexp(logits, dim=-1)
+        outs.append((torch.exp(logits - lse[..., None]) @ value.float()).to(query.dtype))
+        lses.append(lse)
+    return torch.cat(outs, dim=-2), torch.cat(lses, dim=-1)

@@ -1,0 +1,236 @@
+"""Per-generation state shared by every installed DeLeaker processor, and the install/restore
+context manager. Backbone-agnostic: the FLUX and SANA front ends fill in the geometry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from ...errors import ConfigError, EntityNotFoundError
+from .config import DeLeakerConfig
+from .tokens import find_entity_spans
+
+
+def normalise_entities(entities: Any) -> list[list[str]] | list[str]:
+    """Check ``entities``: a list of strings (every prompt) or a list of such lists (per prompt)."""
+    if isinstance(entities, str) or not isinstance(entities, Sequence) or not entities:
+        raise ConfigError(
+            f"entities={entities!r} is not a non-empty list.",
+            hint='Pass entities=["cow", "horse"], or one such list per prompt.',
+        )
+    if all(isinstance(e, str) for e in entities):
+        return list(entities)
+    if all(not isinstance(e, str) and isinstance(e, Sequence) for e in entities):
+        out = []
+        for group in entities:
+            if not group or not all(isinstance(e, str) for e in group):
+                raise ConfigError(
+                    f"entities entry {group!r} is not a non-empty list of strings.",
+                    hint="Give one list of entity words per prompt.",
+                )
+            out.append(list(group))
+        return out
+    raise ConfigError(
+        f"entities={entities!r} mixes strings and lists.",
+        hint="Use one list for all prompts or one list per prompt, not both.",
+    )
+
+
+class DeLeakerState:
+    """What all processors of one installation share; one generation at a time.
+
+    Attributes:
+        config: The :class:`DeLeakerConfig`.
+        blocks_per_step: Attention calls per transformer forward (from the model).
+        spans: Per prompt, ``{entity: token positions}`` (set from the prompts).
+        step: Denoising step of the current forward (from the timestep).
+        num_steps: Denoising steps of the current generation.
+        text_len: Text tokens in the joint sequence of the current forward.
+        grid: ``(rows, cols)`` of the image-token grid of the current forward.
+        active: Whether the current forward is edited (the conditional pass).
+        batch_masks: Per batch item, ``{entity: {step: (rows, cols) bool tensor}}``: the mask
+            used by the last edited block of each step.
+        forwards: Transformer forwards seen since installation.
+    """
+
+    def __init__(self, config: DeLeakerConfig, entities: Any, blocks_per_step: int) -> None:
+        self.config = config
+        self.entities = normalise_entities(entities)
+        self.blocks_per_step = int(blocks_per_step)
+        self.spans: list[dict[str, list[int]]] | None = None
+        self.prompts: list[str] | None = None
+        self.step = 0
+        self.num_steps = 1
+        self.text_len = 0
+        self.grid: tuple[int, int] = (0, 0)
+        self.batch = 0
+        self.active = False
+        self.windows = (0, 0, 0, 0)
+        self._last_step: int | None = None
+        self.forwards = 0
+        self.batch_spans: list[dict[str, list[int]]] = []
+        self.reset()
+
+    @property
+    def masks(self) -> dict[str, dict[int, Any]]:
+        """The first image's masks: ``{entity: {step: (rows, cols) bool tensor}}``."""
+        return self.batch_masks[0] if self.batch_masks else {}
+
+    # -- prompts -------------------------------------------------------------------------
+    def entities_for(self, index: int) -> list[str]:
+        """The entity list of prompt ``index``."""
+        if self.entities and isinstance(self.entities[0], list):
+            if index >= len(self.entities):
+                raise ConfigError(
+                    f"Got {len(self.entities)} entity lists for more prompts (prompt {index}).",
+                    hint="Give one entity list per prompt, or one list for all.",
+                )
+            return self.entities[index]  # type: ignore[return-value]
+        return self.entities  # type: ignore[return-value]
+
+    def set_prompts(self, prompts: Sequence[str], tokenizer, max_sequence_length: int) -> None:
+        """Resolve every prompt's entity token positions; errors name the sample's prompt."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if (
+            self.entities
+            and isinstance(self.entities[0], list)
+            and len(self.entities) != len(prompts)
+        ):
+            raise ConfigError(
+                f"Got {len(prompts)} prompts but {len(self.entities)} entity lists.",
+                hint="Give one entity list per prompt.",
+            )
+        self.spans = [
+            find_entity_spans(
+                tokenizer, p, self.entities_for(i), max_sequence_length=max_sequence_length
+            )
+            for i, p in enumerate(prompts)
+        ]
+        self.prompts = prompts
+        self.reset()
+
+    def spans_for_batch(self) -> list[dict[str, list[int]]]:
+        """Entity spans of each batch item of the current forward (images per prompt repeat)."""
+        if self.spans is None:
+            raise ConfigError(
+                "DeLeaker does not know the prompt(s) of this generation.",
+                hint="Call the pipeline with prompt=..., or pass prompts=[...] to deleaker().",
+            )
+        n = len(self.spans)
+        if self.batch % n:
+            raise ConfigError(
+                f"The transformer batch ({self.batch}) is not a multiple of the prompts ({n}).",
+                hint="Pass one prompt per image, or use num_images_per_prompt.",
+            )
+        per = self.batch // n
+        out = [self.spans[b // per] for b in range(self.batch)]
+        for spans, prompt in zip(out, [self.prompts[b // per] for b in range(self.batch)]):  # type: ignore[index]
+            for entity, tokens in spans.items():
+                if max(tokens) >= self.text_len:
+                    raise EntityNotFoundError(
+                        f"Entity {entity!r} sits at token {max(tokens)} but the text sequence "
+                        f"has {self.text_len} tokens (prompt {prompt!r}).",
+                        hint="Resolve entities with the max_sequence_length used to generate.",
+                    )
+        return out
+
+    # -- clock ----------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget history and masks (a new generation starts)."""
+        self.history: dict[Any, Any] = {}
+        self.cache: dict[Any, Any] = {}
+        self.batch_masks: list[dict[str, dict[int, Any]]] = []
+        self._last_step = None
+
+    def begin_forward(
+        self, *, step: int, num_steps: int, text_len: int, grid: tuple[int, int], batch: int
+    ) -> None:
+        """Called before each transformer forward with the geometry read from its inputs.
+
+        A second forward at the same step (true CFG's unconditional pass) is left unedited; a
+        step lower than the last one starts a new generation.
+        """
+        if self._last_step is not None and step < self._last_step:
+            self.reset()
+        self.active = self._last_step is None or step != self._last_step
+        self._last_step = step
+        self.step, self.num_steps = int(step), int(num_steps)
+        self.text_len, self.grid, self.batch = int(text_len), grid, int(batch)
+        self.windows = self.config.windows(self.num_steps, self.blocks_per_step)
+        if self.active:
+            self.batch_spans = self.spans_for_batch()
+            while len(self.batch_masks) < batch:
+                self.batch_masks.append({})
+
+    def phase(self, offset: int) -> tuple[bool, bool]:
+        """``(in_history, in_edit)`` for the block at ``offset`` in the current step."""
+        if not self.active:
+            return False, False
+        g = self.step * self.blocks_per_step + offset
+        h_lo, h_hi, e_lo, e_hi = self.windows
+        return h_lo <= g < h_hi, e_lo <= g < e_hi
+
+    def history_frozen(self, offset: int) -> bool:
+        """Whether the history can no longer change at this block (masks may be cached)."""
+        g = self.step * self.blocks_per_step + offset
+        return g >= self.windows[1]
+
+    def record_mask(self, b: int, entity: str, mask) -> None:
+        """Keep the mask a block used, as the step's mask (later blocks overwrite)."""
+        self.batch_masks[b].setdefault(entity, {})[self.step] = (
+            mask.reshape(self.grid).detach().cpu()
+        )
+
+    def final_masks(self, b: int = 0) -> dict[str, Any]:
+        """The last recorded ``(rows, cols)`` mask of each entity of batch item ``b``."""
+        if b >= len(self.batch_masks):
+            return {}
+        return {e: steps[max(steps)] for e, steps in self.batch_masks[b].items() if steps}
+
+
+@contextlib.contextmanager
+def installed(
+    model,
+    processors: Mapping[str, Any],
+    *,
+    pre_hook: Callable | None = None,
+    patches: Sequence[tuple[Any, str, Any]] = (),
+) -> Iterator[None]:
+    """Install attention processors (and an optional forward pre-hook and attribute patches)
+    on ``model``, restoring the originals on exit, even after an error.
+
+    Args:
+        model: A diffusers model with ``attn_processors`` / ``set_attn_processor``.
+        processors: Replacement processor per ``attn_processors`` key (all keys).
+        pre_hook: ``hook(module, args, kwargs)`` registered with ``with_kwargs=True``.
+        patches: ``(object, attribute, value)`` set for the duration.
+    """
+    original = dict(model.attn_processors)
+    missing = set(original) - set(processors)
+    if missing:
+        raise ConfigError(f"No DeLeaker processor for {sorted(missing)[:3]} ...")
+    handle = None
+    saved = []
+    try:
+        for obj, name, value in patches:
+            saved.append((obj, name, obj.__dict__.get(name, _MISSING)))
+            setattr(obj, name, value)
+        model.set_attn_processor(dict(processors))
+        if pre_hook is not None:
+            handle = model.register_forward_pre_hook(pre_hook, with_kwargs=True)
+        yield
+    finally:
+        if handle is not None:
+            handle.remove()
+        model.set_attn_processor(dict(original))
+        for obj, name, old in reversed(saved):
+            if old is _MISSING:
+                with contextlib.suppress(AttributeError):
+                    delattr(obj, name)
+            else:
+                setattr(obj, name, old)
+
+
+_MISSING = object()

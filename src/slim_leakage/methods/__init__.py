@@ -17,6 +17,7 @@ METHODS: Registry = Registry(
     group="slim_leakage.methods",
     builtins={
         "vanilla": "slim_leakage.methods.vanilla:Vanilla",
+        "deleaker": "slim_leakage.methods.deleaker.method:DeLeaker",
         "instruction-prompt": "slim_leakage.methods.prompts:InstructionPrompt",
         "entity-description": "slim_leakage.methods.prompts:EntityDescription",
         "regional-prompting": "slim_leakage.methods.regional:RegionalPrompting",

@@ -27,14 +27,14 @@ class ImagesConfig:
 
     Attributes:
         folder: The folder holding one image per sample.
-        name: Optional label of the external method, recorded with each generation.
+        label: Optional name of the external method (3dis ...), recorded with each generation.
         resize: Resize images whose size differs from the backbone's setting instead of
             failing (off by default: a judge comparing a 1024px image against a 512px vanilla
             image is not a fair comparison, so mis-sized images are an error).
     """
 
     folder: str = ""
-    name: str = ""
+    label: str = ""
     resize: bool = False
 
     def __post_init__(self) -> None:
@@ -140,7 +140,7 @@ class Images(Method):
         for sample in samples:
             path, image = self._load(sample, size)
             extra = {"source": str(path), "source_sha256": sha256_file(path)}
-            if self.config.name:
-                extra["external_method"] = self.config.name
+            if self.config.label:
+                extra["external_method"] = self.config.label
             outputs.append(MethodOutput(image=image, extra=extra))
         return outputs

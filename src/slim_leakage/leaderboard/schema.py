@@ -1,0 +1,225 @@
+"""The leaderboard entry format, version 1, and its structural check.
+
+An entry is one JSON object (``leaderboard/entries/<name>.json``). The structure is declared
+here once, as data (:data:`ENTRY_V1`); :func:`check_structure` walks an entry against it and
+returns every problem with the path of the offending field (``verdicts[3].label``), and
+``docs/leaderboard.md`` documents the same fields. Unknown fields are errors at every level
+except inside the free-form objects (a method's config, a backbone's description), so a typo
+or a field from a newer version is never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+#: The value of an entry's ``schema`` field.
+SCHEMA_NAME = "slim-leakage/leaderboard-entry"
+#: Schema versions this version of the package can validate.
+KNOWN_VERSIONS: tuple[int, ...] = (1,)
+CURRENT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class T:
+    """A type in the schema.
+
+    Attributes:
+        kind: ``str``, ``int``, ``float`` (ints accepted), ``bool``, ``list``, ``map``
+            (string keys, values of one type), ``object`` (fixed fields) or ``any`` (any JSON
+            object, not inspected).
+        nullable: ``null`` is allowed.
+        item: Element type of a ``list`` or value type of a ``map``.
+        fields: For ``object``: field name -> (type, required).
+        doc: One line for the documentation.
+    """
+
+    kind: str
+    nullable: bool = False
+    item: T | None = None
+    fields: Mapping[str, tuple[T, bool]] | None = None
+    doc: str = ""
+
+
+def _obj(doc: str = "", nullable: bool = False, **fields: tuple[T, bool]) -> T:
+    return T("object", nullable=nullable, fields=fields, doc=doc)
+
+
+STR = T("str")
+INT = T("int")
+FLOAT = T("float")
+BOOL = T("bool")
+OPT_STR = T("str", nullable=True)
+OPT_INT = T("int", nullable=True)
+OPT_FLOAT = T("float", nullable=True)
+ANY = T("any")
+
+_BREAKDOWN = T(
+    "map",
+    item=_obj(
+        n=(INT, True),
+        n_labelled=(INT, True),
+        counts=(T("map", item=INT), True),
+        distribution=(T("map", item=OPT_FLOAT), True),
+    ),
+)
+_COST = _obj(
+    nullable=True,
+    seconds_per_image=(OPT_FLOAT, True),
+    peak_memory_bytes=(OPT_INT, True),
+    images_timed=(OPT_INT, False),
+)
+
+#: The entry format, version 1.
+ENTRY_V1 = _obj(
+    schema=(STR, True),
+    schema_version=(INT, True),
+    name=(STR, True),
+    submitted=(STR, True),
+    unverified=(BOOL, True),
+    notes=(STR, False),
+    method=(_obj(name=(STR, True), config=(ANY, True)), True),
+    backbone=(_obj(preset=(STR, True), description=(ANY, True)), True),
+    dataset=(
+        _obj(
+            config=(STR, True),
+            fingerprint=(OPT_STR, True),
+            n_samples=(INT, True),
+            sample_ids_sha256=(OPT_STR, False),
+        ),
+        True,
+    ),
+    judge=(
+        _obj(
+            backend=(STR, True),
+            model_id=(OPT_STR, True),
+            prompt_versions=(T("map", item=STR), True),
+        ),
+        True,
+    ),
+    package=(_obj(version=(STR, True), git_commit=(OPT_STR, True)), True),
+    metrics=(
+        _obj(
+            method=(STR, True),
+            n_samples=(INT, True),
+            n_labelled=(INT, True),
+            judge_errors=(INT, True),
+            counts=(T("map", item=INT), True),
+            distribution=(T("map", item=OPT_FLOAT), True),
+            intervals=(T("map", item=T("list", nullable=True, item=FLOAT)), True),
+            order_flip_rate=(OPT_FLOAT, True),
+            per_subset=(_BREAKDOWN, True),
+            per_family=(_BREAKDOWN, True),
+            lpips=(OPT_FLOAT, True),
+            kid=(OPT_FLOAT, True),
+            kid_std=(OPT_FLOAT, True),
+            vqascore=(OPT_FLOAT, True),
+            extra=(ANY, True),
+        ),
+        True,
+    ),
+    cost=(_obj(vanilla=(_COST, True), method=(_COST, True)), True),
+    verdicts=(
+        T(
+            "list",
+            item=_obj(
+                sample_id=(STR, True),
+                subset=(STR, True),
+                family=(STR, True),
+                label=(OPT_STR, True),
+                error=(OPT_STR, True),
+                order_flip=(BOOL, True),
+                vanilla_sha256=(OPT_STR, True),
+                method_sha256=(OPT_STR, True),
+            ),
+        ),
+        True,
+    ),
+)
+
+SCHEMAS: dict[int, T] = {1: ENTRY_V1}
+
+_JSON_TYPE = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true/false"}
+
+
+def _type_name(t: T) -> str:
+    base = {
+        "list": "a list",
+        "map": "an object",
+        "object": "an object",
+        "any": "an object",
+    }.get(t.kind, _JSON_TYPE.get(t.kind, t.kind))
+    return base + (" or null" if t.nullable else "")
+
+
+def _got(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def check_structure(value: Any, t: T = ENTRY_V1, path: str = "") -> list[str]:
+    """Every structural problem of ``value`` against ``t``, each naming its field path."""
+    where = path or "entry"
+    if value is None:
+        return [] if t.nullable else [f"{where}: expected {_type_name(t)}, got null"]
+    ok = {
+        "str": isinstance(value, str),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "list": isinstance(value, list),
+        "map": isinstance(value, dict),
+        "object": isinstance(value, dict),
+        "any": isinstance(value, dict),
+    }[t.kind]
+    if not ok:
+        return [f"{where}: expected {_type_name(t)}, got {_got(value)}"]
+    problems: list[str] = []
+    if t.kind == "list" and t.item is not None:
+        for i, item in enumerate(value):
+            problems += check_structure(item, t.item, f"{path}[{i}]")
+    elif t.kind == "map" and t.item is not None:
+        for key, item in value.items():
+            problems += check_structure(item, t.item, f"{path}.{key}" if path else key)
+    elif t.kind == "object" and t.fields is not None:
+        for key in value:
+            if key not in t.fields:
+                problems.append(
+                    f"{path + '.' if path else ''}{key}: unknown field "
+                    f"(known: {', '.join(t.fields)})"
+                )
+        for key, (sub, required) in t.fields.items():
+            sub_path = f"{path}.{key}" if path else key
+            if key not in value:
+                if required:
+                    problems.append(f"{sub_path}: missing required field")
+                continue
+            problems += check_structure(value[key], sub, sub_path)
+    return problems
+
+
+def describe_fields(t: T = ENTRY_V1, path: str = "") -> list[tuple[str, str, bool]]:
+    """``(field path, type, required)`` rows of a schema, for documentation and tests."""
+    rows: list[tuple[str, str, bool]] = []
+    if t.kind == "object" and t.fields is not None:
+        for key, (sub, required) in t.fields.items():
+            sub_path = f"{path}.{key}" if path else key
+            rows.append((sub_path, _type_name(sub), required))
+            rows += describe_fields(sub, sub_path)
+    elif t.kind in ("list", "map") and t.item is not None:
+        rows += describe_fields(t.item, path + ("[]" if t.kind == "list" else ".*"))
+    return rows

@@ -177,15 +177,15 @@ def shape_mask(
     if shape == "circle":
         return dx * dx + dy * dy <= radius * radius
     if shape == "square":
-        half = radius * 0.85
+        half = radius * 0.72  # corners stay inside the bounding circle
         return (np.abs(dx) <= half) & (np.abs(dy) <= half)
     if shape == "diamond":
-        return np.abs(dx) + np.abs(dy) <= radius * 1.15
+        return np.abs(dx) + np.abs(dy) <= radius
     if shape == "triangle":
-        # apex up; base at cy + 0.7 r, apex at cy - r
-        top, bottom = cy - radius, cy + 0.7 * radius
+        # apex up at cy - r; base at cy + 0.6 r, half-width 0.8 r: inside the bounding circle
+        top, bottom = cy - radius, cy + 0.6 * radius
         frac = (y - top) / (bottom - top)
-        return (y >= top) & (y <= bottom) & (np.abs(dx) <= frac * radius * 1.05)
+        return (y >= top) & (y <= bottom) & (np.abs(dx) <= frac * radius * 0.8)
     raise ConfigError(f"Unknown shape {shape!r}.", hint=f"Use one of: {', '.join(SHAPES)}.")
 
 
@@ -265,7 +265,7 @@ def place(
     """
     n = len(nouns)
     if radius is None:
-        radius = {1: (6.0, 9.0), 2: (5.5, 8.0)}.get(n, (5.0, 6.5))
+        radius = {1: (7.0, 10.5), 2: (6.5, 9.5)}.get(n, (6.0, 7.5))
     lo, hi = radius
     for _ in range(6):
         for _ in range(tries):

@@ -44,34 +44,46 @@ class ReferenceFluxProcessor(FluxBlockProcessor):
                 for e, m in masks.items():
                     st.record_mask(b, e, m)
                 if cfg.any_edit:
-                    p_b = self._edit(logits[b].clone(), p_b, T, spans, masks)
+                    _, p_b = pair_edits(logits[b].clone(), p_b, T, spans, masks, cfg)
             outs.append(p_b.to(value.dtype) @ value[b])
         return torch.stack(outs)
 
-    def _edit(self, s, p, T, spans, masks):
-        """The pair loop on one item's logits ``s`` (H, L, L); returns the edited softmax."""
-        cfg = self.state.config
-        neg_inf = float("-inf")
-        rows = {e: T + masks[e].nonzero().squeeze(1) for e in spans}
-        cols = {e: torch.tensor(ts, device=s.device) for e, ts in spans.items()}
-        for i, j in itertools.combinations(list(spans), 2):
-            ri, rj = rows[i], rows[j]
-            if cfg.image_text_suppression:
-                s[:, ri[:, None], cols[j][None, :]] += neg_inf
-                s[:, rj[:, None], cols[i][None, :]] += neg_inf
-            if cfg.self_identity:
-                s[:, ri[:, None], cols[i][None, :]] *= cfg.alpha
-                s[:, rj[:, None], cols[j][None, :]] *= cfg.alpha
-            if cfg.text_text_suppression:
-                a, c = spans[i][0], spans[j][0]
-                s[:, a, c] = neg_inf
-                s[:, c, a] = neg_inf
-            if cfg.image_image_suppression:
-                avg = p.mean(0)  # head-averaged current probabilities of this block
-                for qa, kc in ((ri, rj), (rj, ri)):
-                    if qa.numel() and kc.numel():
-                        hit = ops.abnormal_links(avg[qa][:, kc], cfg.beta2)
-                        ra, cc = hit.nonzero(as_tuple=True)
-                        s[:, qa[ra], kc[cc]] = neg_inf
-            p = torch.softmax(s, dim=-1)
-        return p
+
+def pair_edits(s, p, T, spans, masks, cfg):
+    """DeLeaker's pair loop on one item's logits, literally (spec §3.8).
+
+    Args:
+        s: ``(heads, L, L)`` pre-softmax logits, edited in place.
+        p: ``(heads, L, L)`` their softmax (the block's unedited probabilities).
+        T: Text length (image tokens follow the text).
+        spans: ``{entity: text token positions}`` in entity order.
+        masks: ``{entity: (L - T,) bool}`` image-token masks.
+        cfg: The :class:`DeLeakerConfig`.
+
+    Returns:
+        ``(edited logits, edited probabilities)``.
+    """
+    neg_inf = float("-inf")
+    rows = {e: T + masks[e].nonzero().squeeze(1) for e in spans}
+    cols = {e: torch.tensor(ts, device=s.device) for e, ts in spans.items()}
+    for i, j in itertools.combinations(list(spans), 2):
+        ri, rj = rows[i], rows[j]
+        if cfg.image_text_suppression:
+            s[:, ri[:, None], cols[j][None, :]] += neg_inf
+            s[:, rj[:, None], cols[i][None, :]] += neg_inf
+        if cfg.self_identity:
+            s[:, ri[:, None], cols[i][None, :]] *= cfg.alpha
+            s[:, rj[:, None], cols[j][None, :]] *= cfg.alpha
+        if cfg.text_text_suppression:
+            a, c = spans[i][0], spans[j][0]
+            s[:, a, c] = neg_inf
+            s[:, c, a] = neg_inf
+        if cfg.image_image_suppression:
+            avg = p.mean(0)  # head-averaged current probabilities of this block
+            for qa, kc in ((ri, rj), (rj, ri)):
+                if qa.numel() and kc.numel():
+                    hit = ops.abnormal_links(avg[qa][:, kc], cfg.beta2)
+                    ra, cc = hit.nonzero(as_tuple=True)
+                    s[:, qa[ra], kc[cc]] = neg_inf
+        p = torch.softmax(s, dim=-1)
+    return s, p

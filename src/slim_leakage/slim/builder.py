@@ -32,6 +32,20 @@ KIND_ARITY = {"pair": 2, "triplet": 3, "control": 2}
 _CONFIG_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
+def check_config_name(name: str) -> str:
+    """Return ``name`` if it can name a config (and its Parquet file), else raise.
+
+    Raises:
+        ConfigError: Naming the value and the allowed characters.
+    """
+    if not isinstance(name, str) or not _CONFIG_NAME_RE.match(name):
+        raise ConfigError(
+            f"Config name {name!r} is not a lowercase file-safe name.",
+            hint="Use lowercase letters, digits, '-', '_' or '.' (for example 'toy-pairs').",
+        )
+    return name
+
+
 @dataclasses.dataclass(frozen=True)
 class ConfigSpec:
     """What one config of a built folder contains.
@@ -58,11 +72,7 @@ class ConfigSpec:
     min_rows: int = 0
 
     def __post_init__(self) -> None:
-        if not _CONFIG_NAME_RE.match(self.name):
-            raise ConfigError(
-                f"Config name {self.name!r} is not a lowercase file-safe name.",
-                hint="Use lowercase letters, digits, '-', '_' or '.' (for example 'toy-pairs').",
-            )
+        check_config_name(self.name)
         if self.kind not in KIND_ARITY:
             raise ConfigError(
                 f"Config {self.name!r}: kind {self.kind!r} is not one of {', '.join(KIND_ARITY)}.",
@@ -406,6 +416,7 @@ __all__ = [
     "ConfigSpec",
     "build",
     "build_slim",
+    "check_config_name",
     "check_samples",
     "entity_spans",
     "make_samples",

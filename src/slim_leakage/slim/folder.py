@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -439,6 +438,24 @@ def copy_folder(src: str | os.PathLike, dst: str | os.PathLike) -> list[Path]:
     return written
 
 
-def remove_tree(path: str | os.PathLike) -> None:
-    """Delete a folder tree if it exists (used for temporary build folders)."""
-    shutil.rmtree(path, ignore_errors=True)
+def folder_files(root: str | os.PathLike) -> list[str]:
+    """The card and Parquet files of a folder, as sorted relative paths."""
+    root = Path(root)
+    names = [f"data/{p.name}" for p in (root / "data").glob("*.parquet")]
+    if (root / "README.md").is_file():
+        names.append("README.md")
+    return sorted(names)
+
+
+def compare_folders(a: str | os.PathLike, b: str | os.PathLike) -> list[str]:
+    """Differences between two SLIM folders' files, byte for byte (empty when identical)."""
+    a, b = Path(a), Path(b)
+    files_a, files_b = set(folder_files(a)), set(folder_files(b))
+    out = [f"{name}: only in {a}" for name in sorted(files_a - files_b)]
+    out += [f"{name}: only in {b}" for name in sorted(files_b - files_a)]
+    out += [
+        f"{name}: contents differ"
+        for name in sorted(files_a & files_b)
+        if (a / name).read_bytes() != (b / name).read_bytes()
+    ]
+    return out

@@ -157,3 +157,29 @@ def test_prompt_baselines_generate_exactly_the_augmented_prompt(tiny_backbone):
     vanilla = tiny_backbone.generate([TRIPLET.prompt], [TRIPLET.seed])[0]
     assert np.array_equal(np.asarray(outputs[1].image), np.asarray(direct))
     assert not np.array_equal(np.asarray(outputs[1].image), np.asarray(vanilla))
+
+
+def test_deleaker_description_is_deleaker_on_the_described_prompt(tiny_backbone, tmp_path):
+    import dataclasses
+
+    path = tmp_path / "d.json"
+    write_descriptions(path, {"cow": "a spotted animal", "horse": "a tall animal"}, model="m")
+    options = {"smoothing": False, "beta1": 0.0}  # random tiny attention: keep masks non-empty
+    method = get_method("deleaker+description", descriptions=str(path), **options)
+    assert method.config.alpha == 1.2 and method.config.descriptions == str(path)
+    method.prepare(tiny_backbone, [PAIR])
+    (out,) = method.generate(tiny_backbone, [PAIR])
+    described = dataclasses.replace(PAIR, prompt=method.rewrite(PAIR))
+    assert out.extra["prompt"] == described.prompt.strip()
+    assert all(n > 0 for n in out.extra["mask_tokens"].values())
+    (plain,) = get_method("deleaker", **options).generate(tiny_backbone, [described])
+    assert np.array_equal(np.asarray(out.image), np.asarray(plain.image))
+    (undescribed,) = get_method("deleaker", **options).generate(tiny_backbone, [PAIR])
+    assert not np.array_equal(np.asarray(out.image), np.asarray(undescribed.image))
+
+
+def test_deleaker_description_validates_both_option_sets():
+    with pytest.raises(ConfigError, match="alpha"):
+        get_method("deleaker+description", alpha=-1.0)
+    with pytest.raises(ConfigError, match="lacks"):
+        get_method("deleaker+description", template="{entity}")

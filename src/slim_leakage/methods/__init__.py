@@ -20,6 +20,7 @@ METHODS: Registry = Registry(
         "deleaker": "slim_leakage.methods.deleaker.method:DeLeaker",
         "instruction-prompt": "slim_leakage.methods.prompts:InstructionPrompt",
         "entity-description": "slim_leakage.methods.prompts:EntityDescription",
+        "deleaker+description": "slim_leakage.methods.prompts:DeLeakerDescription",
         "regional-prompting": "slim_leakage.methods.regional:RegionalPrompting",
         "images": "slim_leakage.methods.images:Images",
     },

@@ -24,6 +24,8 @@ from .._config import check_range
 from ..errors import ConfigError, EntityNotFoundError
 from ..records import Sample
 from .base import Method, MethodOutput
+from .deleaker.config import DeLeakerConfig
+from .deleaker.method import DeLeaker
 
 #: The instruction appended by ``instruction-prompt``; ``{entities}`` becomes "the cow and the
 #: horse". Fixed and versioned: change it only together with :data:`INSTRUCTION_VERSION`.
@@ -242,6 +244,23 @@ def taxonomy_description(entity: str) -> str:
     return str(text).strip()
 
 
+def check_description_options(owner: str, template: str, max_words: int) -> None:
+    """Validate the description options shared by the description methods."""
+    check_range(owner, "max_words", max_words, low=0)
+    try:
+        template.format(entity="x", description="y")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"{owner}: template {template!r} has a bad placeholder ({exc}).",
+            hint="Only {entity} and {description} may appear in braces.",
+        ) from None
+    if "{description}" not in template:
+        raise ConfigError(
+            f"{owner}: template {template!r} lacks {{description}}.",
+            hint="Include {description} in the template.",
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class DescriptionConfig:
     """Options of ``entity-description``.
@@ -259,19 +278,7 @@ class DescriptionConfig:
     max_words: int = 0
 
     def __post_init__(self) -> None:
-        check_range("entity-description", "max_words", self.max_words, low=0)
-        try:
-            self.template.format(entity="x", description="y")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(
-                f"entity-description: template {self.template!r} has a bad placeholder ({exc}).",
-                hint="Only {entity} and {description} may appear in braces.",
-            ) from None
-        if "{description}" not in self.template:
-            raise ConfigError(
-                f"entity-description: template {self.template!r} lacks {{description}}.",
-                hint="Include {description} in the template.",
-            )
+        check_description_options("entity-description", self.template, self.max_words)
 
 
 class DescriptionMixin:
@@ -346,5 +353,57 @@ class EntityDescription(DescriptionMixin, _PromptBaseline):
         """Generate from the described prompts; ``extra`` names the description source."""
         outputs = super().generate(backbone, samples)
         for out in outputs:
+            out.extra["descriptions"] = self.description_source()
+        return outputs
+
+
+# -- DeLeaker on the described prompt -----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DeLeakerDescriptionConfig(DeLeakerConfig):
+    """Options of ``deleaker+description``: every DeLeaker option plus the description ones.
+
+    Attributes:
+        descriptions: As :class:`DescriptionConfig`.
+        template: As :class:`DescriptionConfig`.
+        max_words: As :class:`DescriptionConfig`.
+    """
+
+    descriptions: str = ""
+    template: str = DEFAULT_ENTITY_TEMPLATE
+    max_words: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_description_options("deleaker+description", self.template, self.max_words)
+
+
+class DeLeakerDescription(DescriptionMixin, DeLeaker):
+    """DeLeaker run on the description-augmented prompt (the paper's "DeLeaker + Desc.").
+
+    Needs the sample's entities; runs where DeLeaker runs (FLUX). The prompt is the one
+    ``entity-description`` would use; DeLeaker's entity tokens are found in it, so the entity
+    words must still occur verbatim (they do: the original prompt comes first, and the first
+    occurrence of each entity is the one DeLeaker binds).
+    """
+
+    name = "deleaker+description"
+    Config = DeLeakerDescriptionConfig
+    description = "DeLeaker on the prompt + each entity's canonical description"
+
+    def _described(self, samples: Sequence[Sample]) -> list[Sample]:
+        return augmented_samples(samples, self.rewrite, check_entities=True)
+
+    def prepare(self, backbone, samples: Sequence[Sample]) -> None:
+        """Build every described prompt and check DeLeaker finds each entity in it."""
+        super().prepare(backbone, self._described(samples))
+
+    def generate(self, backbone, samples: Sequence[Sample]) -> list[MethodOutput]:
+        """DeLeaker on the described prompts; ``extra`` adds the prompt and its sources."""
+        described = self._described(samples)
+        outputs = super().generate(backbone, described)
+        for out, sample in zip(outputs, described):
+            out.extra["prompt"] = sample.prompt
             out.extra["descriptions"] = self.description_source()
         return outputs

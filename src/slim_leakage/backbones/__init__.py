@@ -18,6 +18,7 @@ BACKBONES: Registry = Registry(
         "flux-dev": "slim_leakage.backbones.flux:FLUX_DEV",
         "flux-schnell": "slim_leakage.backbones.flux:FLUX_SCHNELL",
         "sana": "slim_leakage.backbones.sana:SANA",
+        "toy": "slim_leakage.toy.backbone:TOY",
     },
 )
 

@@ -318,6 +318,38 @@ def train(
     return pipe
 
 
+def pipeline_from_checkpoint(out_dir: str | os.PathLike):
+    """The pipeline with the EMA weights of the last checkpoint in a training folder.
+
+    Returns:
+        ``(pipe, step)``.
+    """
+    import torch
+    from diffusers import AutoencoderKL
+
+    out = Path(out_dir)
+    if not (out / "checkpoint.pt").exists():
+        raise ConfigError(
+            f"{out} has no checkpoint.pt.",
+            hint="Point at a folder written by `slim-eval toy train`.",
+        )
+    raw = json.loads((out / "config.json").read_text())
+    model = ToyModelConfig(
+        **{**raw["model"], "axes_dims_rope": tuple(raw["model"]["axes_dims_rope"])}
+    )
+    vae = AutoencoderKL.from_pretrained(out / "vae").eval()
+    pipe = build_toy_pipeline(model, seed=raw["seed"], vae=vae)
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    pipe.transformer.load_state_dict(state["transformer"])
+    pipe.text_encoder_2.load_state_dict(state["t5"])
+    with torch.no_grad():
+        for p, e in zip(_trainable(pipe), state["ema"]):
+            p.copy_(e)
+    pipe.transformer.eval()
+    pipe.text_encoder_2.eval()
+    return pipe, int(state["step"])
+
+
 def export(pipe, dest: str | os.PathLike) -> None:
     """Write ``pipe`` as a diffusers ``save_pretrained`` folder (loadable by ``FluxPipeline``)."""
     pipe.save_pretrained(dest, safe_serialization=True)

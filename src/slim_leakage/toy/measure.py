@@ -1,0 +1,317 @@
+"""Measurements of the toy model, in generation: mask localisation, leakage, and the oracle itself.
+
+- :func:`measure_generation` generates look-alike and mixed pairs, reads every image with the
+  oracle (:mod:`.analysis`) and reports the vanilla leakage rate with its control; with
+  ``masks=True`` it also runs DeLeaker (``slim_leakage.methods.deleaker``) and reports how much
+  of each entity's final DeLeaker mask falls inside the entity's own region, inside the other
+  entity's region, and the region's share of the image (what a random mask would score). Regions
+  are the oracle's segmentation of the generated image itself, not of a render.
+- :func:`measure_oracle` renders look-alike pairs with pattern transfer of known strength
+  injected into one entity and reports the oracle's detection and false-alarm rates.
+
+Figures are means over entities with Wilson 95% intervals for rates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from .analysis import read_image
+from .train import TEXT_LEN
+from .world import (
+    FAMILIES,
+    IMAGE_SIZE,
+    PERIOD,
+    caption,
+    entity_type,
+    lookalike_pairs,
+    pattern_texture,
+    place,
+    render,
+)
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
+    """Wilson score 95% interval of a rate ``k / n`` (``[nan, nan]`` when ``n == 0``)."""
+    if n == 0:
+        return [math.nan, math.nan]
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return [round(max(0.0, c - h), 4), round(min(1.0, c + h), 4)]
+
+
+def rate(flags: Sequence[bool]) -> dict:
+    """``{"rate", "k", "n", "ci95"}`` of a list of booleans."""
+    k, n = int(sum(flags)), len(flags)
+    return {"rate": round(k / n, 4) if n else None, "k": k, "n": n, "ci95": wilson(k, n)}
+
+
+def mixed_pairs(rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
+    """``n`` random ordered pairs of entities from two different families."""
+    out = []
+    for _ in range(n):
+        fa, fb = rng.choice(len(FAMILIES), size=2, replace=False)
+        a = FAMILIES[fa].members[rng.integers(3)][0]
+        b = FAMILIES[fb].members[rng.integers(3)][0]
+        out.append((a, b))
+    return out
+
+
+def test_pairs(
+    n_lookalike: int, n_mixed: int, seed: int = 1234
+) -> list[tuple[tuple[str, str], int, str]]:
+    """Evaluation pairs: ``((a, b), image seed, kind)``, look-alikes cycling through all 24."""
+    rng = np.random.default_rng(seed)
+    la = lookalike_pairs()
+    out = [(la[i % len(la)], seed + i, "lookalike") for i in range(n_lookalike)]
+    out += [(p, seed + 10_000 + i, "mixed") for i, p in enumerate(mixed_pairs(rng, n_mixed))]
+    return out
+
+
+def _token_region(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """A pixel mask -> a token-grid mask (a token is in when most of its pixels are)."""
+    h, w = mask.shape
+    rows, cols = grid
+    return mask.reshape(rows, h // rows, cols, w // cols).mean(axis=(1, 3)) >= 0.5
+
+
+def generate(
+    pipe,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    steps: int,
+    batch: int = 16,
+    entities=None,
+    deleaker_options=None,
+):
+    """Generate images (optionally under DeLeaker); returns ``(images, masks per image)``."""
+    import torch
+
+    images, masks = [], []
+    for i in range(0, len(prompts), batch):
+        p = list(prompts[i : i + batch])
+        gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i : i + batch]]
+        kwargs = {
+            "prompt": p,
+            "height": IMAGE_SIZE,
+            "width": IMAGE_SIZE,
+            "num_inference_steps": steps,
+            "max_sequence_length": TEXT_LEN,
+            "generator": gens,
+        }
+        if entities is None:
+            out = pipe(**kwargs).images
+            masks.extend([{}] * len(p))
+        else:
+            from ..methods.deleaker import deleaker
+
+            with deleaker(
+                pipe,
+                entities=[list(e) for e in entities[i : i + batch]],
+                **(deleaker_options or {}),
+            ) as run:
+                out = pipe(**kwargs).images
+            masks.extend(
+                {e: np.asarray(m, dtype=bool) for e, m in run.final_masks(b).items()}
+                for b in range(len(p))
+            )
+        images.extend(out)
+    return images, masks
+
+
+def _localisation(readings, masks, nouns) -> list[dict]:
+    """Own/other/chance shares of each entity's mask, regions taken from the oracle's readings."""
+    out = []
+    for j, noun in enumerate(nouns):
+        m = masks.get(noun)
+        r, o = readings[j], readings[1 - j]
+        if m is None or not r.found or not o.found:
+            continue
+        grid = m.shape
+        own = _token_region(r.mask, grid)
+        other = _token_region(o.mask, grid)
+        size = int(m.sum())
+        out.append(
+            {
+                "noun": noun,
+                "mask_tokens": size,
+                "own": float((m & own).sum() / size) if size else math.nan,
+                "other": float((m & other).sum() / size) if size else math.nan,
+                "chance": float(own.mean()),
+            }
+        )
+    return out
+
+
+def _summarise_loc(rows: list[dict]) -> dict:
+    valid = [r for r in rows if r["mask_tokens"] > 0]
+    if not rows:
+        return {"n": 0}
+
+    def mean(key):
+        return round(float(np.mean([r[key] for r in valid])), 4) if valid else None
+
+    return {
+        "n": len(rows),
+        "empty_masks": len(rows) - len(valid),
+        "own": mean("own"),
+        "other": mean("other"),
+        "chance": mean("chance"),
+        "mask_tokens": mean("mask_tokens"),
+    }
+
+
+def _summarise_leak(readings_per_image: list, kinds: list[str]) -> dict:
+    out = {}
+    for kind in sorted(set(kinds)):
+        ents = [r for rs, k in zip(readings_per_image, kinds) if k == kind for r in rs]
+        found = [r for r in ents if r.found]
+        out[kind] = {
+            "entities": len(ents),
+            "found": rate([r.found for r in ents]),
+            "leak": rate([r.leaks for r in found]),
+            "control": rate([r.control_fires for r in found]),
+            "own_share": round(float(np.mean([r.own for r in found])), 4) if found else None,
+            "other_share": round(float(np.mean([r.other for r in found])), 4) if found else None,
+            "control_share": round(float(np.mean([r.control for r in found])), 4)
+            if found
+            else None,
+        }
+    return out
+
+
+def measure_generation(
+    pipe,
+    *,
+    n_lookalike: int = 96,
+    n_mixed: int = 48,
+    steps: int = 20,
+    masks: bool = True,
+    seed: int = 1234,
+    batch: int = 16,
+) -> dict:
+    """Vanilla leakage with its control and, with ``masks``, DeLeaker's mask localisation.
+
+    Args:
+        pipe: The toy ``FluxPipeline``.
+        n_lookalike: Look-alike pair images (cycling through the 24 ordered look-alike pairs).
+        n_mixed: Mixed-family pair images.
+        steps: Denoising steps.
+        masks: Also run DeLeaker and measure its masks (in its own images, and with its edits
+            switched off, in the vanilla images).
+        seed: Seed of the pair list and image seeds.
+        batch: Images per pipeline call.
+    """
+    pairs = test_pairs(n_lookalike, n_mixed, seed)
+    prompts = [caption(p) for p, _, _ in pairs]
+    seeds = [s for _, s, _ in pairs]
+    kinds = [k for _, _, k in pairs]
+    ents = [p for p, _, _ in pairs]
+    result: dict = {"steps": steps, "n_images": len(pairs)}
+    vanilla, _ = generate(pipe, prompts, seeds, steps=steps, batch=batch)
+    v_read = [read_image(im, p) for im, p in zip(vanilla, ents)]
+    result["vanilla"] = _summarise_leak(v_read, kinds)
+    if masks:
+        off = {
+            "image_text_suppression": False,
+            "self_identity": False,
+            "image_image_suppression": False,
+        }
+        same, m_off = generate(
+            pipe, prompts, seeds, steps=steps, batch=batch, entities=ents, deleaker_options=off
+        )
+        result["masks_without_edits_identical_images"] = all(
+            np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(same, vanilla)
+        )
+        dl, m_on = generate(pipe, prompts, seeds, steps=steps, batch=batch, entities=ents)
+        d_read = [read_image(im, p) for im, p in zip(dl, ents)]
+        result["deleaker"] = _summarise_leak(d_read, kinds)
+        for name, reads, ms in (("masks_vanilla", v_read, m_off), ("masks_deleaker", d_read, m_on)):
+            result[name] = {}
+            for kind in sorted(set(kinds)):
+                rows = [
+                    row
+                    for rd, m, p, k in zip(reads, ms, ents, kinds)
+                    if k == kind
+                    for row in _localisation(rd, m, p)
+                ]
+                result[name][kind] = _summarise_loc(rows)
+    return result
+
+
+def inject(
+    noun: str, donor: str, strength: float, mask: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """A texture for ``noun`` where a share ``strength`` of its cells carries ``donor``'s pattern.
+
+    Whole 4x4 cells (one pattern period) are repainted, chosen as a contiguous band from a random
+    side, so the transfer is a patch of the other pattern as leakage looks in images.
+    """
+    size = mask.shape[0]
+    own = pattern_texture(entity_type(noun).pattern, size)
+    other = pattern_texture(entity_type(donor).pattern, size)
+    cy, cx = np.mgrid[0:size, 0:size] // PERIOD
+    cells = sorted({(int(a), int(b)) for a, b in zip(cy[mask], cx[mask])})
+    if not cells or strength <= 0:
+        return own
+    direction = rng.normal(size=2)
+    cells.sort(key=lambda c: c[0] * direction[0] + c[1] * direction[1])
+    chosen = cells[: int(round(strength * len(cells)))]
+    out = own.copy()
+    for a, b in chosen:
+        sl = (slice(a * PERIOD, (a + 1) * PERIOD), slice(b * PERIOD, (b + 1) * PERIOD))
+        out[sl] = other[sl]
+    return out
+
+
+def measure_oracle(
+    strengths: Sequence[float] = (0.0, 0.1, 0.25, 0.4, 0.6, 1.0),
+    n: int = 240,
+    seed: int = 7,
+    blur: float = 0.0,
+) -> dict:
+    """The oracle's detection rate per injected strength (0 gives the false-alarm rate).
+
+    Args:
+        strengths: Shares of the receiving entity's cells repainted with the donor's pattern.
+        n: Look-alike pair renders per strength (the first entity receives the transfer).
+        seed: Seed of placements and transfer direction.
+        blur: Standard deviation (pixels) of a Gaussian blur applied to the renders, to mimic
+            the softness of generated images (0: none).
+    """
+    rng = np.random.default_rng(seed)
+    la = lookalike_pairs()
+    out = {"n_per_strength": n, "blur": blur, "by_strength": {}}
+    for s in strengths:
+        hit, clean_other, ctrl, found = [], [], [], []
+        for i in range(n):
+            a, b = la[i % len(la)]
+            pl = place((a, b), rng)
+            base = render(pl)
+            tex = inject(a, b, s, base.masks[0], rng)
+            r = render(pl, patterns=[tex, entity_type(b).pattern])
+            img = _blur(r.image, blur) if blur > 0 else r.image
+            rd = read_image(img, (a, b))
+            found.append(rd[0].found and rd[1].found)
+            hit.append(rd[0].leaks)
+            clean_other.append(rd[1].leaks)
+            ctrl.append(rd[0].control_fires or rd[1].control_fires)
+        out["by_strength"][str(s)] = {
+            "receiver_flagged": rate(hit),
+            "donor_flagged": rate(clean_other),
+            "control_fired": rate(ctrl),
+            "both_found": rate(found),
+        }
+    return out
+
+
+def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    from PIL import Image, ImageFilter
+
+    return np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(sigma)))

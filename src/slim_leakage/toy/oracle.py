@@ -1,0 +1,191 @@
+"""The ``oracle`` judge backend: exact measurements instead of a language model, for toy images.
+
+It answers the judge's stages from the toy world's ground truth and from
+:mod:`slim_leakage.toy.analysis`, not from the rendered prompt:
+
+- **extraction** (both kinds): each entity's distinguishing features are its pattern, colour
+  and shape as the toy world defines them;
+- **typicality**: the image is segmented, each entity's pattern is read cell by cell, and the
+  answer reports whether it is present, a 1-5 rating from its exact typicality
+  (own share - other share), the other entities' patterns it shows (``borrowed_features``, set
+  when an entity leaks) and the exact figures in ``evidence``;
+- **ranking**: the two reports' exact mean typicalities are compared; a difference below
+  :data:`NO_CHANGE` is ``neither``, below :data:`MAJOR` ``minor``, else ``major``. Both
+  presentation orders give the same answer, so the oracle never flips.
+
+Thresholds are fixed constants, set before any method was judged. Numpy and Pillow only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from ..errors import JudgeError
+from ..judge.backends.base import Backend, BackendRequest, BackendResponse
+
+#: Mean-typicality differences (in [-2, 2]) below this are "no change".
+NO_CHANGE = 0.125
+#: Differences at or above this are "major".
+MAJOR = 0.5
+
+_EVIDENCE = re.compile(r"typicality (?P<t>[+-]?\d+(?:\.\d+)?)")
+
+
+def rating(typicality: float, found: bool) -> int:
+    """The 1-5 rating of an exact typicality in [-1, 1] (1 when the entity is missing)."""
+    if not found:
+        return 1
+    for floor, score in ((0.8, 5), (0.4, 4), (0.0, 3), (-0.4, 2)):
+        if typicality >= floor:
+            return score
+    return 1
+
+
+def _nouns(context: dict) -> list[str]:
+    from .world import ENTITY_TYPES
+
+    entities = list(context.get("entities") or [])
+    unknown = [e for e in entities if e not in ENTITY_TYPES]
+    if not entities or unknown:
+        raise JudgeError(
+            f"The oracle judges only toy-world prompts; {unknown[0] if unknown else 'no entity'!r} "
+            "is not a toy entity.",
+            hint=f"Use toy entities ({', '.join(ENTITY_TYPES)}) with --backbone toy, or a VLM judge.",
+        )
+    return entities
+
+
+def extraction_answer(entities: Sequence[str]) -> dict:
+    """Each entity's defining features, from the toy world."""
+    from .world import entity_type
+
+    rows = []
+    for e in entities:
+        et = entity_type(e)
+        rows.append(
+            {
+                "name": e,
+                "features": [
+                    f"{et.pattern} white pattern",
+                    f"{et.family} colour",
+                    f"{et.shape} shape",
+                ],
+            }
+        )
+    return {"entities": rows}
+
+
+def typicality_answer(image_bytes: bytes, entities: Sequence[str]) -> dict:
+    """Read one image exactly; the answer follows the typicality schema."""
+    from PIL import Image
+
+    from .analysis import read_image
+    from .world import entity_type
+
+    try:
+        image = Image.open(io.BytesIO(image_bytes)).convert("RGB")
+    except Exception as exc:  # noqa: BLE001 - any undecodable image is the same error
+        raise JudgeError(f"The oracle could not decode an image ({exc}).") from exc
+    rows = []
+    for r in read_image(image, entities):
+        borrowed = []
+        if r.leaks:
+            own = entity_type(r.noun).pattern
+            borrowed = sorted(
+                {
+                    f"{entity_type(o).pattern} pattern of the {o}"
+                    for o in entities
+                    if o != r.noun and entity_type(o).pattern != own
+                }
+            )
+        rows.append(
+            {
+                "name": r.noun,
+                "present": r.found,
+                "typicality": rating(r.typicality, r.found),
+                "borrowed_features": borrowed,
+                "evidence": (
+                    f"oracle: own {r.own:.3f}, other {r.other:.3f}, control {r.control:.3f}, "
+                    f"typicality {r.typicality:+.3f}"
+                    if r.found
+                    else "oracle: not found, typicality -1.000"
+                ),
+            }
+        )
+    return {"entities": rows}
+
+
+def exact_typicality(report: dict) -> float:
+    """Mean exact typicality of a typicality report written by the oracle."""
+    values = []
+    for name, row in report["entities"].items():
+        m = _EVIDENCE.search(row.get("evidence", ""))
+        if not m:
+            raise JudgeError(
+                f"The typicality report for {name!r} was not written by the oracle "
+                f"(evidence {row.get('evidence', '')!r}).",
+                hint="Judge with the oracle end to end, or clear the judge cache.",
+            )
+        values.append(float(m.group("t")))
+    return sum(values) / len(values) if values else 0.0
+
+
+def ranking_answer(report_1: dict, report_2: dict) -> dict:
+    """Which of two oracle reports leaks less, and by how much."""
+    t1, t2 = exact_typicality(report_1), exact_typicality(report_2)
+    diff = t1 - t2
+    if abs(diff) < NO_CHANGE:
+        return {
+            "less_leaky": "neither",
+            "magnitude": "none",
+            "reason": f"mean typicality {t1:+.3f} vs {t2:+.3f}",
+        }
+    return {
+        "less_leaky": "image1" if diff > 0 else "image2",
+        "magnitude": "major" if abs(diff) >= MAJOR else "minor",
+        "reason": f"mean typicality {t1:+.3f} vs {t2:+.3f}",
+    }
+
+
+class OracleBackend(Backend):
+    """Exact leakage measurement on toy-world images (no model, no network, deterministic)."""
+
+    name: ClassVar[str] = "oracle"
+    description: ClassVar[str] = (
+        "exact pattern measurement on toy-world images (ground truth for --backbone toy)"
+    )
+    default_model: ClassVar[str] = "toy-oracle-v1"
+    pricing_key: ClassVar[str] = ""
+    options: ClassVar[dict[str, Any]] = {}
+
+    def answer(self, request: BackendRequest) -> dict:
+        """The answer object for one request (see the module docstring)."""
+        stage = request.base_stage
+        context = request.context or {}
+        entities = _nouns(context)
+        if stage in ("extraction-text", "extraction-images"):
+            return extraction_answer(entities)
+        if stage == "typicality":
+            if len(request.images) != 1:
+                raise JudgeError(
+                    f"A typicality request needs one image, got {len(request.images)}."
+                )
+            return typicality_answer(request.images[0].data, entities)
+        if stage == "ranking":
+            inputs = context.get("inputs") or {}
+            if "image1" not in inputs or "image2" not in inputs:
+                raise JudgeError(
+                    "A ranking request lacks the two typicality reports in its context."
+                )
+            return ranking_answer(inputs["image1"], inputs["image2"])
+        raise JudgeError(f"The oracle does not know the stage {request.stage!r}.")
+
+    async def complete(self, requests: Sequence[BackendRequest]) -> list[BackendResponse]:
+        """Answer every request exactly (JSON text matching its schema)."""
+        return [
+            BackendResponse(text=json.dumps(self.answer(r)), model=self.model) for r in requests
+        ]

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ValidationError
+from ..errors import ValidationError, require
 from ..records import LABEL_CODES, LABELS
 
 #: The columns of a human-label CSV, in order.
@@ -127,6 +127,10 @@ def _quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
+def _scipy_stats():
+    return require("scipy.stats", "metrics", feature="Agreement statistics")
+
+
 def _finite(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
@@ -134,8 +138,7 @@ def _finite(value: float) -> float | None:
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float | None, float | None]:
     """Spearman rho and its p-value (``None`` when undefined: n < 2 or constant input)."""
-    from scipy import stats
-
+    stats = _scipy_stats()
     if len(x) < 2:
         return None, None
     res = _quiet(stats.spearmanr, x, y)
@@ -144,8 +147,7 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float | None, floa
 
 def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> tuple[float | None, float | None]:
     """Kendall tau-b (tie-corrected) and its p-value (``None`` when undefined)."""
-    from scipy import stats
-
+    stats = _scipy_stats()
     if len(x) < 2:
         return None, None
     res = _quiet(stats.kendalltau, x, y, variant="b")

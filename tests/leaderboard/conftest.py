@@ -122,3 +122,174 @@ def fake_slim(monkeypatch):
 
     monkeypatch.setattr(validate, "shipped_dataset", resolver)
     return resolver
+
+
+# --- headless Chromium over the DevTools protocol ---------------------------------------------
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
+
+
+class Page:
+    """A minimal DevTools-protocol client for one page (navigate, evaluate, click, press)."""
+
+    def __init__(self, ws_url: str):
+        import contextlib
+
+        from websockets.sync.client import connect
+
+        self._stack = contextlib.ExitStack()
+        self._ws = self._stack.enter_context(connect(ws_url, max_size=None, open_timeout=10))
+        self._id = 0
+        self.console: list[str] = []
+        self.send("Runtime.enable")
+        self.send("Page.enable")
+
+    def send(self, method: str, params: dict | None = None, timeout: float = 10.0):
+        import json
+        import time
+
+        self._id += 1
+        msg_id = self._id
+        self._ws.send(json.dumps({"id": msg_id, "method": method, "params": params or {}}))
+        deadline = time.monotonic() + timeout
+        while True:
+            raw = self._ws.recv(timeout=max(0.01, deadline - time.monotonic()))
+            msg = json.loads(raw)
+            if msg.get("method") == "Runtime.exceptionThrown":
+                self.console.append(json.dumps(msg["params"]["exceptionDetails"])[:500])
+            if msg.get("id") == msg_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+
+    def eval(self, expression: str):
+        result = self.send(
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True, "awaitPromise": True},
+        )
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression!r} threw {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 10.0):
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = self.eval(expression)
+            if value:
+                return value
+            time.sleep(0.05)
+        raise TimeoutError(f"{expression!r} stayed false for {timeout} s; console: {self.console}")
+
+    def goto(self, url: str):
+        self.send("Page.navigate", {"url": url})
+        self.wait_for("document.readyState === 'complete'")
+
+    def click(self, selector: str):
+        """A real mouse click in the middle of the element (not a synthetic JS click)."""
+        import json
+
+        box = self.eval(
+            f"(() => {{ const el = document.querySelector({json.dumps(selector)});"
+            " el.scrollIntoView({block: 'center', inline: 'center'});"
+            " const r = el.getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send(
+                "Input.dispatchMouseEvent",
+                {"type": kind, "x": box[0], "y": box[1], "button": "left", "clickCount": 1},
+            )
+
+    def press(self, key: str):
+        """A real key press (``key`` is a single character such as ``"3"``)."""
+        params = {"key": key, "text": key, "code": f"Digit{key}" if key.isdigit() else key}
+        self.send("Input.dispatchKeyEvent", {"type": "keyDown", **params})
+        self.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": key})
+
+    def close(self):
+        self._stack.close()
+
+
+class Browser:
+    """Headless Chromium started offline with a fresh profile; ``new_page()`` opens a tab."""
+
+    def __init__(self, executable: str, profile):
+        import re
+        import subprocess
+        import time
+
+        self.proc = subprocess.Popen(
+            [
+                executable,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-extensions",
+                "--disable-dev-shm-usage",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        self.port = None
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line and self.proc.poll() is not None:
+                break
+            match = re.search(r"ws://127\.0\.0\.1:(\d+)/", line)
+            if match:
+                self.port = int(match.group(1))
+                break
+        if self.port is None:
+            self.proc.kill()
+            raise RuntimeError("chromium did not report its DevTools port")
+
+    def new_page(self) -> Page:
+        import json
+        import urllib.request
+
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/json/new?about:blank", method="PUT"
+        )
+        with urllib.request.urlopen(req, timeout=10) as res:
+            target = json.loads(res.read())
+        return Page(target["webSocketDebuggerUrl"])
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except Exception:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """A headless Chromium for the whole session; skips only when no Chromium is installed."""
+    import shutil
+
+    executable = next((shutil.which(n) for n in CHROMIUM_NAMES if shutil.which(n)), None)
+    if executable is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    pytest.importorskip("websockets", reason="the browser tests drive Chromium with websockets")
+    b = Browser(executable, tmp_path_factory.mktemp("chromium-profile"))
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def page(browser):
+    p = browser.new_page()
+    yield p
+    p.close()

@@ -172,14 +172,19 @@ def _control_combos(
     taxonomy: Taxonomy,
 ) -> Iterator[tuple[str, tuple[str, ...], tuple[Entity, ...]]]:
     # Each entity once, with a partner of another category chosen by hash: distant by design.
+    # A partner already paired with this entity is passed over for the next one in line.
     entities = taxonomy.entities
+    used: set[frozenset[str]] = set()
     for entity in entities:
         others = [e for e in entities if e.category != entity.category]
-        if not others:
-            continue
-        partner = others[_pick(f"control|{entity.name}", len(others))]
-        label = f"{entity.family}+{partner.family}"
-        yield label, ("any",), (entity, partner)
+        start = _pick(f"control|{entity.name}", len(others)) if others else 0
+        for step in range(len(others)):
+            partner = others[(start + step) % len(others)]
+            pair = frozenset((entity.name, partner.name))
+            if pair not in used:
+                used.add(pair)
+                yield f"{entity.family}+{partner.family}", ("any",), (entity, partner)
+                break
 
 
 def make_samples(

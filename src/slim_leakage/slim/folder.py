@@ -272,8 +272,8 @@ With the `slim-leakage` package installed, from anywhere:
 ```python
 from slim_leakage.slim import load_slim, load_samples
 
-ds = load_slim("{first}")               # a datasets.Dataset
-samples = load_samples("{first}")       # typed Sample records
+ds = load_slim("{first}")  # a datasets.Dataset
+samples = load_samples("{first}")  # typed Sample records
 ```
 
 ## Configs

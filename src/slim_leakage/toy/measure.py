@@ -34,10 +34,10 @@ from .world import (
 )
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
-    """Wilson score 95% interval of a rate ``k / n`` (``[nan, nan]`` when ``n == 0``)."""
+def wilson(k: int, n: int, z: float = 1.96) -> list[float | None]:
+    """Wilson score 95% interval of a rate ``k / n`` (``[None, None]`` when ``n == 0``)."""
     if n == 0:
-        return [math.nan, math.nan]
+        return [None, None]
     p = k / n
     d = 1 + z * z / n
     c = (p + z * z / (2 * n)) / d

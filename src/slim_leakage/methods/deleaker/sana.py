@@ -1,0 +1,590 @@
+"""DeLeaker on SANA: masks and edits on the softmax cross-attention to the Gemma text tokens.
+
+SANA differs from FLUX in three ways that shape this front end:
+
+* Its self-attention (``attn1``) is linear (ReLU kernels): there is no softmax matrix, so the
+  image-image component has nothing to act on. Following the paper's appendix it is off on SANA
+  (``image_image_suppression`` is ignored, and text-text suppression does not exist because no
+  text token is a query). ``attn1`` keeps its own processor.
+* Image-text interaction lives in ``attn2``, a softmax cross-attention from image tokens
+  (queries) to Gemma-2 text tokens (keys), with a padding mask. Entity masks are read from its
+  post-softmax, head- and sub-token-averaged probabilities (with the same running-mean history,
+  threshold and 3x3 smoothing as on FLUX), and the edits act on its pre-softmax logits: for
+  each entity pair, an entity's image tokens stop attending to the other entity's text tokens
+  (−∞) and their logits to their own tokens are multiplied by ``alpha``.
+* The pipeline batches classifier-free guidance as ``[uncond, cond]`` in one transformer call,
+  so only the conditional half is edited, and the step is read from the timestep (not counted).
+
+Entity tokens are found in the text SANA really encodes: the prompt is lowercased and
+stripped, the "complex human instruction" is prepended, and after padding to
+``len(instruction) + max_sequence_length - 2`` only the first token and the last
+``max_sequence_length - 1`` are kept. :func:`sana_entity_spans` maps spans through exactly that.
+
+Two processors compute the same thing: :class:`SanaDeLeakerProcessor` keeps only the entity
+score history and applies all pair edits at once; :class:`ReferenceSanaProcessor` keeps the
+full probability history and runs the literal pair loop. The tests check one against the other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ..._config import build_config
+from ...errors import ConfigError, EntityNotFoundError
+from .config import DeLeakerConfig
+from .state import DeLeakerState, installed
+from .tokens import find_entity_tokens
+
+_ATTN2 = re.compile(r"^transformer_blocks\.(\d+)\.attn2\.processor$")
+
+
+def _instruction_text(instruction: Sequence[str] | None) -> str:
+    return "\n".join(instruction) if instruction else ""
+
+
+def sana_text(prompt: str, instruction: Sequence[str] | None = None) -> str:
+    """The text SANA tokenizes for ``prompt``: instruction + lowercased, stripped prompt."""
+    return _instruction_text(instruction) + prompt.lower().strip()
+
+
+def _word_pattern(entity: str) -> re.Pattern:
+    # the same whole-word rule as tokens.find_entity_tokens
+    words = [re.escape(w) for w in entity.split()]
+    return re.compile(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)", re.IGNORECASE)
+
+
+def sana_entity_spans(
+    tokenizer,
+    prompt: str,
+    entities: Sequence[str],
+    *,
+    instruction: Sequence[str] | None = None,
+    max_sequence_length: int = 300,
+) -> dict[str, list[int]]:
+    """Positions of each entity's tokens in the text sequence SANA's transformer sees.
+
+    Args:
+        tokenizer: SANA's Gemma tokenizer (fast, with offsets).
+        prompt: The user prompt, as given to the pipeline.
+        entities: Entity words of the prompt, in order.
+        instruction: The complex human instruction lines (``None`` or empty: none).
+        max_sequence_length: The pipeline's ``max_sequence_length``.
+
+    Returns:
+        ``{entity: sorted positions}`` in the selected ``max_sequence_length`` tokens.
+
+    Raises:
+        EntityNotFoundError: If an entity is not in the prompt or is cut off.
+    """
+    if len({e.lower() for e in entities}) != len(entities):
+        raise ConfigError(
+            f"Entities {list(entities)!r} repeat a name.", hint="Give each entity once per prompt."
+        )
+    prefix = _instruction_text(instruction)
+    text = sana_text(prompt, instruction)
+    if prefix:
+        total = len(tokenizer.encode(prefix)) + max_sequence_length - 2
+    else:
+        total = max_sequence_length
+    # positions >= shift + 1 survive the selection [0] + [-(max_sequence_length - 1):]
+    shift = total - max_sequence_length
+    spans: dict[str, list[int]] = {}
+    for entity in entities:
+        # Skip matches inside the instruction (SANA's own examples mention animals).
+        before = sum(1 for m in _word_pattern(entity).finditer(text) if m.start() < len(prefix))
+        try:
+            positions = find_entity_tokens(
+                tokenizer, text, entity, before, max_sequence_length=total
+            )
+        except EntityNotFoundError as exc:
+            raise EntityNotFoundError(
+                f"Entity {entity!r} is not usable in the SANA prompt {prompt!r}: {exc.message}",
+                hint=exc.hint,
+            ) from exc
+        selected = [p - shift for p in positions]
+        if min(selected) < 1:
+            raise EntityNotFoundError(
+                f"Entity {entity!r} falls outside the {max_sequence_length} text tokens SANA "
+                f"keeps for the prompt {prompt!r}.",
+                hint="Shorten the instruction or raise max_sequence_length.",
+            )
+        spans[entity] = selected
+    return spans
+
+
+class SanaDeLeakerState(DeLeakerState):
+    """DeLeaker's shared state, with SANA's ``[uncond, cond]`` batch layout.
+
+    Attributes:
+        item_prompt: For each item of the current transformer batch, the index of the image it
+            belongs to (conditional half), or ``None`` (unconditional half: not edited).
+        cfg: Whether the current forward batches classifier-free guidance.
+    """
+
+    def __init__(self, config: DeLeakerConfig, entities: Any, blocks_per_step: int) -> None:
+        super().__init__(config, entities, blocks_per_step)
+        self.item_prompt: list[int | None] = []
+        self.cfg = False
+        self.images_per_prompt = 1
+
+    def set_sana_prompts(
+        self,
+        prompts: Sequence[str],
+        tokenizer,
+        *,
+        instruction: Sequence[str] | None,
+        max_sequence_length: int,
+    ) -> None:
+        """Resolve every prompt's entity positions through SANA's prompt processing."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if (
+            self.entities
+            and isinstance(self.entities[0], list)
+            and len(self.entities) != len(prompts)
+        ):
+            raise ConfigError(
+                f"Got {len(prompts)} prompts but {len(self.entities)} entity lists.",
+                hint="Give one entity list per prompt.",
+            )
+        self.spans = [
+            sana_entity_spans(
+                tokenizer,
+                p,
+                self.entities_for(i),
+                instruction=instruction,
+                max_sequence_length=max_sequence_length,
+            )
+            for i, p in enumerate(prompts)
+        ]
+        self.prompts = prompts
+        self.reset()
+
+    def spans_for_batch(self) -> list[dict[str, list[int]]]:
+        """Entity spans per batch item: empty for the unconditional half."""
+        if self.spans is None:
+            raise ConfigError(
+                "DeLeaker on SANA does not know the prompt(s) of this generation.",
+                hint="Call the pipeline with prompt=..., or pass prompts=[...] to deleaker_sana().",
+            )
+        n = len(self.spans)
+        half = self.batch // 2 if self.cfg else 0
+        cond = self.batch - half
+        if (self.cfg and self.batch % 2) or cond % n:
+            raise ConfigError(
+                f"The SANA transformer batch ({self.batch}, CFG={self.cfg}) does not fit "
+                f"{n} prompt(s).",
+                hint="Pass one prompt per image, or use num_images_per_prompt.",
+            )
+        per = cond // n
+        self.images_per_prompt = per
+        self.item_prompt = [None] * half + list(range(cond))
+        out: list[dict[str, list[int]]] = []
+        for item in self.item_prompt:
+            if item is None:
+                out.append({})
+                continue
+            spans = self.spans[item // per]
+            for entity, tokens in spans.items():
+                if max(tokens) >= self.text_len:
+                    raise EntityNotFoundError(
+                        f"Entity {entity!r} sits at token {max(tokens)} but SANA's text has "
+                        f"{self.text_len} tokens.",
+                        hint="Resolve entities with the max_sequence_length used to generate.",
+                    )
+            out.append(spans)
+        return out
+
+
+class _SanaCrossAttnBase:
+    """The SANA ``attn2`` call split around the attention; subclasses edit the logits.
+
+    Args:
+        state: The shared :class:`SanaDeLeakerState`.
+        offset: The block index (attention calls per step = number of blocks).
+        original: The processor it replaces (used outside DeLeaker's windows).
+    """
+
+    def __init__(self, state: SanaDeLeakerState, offset: int, original) -> None:
+        self.state = state
+        self.offset = offset
+        self.original = original
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None):
+        import torch
+
+        in_hist, in_edit = self.state.phase(self.offset)
+        if encoder_hidden_states is None or not (in_hist or in_edit):
+            return self.original(attn, hidden_states, encoder_hidden_states, attention_mask)
+        batch, n_img, _ = hidden_states.shape
+        text_len = encoder_hidden_states.shape[1]
+        bias = None
+        if attention_mask is not None:
+            # as the stock processor: (B, 1, T) additive mask -> (B, H, 1, T)
+            bias = attn.prepare_attention_mask(attention_mask, text_len, batch)
+            bias = bias.view(batch, attn.heads, -1, bias.shape[-1])
+        query = attn.to_q(hidden_states)
+        key = attn.to_k(encoder_hidden_states)
+        value = attn.to_v(encoder_hidden_states)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+        head_dim = key.shape[-1] // attn.heads
+        # (B, S, H*D) -> (B, H, S, D)
+        query = query.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
+        key = key.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
+        value = value.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
+        rows, cols = self.state.grid
+        if rows * cols != n_img:
+            raise ConfigError(
+                f"SANA attention has {n_img} image tokens but the latent grid is {rows}x{cols}.",
+                hint="Use patch size 1 and the pipeline's own latents.",
+            )
+        logits = (query.float() @ key.float().transpose(-1, -2)) * head_dim**-0.5  # (B, H, N, T)
+        if bias is not None:
+            logits = logits + bias.float()
+        probs = torch.softmax(logits, dim=-1)
+        probs = self.attend(logits, probs, in_hist, in_edit)
+        out = (
+            (probs.to(value.dtype) @ value)
+            .transpose(1, 2)
+            .reshape(batch, -1, attn.heads * head_dim)
+        )
+        out = out.to(query.dtype)
+        out = attn.to_out[1](attn.to_out[0](out))
+        return out / attn.rescale_output_factor
+
+    def attend(self, logits, probs, in_hist: bool, in_edit: bool):
+        """Return the (possibly edited) probabilities ``(B, H, N, T)``."""
+        raise NotImplementedError
+
+    def _mask(self, scores):
+        from . import ops
+
+        cfg = self.state.config
+        return ops.entity_mask(
+            scores,
+            cfg.beta1,
+            self.state.grid,
+            smoothing=cfg.smoothing,
+            open_iterations=cfg.open_iterations,
+            close_iterations=cfg.close_iterations,
+        )
+
+    def _record(self, b: int, masks: dict) -> None:
+        image = self.state.item_prompt[b]
+        for entity, mask in masks.items():
+            self.state.record_mask(image, entity, mask)
+
+
+class SanaDeLeakerProcessor(_SanaCrossAttnBase):
+    """Entity-score history only, and every pair's edits applied in one vectorised pass.
+
+    For an image token in entity ``i``'s mask the pair loop blocks every other entity's text
+    tokens and multiplies its own by ``alpha`` once per pair it is in (``alpha ** (n - 1)``);
+    −∞ absorbs the products, so the order of the pairs does not matter.
+    """
+
+    def attend(self, logits, probs, in_hist, in_edit):
+        import torch
+
+        from . import ops
+
+        st, cfg = self.state, self.state.config
+        edited = None
+        for b, spans in enumerate(st.batch_spans):
+            if not spans:
+                continue
+            image = st.item_prompt[b]
+            scores = {e: ops.entity_scores(probs[b], ts) for e, ts in spans.items()}  # (N,)
+            if in_hist:
+                hist = st.history.setdefault(image, {})
+                for e, s in scores.items():
+                    mean, count = hist.get(e, (None, 0))
+                    hist[e] = ops.running_mean_update(mean, count, ops.nan_to_mean(s))
+            if not in_edit:
+                continue
+            key = ("masks", image)
+            ready = cfg.use_history and bool(st.history.get(image))
+            if ready and st.history_frozen(self.offset) and key in st.cache:
+                masks = st.cache[key]
+            else:
+                source = {e: m for e, (m, _) in st.history[image].items()} if ready else scores
+                masks = {e: self._mask(s) for e, s in source.items()}
+                if ready and st.history_frozen(self.offset):
+                    st.cache[key] = masks
+            self._record(b, masks)
+            if len(spans) < 2 or not (cfg.image_text_suppression or cfg.self_identity):
+                continue
+            if edited is None:
+                edited = logits.clone()
+            edited[b] = self._edit(logits[b], spans, masks)
+        if edited is None:
+            return probs
+        changed = [b for b, spans in enumerate(st.batch_spans) if spans]
+        out = probs.clone()
+        out[changed] = torch.softmax(edited[changed], dim=-1).to(probs.dtype)
+        return out
+
+    def _edit(self, s, spans, masks):
+        import torch
+
+        cfg = self.state.config
+        n_ent = len(spans)
+        text_len = s.shape[-1]
+        m = torch.stack([masks[e] for e in spans]).to(s.device)  # (E, N)
+        c = torch.zeros(n_ent, text_len, dtype=torch.bool, device=s.device)  # (E, T)
+        for i, tokens in enumerate(spans.values()):
+            c[i, tokens] = True
+        s = s.clone()
+        if cfg.self_identity:
+            own = (m.float().T @ c.float()).round()  # (N, T): entities owning (row, col)
+            factor = torch.where(own > 0, cfg.alpha ** ((n_ent - 1) * own), torch.ones_like(own))
+            s = s * factor[None]
+        if cfg.image_text_suppression:
+            # others[i, t]: token t belongs to some entity other than i
+            others = (c.float().sum(0, keepdim=True) - c.float()) > 0  # (E, T)
+            blocked = (m.float().T @ others.float()) > 0  # (N, T)
+            s = s.masked_fill(blocked[None], float("-inf"))
+        return s
+
+
+class ReferenceSanaProcessor(_SanaCrossAttnBase):
+    """The literal method: full probability history and the pair loop over the logits."""
+
+    def attend(self, logits, probs, in_hist, in_edit):
+        import torch
+
+        from . import ops
+
+        st, cfg = self.state, self.state.config
+        out = probs.clone()
+        for b, spans in enumerate(st.batch_spans):
+            if not spans:
+                continue
+            image = st.item_prompt[b]
+            if in_hist:
+                mean, count = st.history.get(("full", image), (None, 0))
+                st.history[("full", image)] = ops.running_mean_update(
+                    mean, count, ops.nan_to_mean(probs[b])
+                )
+            if not in_edit:
+                continue
+            if cfg.use_history and ("full", image) in st.history:
+                source = st.history[("full", image)][0]  # (H, N, T)
+            else:
+                source = probs[b]
+            masks = {e: self._mask(ops.entity_scores(source, ts)) for e, ts in spans.items()}
+            self._record(b, masks)
+            if len(spans) < 2:
+                continue
+            s = logits[b].clone()  # (H, N, T)
+            neg_inf = float("-inf")
+            rows = {e: masks[e].nonzero().squeeze(1).to(s.device) for e in spans}
+            cols = {e: torch.tensor(ts, device=s.device) for e, ts in spans.items()}
+            for i, j in itertools.combinations(list(spans), 2):
+                ri, rj = rows[i], rows[j]
+                if cfg.image_text_suppression:
+                    s[:, ri[:, None], cols[j][None, :]] += neg_inf
+                    s[:, rj[:, None], cols[i][None, :]] += neg_inf
+                if cfg.self_identity:
+                    s[:, ri[:, None], cols[i][None, :]] *= cfg.alpha
+                    s[:, rj[:, None], cols[j][None, :]] *= cfg.alpha
+            out[b] = torch.softmax(s, dim=-1).to(probs.dtype)
+        return out
+
+
+def _sana_parts(pipe_or_transformer):
+    transformer = getattr(pipe_or_transformer, "transformer", pipe_or_transformer)
+    names = list(getattr(transformer, "attn_processors", {}) or {})
+    if not any(_ATTN2.match(n) for n in names) or not hasattr(transformer, "set_attn_processor"):
+        raise ConfigError(
+            f"DeLeaker (SANA) got a {type(pipe_or_transformer).__name__}, not a SanaPipeline or "
+            "SanaTransformer2DModel.",
+            hint="Pass a diffusers SanaPipeline (or its .transformer).",
+        )
+    pipe = pipe_or_transformer if transformer is not pipe_or_transformer else None
+    return pipe, transformer
+
+
+def _clock_hook(state: SanaDeLeakerState, pipe, transformer):
+    import torch
+
+    patch = int(getattr(transformer.config, "patch_size", 1) or 1)
+    scale = float(getattr(transformer.config, "timestep_scale", 1.0) or 1.0)
+
+    def hook(module, args, kwargs):
+        latents = kwargs.get("hidden_states", args[0] if args else None)
+        enc = kwargs.get("encoder_hidden_states", args[1] if len(args) > 1 else None)
+        timestep = kwargs.get("timestep", args[2] if len(args) > 2 else None)
+        if latents is None or enc is None or timestep is None:
+            raise ConfigError(
+                "DeLeaker needs hidden_states, encoder_hidden_states and timestep in the SANA "
+                "forward."
+            )
+        table = getattr(getattr(pipe, "scheduler", None), "timesteps", None)
+        if table is None or not len(table):
+            raise ConfigError(
+                "DeLeaker on SANA reads the step from the scheduler's timesteps.",
+                hint="Install it on the SanaPipeline, not on a bare transformer.",
+            )
+        t = float(timestep.reshape(-1)[0]) / scale
+        table = table.detach().float().cpu()
+        step = int(torch.argmin((table - t).abs()))
+        state.cfg = bool(getattr(pipe, "do_classifier_free_guidance", False))
+        state.forwards += 1
+        state.begin_forward(
+            step=step,
+            num_steps=len(table),
+            text_len=enc.shape[1],
+            grid=(latents.shape[-2] // patch, latents.shape[-1] // patch),
+            batch=enc.shape[0],
+        )
+
+    return hook
+
+
+@contextlib.contextmanager
+def deleaker_sana(
+    pipe,
+    entities: Sequence[str] | Sequence[Sequence[str]],
+    prompts: Sequence[str] | str,
+    *,
+    config: DeLeakerConfig | None = None,
+    instruction: Sequence[str] | None = None,
+    max_sequence_length: int = 300,
+    implementation: str = "fast",
+    **options: Any,
+) -> Iterator[SanaDeLeakerState]:
+    """Install DeLeaker on a ``SanaPipeline`` for the ``with`` block.
+
+    Example::
+
+        with deleaker_sana(pipe, ["cow", "horse"], "a cow and a horse in a farm") as run:
+            image = pipe("a cow and a horse in a farm").images[0]
+
+    Args:
+        pipe: A diffusers ``SanaPipeline``.
+        entities: Entity words of the prompt, or one list per prompt.
+        prompts: The prompt(s) the pipeline will be called with.
+        config: A :class:`DeLeakerConfig`; ``**options`` build one instead.
+        instruction: The ``complex_human_instruction`` the pipeline will use (``None``: the
+            pipeline's default, as when it is not passed; ``()``: none).
+        max_sequence_length: The pipeline's ``max_sequence_length``.
+        implementation: ``"fast"`` or ``"reference"`` (the literal pair loop, the oracle).
+        **options: :class:`DeLeakerConfig` fields.
+
+    Yields:
+        The run state; ``run.final_masks(i)`` gives image ``i``'s last masks.
+    """
+    if config is not None and options:
+        raise ConfigError("Pass either config=... or DeLeaker options, not both.")
+    if config is None:
+        config = build_config(DeLeakerConfig, options, owner="deleaker")
+    elif not isinstance(config, DeLeakerConfig):
+        raise ConfigError(f"config must be a DeLeakerConfig, got {type(config).__name__}.")
+    if config.text_text_suppression:
+        raise ConfigError(
+            "text_text_suppression has no meaning on SANA: its text tokens are never queries.",
+            hint="Leave text_text_suppression=false on SANA backbones.",
+        )
+    if implementation not in ("fast", "reference"):
+        raise ConfigError(
+            f"implementation={implementation!r} is not known.", hint="Use 'fast' or 'reference'."
+        )
+    pipe_obj, transformer = _sana_parts(pipe)
+    if pipe_obj is None:
+        raise ConfigError(
+            "DeLeaker on SANA needs the SanaPipeline (for its tokenizer and scheduler).",
+            hint="Pass the pipeline, not its transformer.",
+        )
+    if instruction is None:
+        import inspect
+
+        param = inspect.signature(type(pipe_obj).__call__).parameters.get(
+            "complex_human_instruction"
+        )
+        instruction = tuple(param.default or ()) if param is not None else ()
+    blocks = [n for n in transformer.attn_processors if _ATTN2.match(n)]
+    state = SanaDeLeakerState(config, entities, len(blocks))
+    state.set_sana_prompts(
+        prompts,
+        pipe_obj.tokenizer,
+        instruction=instruction,
+        max_sequence_length=max_sequence_length,
+    )
+    cls = SanaDeLeakerProcessor if implementation == "fast" else ReferenceSanaProcessor
+    processors = {}
+    for name, original in transformer.attn_processors.items():
+        m = _ATTN2.match(name)
+        processors[name] = cls(state, int(m.group(1)), original) if m else original
+    hook = _clock_hook(state, pipe_obj, transformer)
+    with installed(transformer, processors, pre_hook=hook):
+        yield state
+
+
+def generate(method, backbone, samples) -> list:
+    """Generate ``samples`` with DeLeaker on a SANA backbone (the method's SANA path).
+
+    Args:
+        method: A configured DeLeaker method (its ``config`` is used).
+        backbone: A SANA backbone (:class:`~slim_leakage.backbones.sana.SanaBackbone`).
+        samples: The samples.
+
+    Returns:
+        One :class:`~slim_leakage.methods.base.MethodOutput` per sample, with the entity masks
+        as overlays and their sizes in ``extra``.
+    """
+    from ..base import MethodOutput
+    from .overlays import PALETTE, mask_overlay
+
+    if not samples:
+        return []
+    prompts = [s.prompt for s in samples]
+    with deleaker_sana(
+        backbone.pipe,
+        [list(s.entities) for s in samples],
+        prompts,
+        config=method.config,
+        instruction=getattr(backbone, "instruction", None),
+        max_sequence_length=backbone.settings.max_sequence_length,
+    ) as run:
+        images = backbone.generate(prompts, [s.seed for s in samples])
+        spans = run.spans or []
+    outputs = []
+    for b, (sample, image) in enumerate(zip(samples, images)):
+        final = run.final_masks(b)
+        extra = {
+            "mask_tokens": {e: int(m.sum()) for e, m in final.items()},
+            "mask_grid": list(run.grid),
+            "entity_tokens": {e: list(t) for e, t in spans[b].items()} if spans else {},
+            "image_image_suppression": "off on SANA (linear self-attention)",
+        }
+        overlays = {
+            e: mask_overlay(image, final[e], PALETTE[i % len(PALETTE)])
+            for i, e in enumerate(sample.entities)
+            if e in final
+        }
+        outputs.append(MethodOutput(image=image, extra=extra, overlays=overlays))
+    return outputs
+
+
+def check_samples(backbone, samples) -> None:
+    """Raise, naming the sample, if an entity cannot be found in SANA's processed prompt."""
+    for sample in samples:
+        try:
+            sana_entity_spans(
+                backbone.pipe.tokenizer,
+                sample.prompt,
+                list(sample.entities),
+                instruction=getattr(backbone, "instruction", None),
+                max_sequence_length=backbone.settings.max_sequence_length,
+            )
+        except EntityNotFoundError as exc:
+            raise EntityNotFoundError(
+                f"Sample {sample.id!r}: {exc.message}", hint=exc.hint
+            ) from exc

@@ -96,3 +96,17 @@ def test_command_writes_layouts_from_a_samples_file(tmp_path, capsys):
     assert L.run(args) == 0
     assert list(L.read_layouts(out)) == ["p1"]
     assert "wrote 1 layouts" in capsys.readouterr().out
+
+
+def test_slim_eval_dataset_layouts_writes_one_layout_per_sample(cli, tmp_path):
+    from slim_leakage.slim import load_samples
+
+    out = tmp_path / "pairs.jsonl"
+    code, stdout, _ = cli("dataset", "layouts", "--config", "pairs", "--out", str(out))
+    assert code == 0 and "layouts" in stdout
+    samples = load_samples("pairs")
+    layouts = L.read_layouts(out)
+    assert list(layouts) == [s.id for s in samples]
+    assert all(layouts[s.id] == L.split_layout(s) for s in samples)
+    code, _, err = cli("dataset", "layouts", "--config", "pairz", "--out", str(out))
+    assert code == 2 and "pairs" in err

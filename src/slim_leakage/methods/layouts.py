@@ -233,15 +233,9 @@ def _load_samples(args) -> list[Sample]:
             raise ConfigError(f"Samples file {str(path)!r} does not exist.")
         samples = [Sample.from_dict(d) for d in iter_jsonl(path)]
     else:
-        from .. import slim
+        from ..slim import load_samples
 
-        loader = getattr(slim, "load_samples", None)
-        if loader is None:
-            raise ConfigError(
-                "This version cannot load SLIM samples by config name here.",
-                hint="Pass --samples samples.jsonl (a run directory has one).",
-            )
-        samples = list(loader(args.config))
+        samples = load_samples(args.config)
     if args.limit is not None:
         samples = samples[: args.limit]
     return samples

@@ -287,13 +287,19 @@ def sample_problems(
 
 
 def check_samples(
-    samples: Sequence[Sample], *, config: str, arity: int | None = None, kind: str | None = None
+    samples: Sequence[Sample],
+    *,
+    config: str,
+    arity: int | None = None,
+    kind: str | None = None,
+    case_sensitive: bool = True,
 ) -> None:
     """Check a config's invariants before anything is written.
 
     Each entity occurs in its prompt exactly once, as a whole word spelled as listed, in the
     listed order and without overlapping another; ids are unique; the number of entities is
-    ``arity``; every sample has ``kind``; no (prompt, seed) pair repeats.
+    ``arity``; every sample has ``kind``; no (prompt, seed) pair repeats. Imported prompts
+    (which capitalise their first word) are checked with ``case_sensitive=False``.
 
     Raises:
         DatasetError: Naming the first offending sample(s) and what is wrong.
@@ -302,7 +308,7 @@ def check_samples(
     seen_ids: dict[str, int] = {}
     seen_pairs: dict[tuple[str, int], str] = {}
     for sample in samples:
-        problems = sample_problems(sample, arity=arity)
+        problems = sample_problems(sample, arity=arity, case_sensitive=case_sensitive)
         if kind is not None and sample.kind != kind:
             problems.append(f"has kind {sample.kind!r}, its config holds {kind!r}")
         if sample.id in seen_ids:

@@ -283,7 +283,7 @@ def import_official(
         items = [it for group in groups.values() for it in sorted(group, key=lambda i: i[2].seed)]
         samples = [dataclasses.replace(it[2], config=config) for it in items]
         kind = samples[0].kind
-        check_samples(samples, config=config, kind=kind)
+        check_samples(samples, config=config, kind=kind, case_sensitive=False)
         plans.append((config, kind, items, samples))
         for it in items:
             counts[it[1]] += 1

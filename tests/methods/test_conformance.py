@@ -1,6 +1,7 @@
-"""Conformance: every registered method keeps the method contract on the tiny FLUX backbone.
+"""Conformance: every registered method keeps the method contract on the tiny backbones.
 
-Parametrised over ``METHODS.names()``, so a built-in or plug-in method is covered without
+Parametrised over ``METHODS.names()`` and over the tiny FLUX and SANA backbones (a method runs
+on those its ``families`` allow), so a built-in or plug-in method is covered without
 writing a test. Inputs a method declares in ``needs`` are provided by convention: ``images``
 through a ``folder`` option (a folder of correctly sized images named by sample id), ``layout``
 through a ``layouts`` option (a frozen layout file).
@@ -64,6 +65,12 @@ def method_name(request):
     return request.param
 
 
+@pytest.fixture(params=["tiny_backbone", "tiny_sana"])
+def any_backbone(request):
+    """Each tiny backbone family in turn: FLUX (``tiny-random``) and SANA."""
+    return request.getfixturevalue(request.param)
+
+
 def test_info_declares_needs_backbones_and_options(method_name):
     cls = METHODS.get(method_name)
     assert issubclass(cls, Method)
@@ -94,7 +101,8 @@ def test_unsupported_backbone_is_a_clear_error(method_name, tiny_backbone, tmp_p
         assert family in info.value.hint
 
 
-def test_generates_one_deterministic_output_per_sample(method_name, tiny_backbone, tmp_path):
+def test_generates_one_deterministic_output_per_sample(method_name, any_backbone, tmp_path):
+    tiny_backbone = any_backbone
     cls = METHODS.get(method_name)
     if not _supports(cls, tiny_backbone.family):
         pytest.skip(f"{method_name} does not run on {tiny_backbone.family}")
@@ -115,9 +123,12 @@ def test_generates_one_deterministic_output_per_sample(method_name, tiny_backbon
     json.dumps(method.config_dict())
 
 
-def test_bad_inputs_fail_in_prepare_not_later(method_name, tiny_backbone, tmp_path):
+def test_bad_inputs_fail_in_prepare_not_later(method_name, any_backbone, tmp_path):
+    tiny_backbone = any_backbone
     cls = METHODS.get(method_name)
-    if not cls.needs or not _supports(cls, tiny_backbone.family):
+    if not _supports(cls, tiny_backbone.family):
+        pytest.skip(f"{method_name} does not run on {tiny_backbone.family}")
+    if not cls.needs:
         pytest.skip(f"{method_name} needs nothing beyond the prompt")
     method = get_method(method_name, **_inputs(cls, tiny_backbone, tmp_path))
     stranger = Sample(id="stranger", prompt="a bat and an owl", entities=("bat", "owl"), seed=9)

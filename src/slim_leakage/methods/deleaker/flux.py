@@ -29,6 +29,11 @@ from . import ops
 from .config import DeLeakerConfig
 from .state import DeLeakerState, installed
 
+#: Rows whose edited normaliser falls below this share of the unedited one are recomputed.
+_RECOMPUTE_BELOW = 0.5
+#: Query rows per chunk when rows are recomputed explicitly.
+_ROW_CHUNK = 256
+
 _DOUBLE = re.compile(r"^transformer_blocks\.(\d+)\.attn\.processor$")
 _SINGLE = re.compile(r"^single_transformer_blocks\.(\d+)\.attn\.processor$")
 
@@ -270,9 +275,22 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
             corr = corr - (p0_c * blocked) @ v[:, T + rows].float()
         out = out.clone()
         out[:, T + rows] = ((out[:, T + rows].float() + corr) / ratio[..., None]).to(out.dtype)
+        # Where the edits removed most of a row's mass, dividing by a small ratio would magnify
+        # the fused kernel's rounding: recompute those rows exactly with the edited logits.
+        weak = (ratio < _RECOMPUTE_BELOW).any(0).nonzero().squeeze(1)
+        for start in range(0, weak.numel(), _ROW_CHUNK):
+            sel = weak[start : start + _ROW_CHUNK]
+            logits = (q[:, T + rows[sel]].float() @ k.float().transpose(-1, -2)) * scale
+            logits[:, :, tokens] = s_cur[:, sel]
+            if use_ii:
+                cut = torch.zeros(sel.numel(), logits.shape[-1], dtype=torch.bool, device=dev)
+                cut[:, T + rows] = blocked[sel]
+                logits = logits.masked_fill(cut, float("-inf"))
+            out[:, T + rows[sel]] = (torch.softmax(logits, -1) @ v.float()).to(out.dtype)
         return out
 
     def _text_text(self, out, lse, q, k, v, spans, pairs, scale) -> torch.Tensor:
+        # only the first token of each entity is edited: recompute those few rows exactly
         blocked: dict[int, set[int]] = {}
         for i, j in pairs:
             a, c = spans[i][0], spans[j][0]
@@ -280,10 +298,10 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
             blocked.setdefault(c, set()).add(a)
         out = out.clone()
         for row, cols in blocked.items():
-            cols_l = sorted(cols)
-            p = torch.exp((q[:, row].float() @ k[:, cols_l].float().T) * scale - lse[:, row, None])
-            num = out[:, row].float() - p @ v[:, cols_l].float()
-            out[:, row] = (num / (1 - p.sum(-1, keepdim=True))).to(out.dtype)
+            # (H, 1, D) @ (H, D, L) -> (H, 1, L)
+            logits = (q[:, row : row + 1].float() @ k.float().transpose(-1, -2)) * scale
+            logits[..., sorted(cols)] = float("-inf")
+            out[:, row] = (torch.softmax(logits, -1) @ v.float()).squeeze(1).to(out.dtype)
         return out
 
 

@@ -32,9 +32,9 @@ def test_families_are_lookalikes_differing_only_in_pattern():
 
 
 def test_captions():
-    assert caption(["tiger"]) == "a tiger"
-    assert caption(["tiger", "okapi"]) == "a tiger and an okapi"
-    assert caption(["tiger", "perch", "melon"]) == "a tiger, a perch and a melon"
+    assert caption(["tiger"]) == "A tiger"
+    assert caption(["okapi", "tiger"]) == "An okapi and a tiger"
+    assert caption(["tiger", "perch", "melon"]) == "A tiger, a perch and a melon"
     with pytest.raises(ConfigError, match="cat"):
         caption(["tiger", "cat"])
     with pytest.raises(ConfigError):

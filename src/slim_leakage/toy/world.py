@@ -97,7 +97,7 @@ ENTITY_TYPES: dict[str, EntityType] = {
     for noun, pattern in fam.members
 }
 #: Every word a toy caption can contain (nouns, articles, connectives).
-VOCABULARY: tuple[str, ...] = ("a", "an", "and", *ENTITY_TYPES)
+VOCABULARY: tuple[str, ...] = ("a", "an", "and", *ENTITY_TYPES)  # capitalised forms are added too
 
 
 def entity_type(noun: str) -> EntityType:
@@ -128,15 +128,18 @@ def article(noun: str) -> str:
 
 
 def caption(nouns: Sequence[str]) -> str:
-    """The caption of a scene: ``a tiger``, ``a tiger and a perch``, ``a tiger, a perch and a melon``."""
+    """A scene's caption: ``A tiger``, ``A tiger and a perch``, ``A tiger, a perch and a melon``.
+
+    The first letter is capitalised, as the SLIM builder writes prompts, so the toy SLIM configs
+    use exactly the captions the model was trained on.
+    """
     if not nouns:
         raise ConfigError("A toy caption needs at least one entity.")
     for n in nouns:
         entity_type(n)
     parts = [f"{article(n)} {n}" for n in nouns]
-    if len(parts) == 1:
-        return parts[0]
-    return ", ".join(parts[:-1]) + " and " + parts[-1]
+    text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return text[:1].upper() + text[1:]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -536,6 +536,17 @@ class ScriptedServer:
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError:
             body = None
+        if method == "GET" and path.split("?", 1)[0] == "/_stats":
+            # For benchmarks that run the server in another process.
+            with self._lock:
+                stages = collections.Counter(r.stage for r in self.requests)
+                replies = collections.Counter(r.reply for r in self.requests)
+            await self._send(
+                writer,
+                200,
+                {"requests": len(self.requests), "stages": stages, "replies": replies},
+            )
+            return True
         if method != "POST" or body is None:
             await self._send(writer, 400, {"error": {"message": "bad request"}})
             return True

@@ -1,0 +1,192 @@
+"""Judge throughput against the local protocol server with an injected per-request latency.
+
+N samples go through the full protocol (two extractions, two typicality ratings, two ranking
+orders) with the real OpenAI SDK against ``slim_leakage.judge.testing`` running in a separate
+process, so the server does not compete with the client for the interpreter. The ideal is what
+the concurrency allows: ``concurrency / latency`` requests per second. ``efficiency`` is the
+achieved request rate over that ideal. A second judge on the same cache then re-runs the same
+samples: ``rerun_calls`` must be 0.
+
+On a small shared machine the SDK's own per-request CPU cost, not the judge, can be what keeps
+the rate below the ideal. So the same backend object also sends the same number of requests with
+the same concurrency straight through ``Backend.complete`` (no protocol, cache, limiter or
+parsing), before and after the judge run: ``transport_efficiency`` is that floor's rate over
+the ideal, and ``relative_efficiency`` (efficiency / transport_efficiency) is the share of what
+the SDK and server allow that the full protocol achieves, measured side by side.
+
+Usage: python benchmarks/judge_throughput.py [--samples 200] [--concurrency 32]
+       [--latency 0.1] [--backend openai-compatible|gemini] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+
+def make_items(root: Path, n: int):
+    from PIL import Image
+
+    from slim_leakage.judge import JudgeItem
+    from slim_leakage.records import Sample
+
+    items = []
+    for i in range(n):
+        sample = Sample(
+            id=f"s{i}",
+            prompt=f"a cat and a cheetah on a lawn, take {i}",
+            entities=("cat", "cheetah"),
+            seed=i,
+        )
+        paths = {}
+        for k, role in enumerate(("vanilla", "method", "ref-cat", "ref-cheetah")):
+            path = root / f"{i}-{role}.png"
+            Image.new("RGB", (64, 64), (i % 256, (i // 256) * 16 + k, 40 * k)).save(path)
+            paths[role] = path
+        items.append(
+            JudgeItem(
+                sample,
+                "bench",
+                paths["vanilla"],
+                paths["method"],
+                {"cat": paths["ref-cat"], "cheetah": paths["ref-cheetah"]},
+            )
+        )
+    return items
+
+
+async def transport_floor(judge, items, n_requests: int, concurrency: int) -> float:
+    """Seconds to send ``n_requests`` typicality requests straight through the backend."""
+    import asyncio
+
+    from slim_leakage.judge.protocol import _load_image
+    from slim_leakage.judge.stages import typicality_schema
+
+    requests = []
+    for i in range(n_requests):
+        item = items[i % len(items)]
+        image = _load_image(item.vanilla_image, "vanilla", None, "Image")
+        requests.append(
+            judge._request(
+                "typicality",
+                f"Rate the entities, take {i}.",
+                [image],
+                typicality_schema(item.sample.entities),
+                {},
+            )
+        )
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(request):
+        async with slots:
+            await judge.backend.complete([request])
+
+    start = time.perf_counter()
+    try:
+        await asyncio.gather(*(one(r) for r in requests))
+    finally:
+        await judge.backend.aclose()
+    return time.perf_counter() - start
+
+
+def server_stats(url: str) -> dict:
+    with urllib.request.urlopen(f"{url}/_stats", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument(
+        "--backend", default="openai-compatible", choices=["openai-compatible", "gemini"]
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    args = parser.parse_args(argv)
+
+    from slim_leakage.judge import get_judge
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "img").mkdir()
+        items = make_items(root / "img", args.samples)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "slim_leakage.judge.testing", "--latency", str(args.latency)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            url = server.stdout.readline().strip()
+            options = {"cache_dir": str(root / "cache"), "concurrency": args.concurrency}
+            if args.backend == "gemini":
+                os.environ.setdefault("GEMINI_API_KEY", "local-benchmark")
+                options["base_url"] = url
+            else:
+                options["base_url"] = f"{url}/v1"
+            import asyncio
+
+            judge = get_judge(args.backend, **options)
+            n_floor = 6 * args.samples
+            floor_1 = asyncio.run(transport_floor(judge, items, n_floor, args.concurrency))
+            floor_calls = server_stats(url)["requests"]
+            start = time.perf_counter()
+            verdicts = judge.judge(items, progress=False)
+            wall = time.perf_counter() - start
+            calls = server_stats(url)["requests"] - floor_calls
+            floor_2 = asyncio.run(transport_floor(judge, items, n_floor, args.concurrency))
+            floor_calls = server_stats(url)["requests"] - calls
+
+            rerun = get_judge(args.backend, **options)
+            start = time.perf_counter()
+            again = rerun.judge(items, progress=False)
+            rerun_wall = time.perf_counter() - start
+            rerun_calls = server_stats(url)["requests"] - calls - floor_calls
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+    ideal_rps = args.concurrency / args.latency
+    achieved_rps = calls / wall
+    floor_rps = n_floor / ((floor_1 + floor_2) / 2)
+    efficiency = achieved_rps / ideal_rps
+    transport = floor_rps / ideal_rps
+    result = {
+        "backend": args.backend,
+        "samples": args.samples,
+        "concurrency": args.concurrency,
+        "latency_s": args.latency,
+        "calls": calls,
+        "calls_per_sample": calls / args.samples,
+        "wall_s": round(wall, 3),
+        "ideal_s": round(calls / ideal_rps, 3),
+        "achieved_rps": round(achieved_rps, 1),
+        "ideal_rps": round(ideal_rps, 1),
+        "efficiency": round(efficiency, 4),
+        "transport_rps": round(floor_rps, 1),
+        "transport_efficiency": round(transport, 4),
+        "relative_efficiency": round(efficiency / transport, 4),
+        "judge_errors": sum(v.label is None for v in verdicts),
+        "order_flips": judge.stats.order_flips,
+        "rerun_calls": rerun_calls,
+        "rerun_wall_s": round(rerun_wall, 3),
+        "rerun_identical": again == verdicts,
+        "cpu_count": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+    if not args.json:
+        for key, value in result.items():
+            print(f"{key:>16}: {value}")
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -173,6 +173,12 @@ def test_bad_label_files_name_the_line(tmp_path, lines, message):
         read_labels(_csv(tmp_path, lines))
 
 
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbfsample_id,method,annotator,label\r\ns0,m,a,no-change\r\n")
+    assert [(lab.sample_id, lab.label) for lab in read_labels(path)] == [("s0", "no-change")]
+
+
 def test_missing_file_and_unknown_judge_label(tmp_path):
     with pytest.raises(ValidationError, match="does not exist"):
         read_labels(tmp_path / "nope.csv")

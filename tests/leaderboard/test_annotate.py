@@ -126,3 +126,47 @@ def test_resume_and_finish_in_chromium(run_factory, tmp_path, browser, serve):
         ("p000", "no-change"),
         ("p001", "no-change"),
     ]
+
+
+def test_annotate_cli_serves_on_localhost(run_factory, tmp_path):
+    import subprocess
+    import sys
+    import urllib.request
+
+    run = run_factory(n=2)
+    labels = tmp_path / "labels.csv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "slim_leakage.cli", "annotate", str(run), "--annotator", "ann"]
+        + ["--labels", str(labels), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = proc.stdout.readline()
+        second = proc.stdout.readline()
+        assert "2 of 2 samples left" in first, first + proc.stderr.read()
+        url = second.split()[1]
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url + "api/state", timeout=10) as res:
+            state = json.loads(res.read())
+        assert state["item"]["sample_id"] == "p000" and state["total"] == 2
+        body = json.dumps({"sample_id": "p000", "choice": "same"}).encode()
+        req = urllib.request.Request(url + "api/label", data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=10) as res:
+            assert json.loads(res.read())["label"] == "no-change"
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url + "image/p000/../../manifest.json", timeout=10)
+        assert err.value.code == 404
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert [(r.sample_id, r.label) for r in read_labels(labels)] == [("p000", "no-change")]
+
+
+def test_annotate_cli_usage_errors(run_factory, tmp_path, cli):
+    run = run_factory(n=1)
+    code, _, err = cli("annotate", str(run), "--annotator", "a,b", "--labels", str(tmp_path / "l"))
+    assert code == 2 and "Annotator name" in err
+    code, _, err = cli("annotate", str(run), "--annotator", "a", "--port", "70000")
+    assert code == 2 and "--port 70000" in err

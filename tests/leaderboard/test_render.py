@@ -122,6 +122,8 @@ def test_page_sorts_and_draws_in_chromium(board, tmp_path, page, fake_slim):
     )
     page.click("th[data-col='6']")
     page.wait_for(f"{names}[0] === 'DeLeaker'")
+    cost = "document.querySelector('#board tbody tr').cells[9].textContent"
+    assert page.eval(cost) == "0.75 s, peak 1 KiB"
     # the cost column sorts numerically
     page.click("th[data-col='9']")
     assert (

@@ -112,7 +112,8 @@ def read_labels(path: str | Path) -> list[HumanLabel]:
             f"Labels file {str(path)!r} does not exist.",
             hint="Give a CSV with columns " + ",".join(CSV_COLUMNS) + ".",
         )
-    with open(path, newline="", encoding="utf-8") as fh:
+    # utf-8-sig: spreadsheets often save CSV with a byte-order mark before the header
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         return parse_labels(csv.reader(fh), source=str(path))
 
 

@@ -143,6 +143,17 @@ def _secs(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g} s"
 
 
+def _bytes(value: int | None) -> str:
+    if value is None:
+        return ""
+    size, unit = float(value), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            break
+        size /= 1024
+    return f"{size:.3g} {unit}"
+
+
 def markdown_table(rows: list[Row]) -> str:
     """The README table: one line per entry, in page order."""
     if not rows:
@@ -199,7 +210,11 @@ def html_page(rows: list[Row]) -> str:
             (_pct(d["degradation"]), d["degradation"]),
             (_bar(d), d["mitigation"]),
             (str(d["judge_errors"]), d["judge_errors"]),
-            (_secs(d["seconds_per_image"]), d["seconds_per_image"]),
+            (
+                _secs(d["seconds_per_image"])
+                + (f", peak {_bytes(d['peak_memory_bytes'])}" if d["peak_memory_bytes"] else ""),
+                d["seconds_per_image"],
+            ),
             (badge, 1 if d["verified"] else 0),
         ]
         tds = "".join(
@@ -217,7 +232,7 @@ def html_page(rows: list[Row]) -> str:
         "Degradation",
         "5-way split",
         "Judge errors",
-        "Cost (s / image)",
+        "Cost (s / image, peak memory)",
         "Status",
     ]
     thead = "".join(f'<th data-col="{i}">{h}</th>' for i, h in enumerate(heads))

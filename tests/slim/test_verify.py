@@ -186,3 +186,32 @@ def test_cli_verify_rejects_bad_input_before_loading(cli, tmp_path, monkeypatch)
     assert code == 2 and "Did you mean 'pairs'" in err
     code, _, err = cli(*args, "--name", "Bad Name")
     assert code == 2 and "not a lowercase file-safe name" in err
+
+
+def test_cli_verify_with_the_real_judge_over_local_http(cli, tiny_backbone, tmp_path, monkeypatch):
+    # The real Judge and OpenAI SDK against the local protocol server on 127.0.0.1.
+    import slim_leakage.backbones
+    from slim_leakage.judge.testing import ScriptedServer
+
+    monkeypatch.setattr(slim_leakage.backbones, "load_backbone", lambda name, **kw: tiny_backbone)
+    with ScriptedServer() as server:
+        args = (
+            "dataset", "verify", "--config", "pairs", "--limit", "3", "--backbone", "tiny-random",
+            "--judge", "openai-compatible", "--judge-arg", f"base_url={server.openai_base_url}",
+            "--judge-arg", "model=qwen", "--judge-arg", f"cache_dir={tmp_path / 'cache'}",
+            "--out", str(tmp_path / "v"), "--keep", "all", "--json",
+        )  # fmt: skip
+        code, out, err = cli(*args)
+        assert code == 0, err
+        asked = server.count()
+        assert asked > 0
+        data = json.loads(out.strip().splitlines()[-1])
+        assert data["checked"] == 3 and data["errors"] == 0
+        assert data["leaky"] + data["clean"] == 3 == data["kept"]
+        verdicts = list(iter_jsonl(tmp_path / "v" / "verdicts.jsonl"))
+        assert sum(v["leaky"] for v in verdicts) == data["leaky"]
+        code, out, _ = cli(*args)  # resumed: nothing is asked again
+        assert code == 0 and server.count() == asked
+    rows = load_slim("pairs-verified", root=tmp_path / "v" / "dataset")
+    assert rows["leakage"] == [v["leaky"] for v in verdicts]
+    assert set(rows["source"]) == {"verified:tiny-random:openai-compatible/qwen"}

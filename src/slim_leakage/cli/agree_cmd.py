@@ -95,10 +95,11 @@ def run(args) -> int:
         f"(of {report['magnitude_n']} same-direction labels)"
     )
     print(f"  Krippendorff alpha  {_fmt(report['krippendorff_alpha_ordinal'])} (ordinal)")
-    print(
-        "  confusion (rows judge, columns reference): "
-        + " ".join("/".join(str(c) for c in row) for row in report["confusion"]["matrix"])
-    )
+    print("  confusion (rows: judge code, columns: reference code)")
+    codes = ("+2", "+1", "0", "-1", "-2")
+    print("        " + "".join(f"{c:>5}" for c in codes))
+    for code, row in zip(codes, report["confusion"]["matrix"]):
+        print(f"    {code:>4}" + "".join(f"{n:>5}" for n in row))
     for name, row in report["annotators"].items():
         print(
             f"  annotator {name}: {row['n_labels']} labels, vs rest rho "

@@ -48,7 +48,12 @@ def add_parser(sub) -> None:
         q = inner.add_parser(name, help=help_text, description=help_text)
         command.add_arguments(q)
         q.set_defaults(func=command.run)
-    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+
+    def show_help(args) -> int:
+        p.print_help()
+        return 0
+
+    p.set_defaults(func=show_help)
 
 
 def _say(args, text: str) -> None:

@@ -305,7 +305,7 @@ def check_samples(
         DatasetError: Naming the first offending sample(s) and what is wrong.
     """
     errors: list[str] = []
-    seen_ids: dict[str, int] = {}
+    seen_ids: set[str] = set()
     seen_pairs: dict[tuple[str, int], str] = {}
     for sample in samples:
         problems = sample_problems(sample, arity=arity, case_sensitive=case_sensitive)
@@ -313,7 +313,7 @@ def check_samples(
             problems.append(f"has kind {sample.kind!r}, its config holds {kind!r}")
         if sample.id in seen_ids:
             problems.append("repeats an id already used")
-        seen_ids[sample.id] = 1
+        seen_ids.add(sample.id)
         key = (sample.prompt, int(sample.seed))
         if key in seen_pairs:
             problems.append(f"repeats (prompt, seed) of sample {seen_pairs[key]!r}")

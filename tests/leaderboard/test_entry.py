@@ -233,3 +233,22 @@ def test_submit_refuses_an_unfinished_run(run_factory, tmp_path, cli):
     code, _, err = cli("submit", str(run), "--out", str(tmp_path / "e.json"))
     assert code == 1 and "has no metrics.json" in err
     assert not (tmp_path / "e.json").exists()
+
+
+def test_exported_json_schema_matches_the_python_schema(entry):
+    import jsonschema
+
+    from slim_leakage.leaderboard.schema import to_json_schema
+
+    schema = to_json_schema()
+    shipped = json.loads((REPO / "leaderboard" / "schema" / "entry-v1.schema.json").read_text())
+    assert shipped == schema
+    validator = jsonschema.Draft202012Validator(schema)
+    assert list(validator.iter_errors(entry)) == []
+    broken = copy.deepcopy(entry)
+    broken["colour"] = "blue"
+    broken["verdicts"][2]["order_flip"] = "no"
+    broken["metrics"]["n_samples"] = 10.5
+    del broken["package"]["git_commit"]
+    assert len(list(validator.iter_errors(broken))) == 4
+    assert len(check_structure(broken)) == 4

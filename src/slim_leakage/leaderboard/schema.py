@@ -223,3 +223,49 @@ def describe_fields(t: T = ENTRY_V1, path: str = "") -> list[tuple[str, str, boo
     elif t.kind in ("list", "map") and t.item is not None:
         rows += describe_fields(t.item, path + ("[]" if t.kind == "list" else ".*"))
     return rows
+
+
+def to_json_schema(t: T = ENTRY_V1, *, version: int = CURRENT_VERSION) -> dict[str, Any]:
+    """The schema as a JSON Schema (draft 2020-12) document, for tools outside Python.
+
+    It states the same structure as :func:`check_structure` (types, required and unknown
+    fields); the semantic checks of ``slim-eval validate`` are not expressible in it.
+    """
+
+    def convert(t: T) -> dict[str, Any]:
+        if t.kind == "object" and t.fields is not None:
+            out: dict[str, Any] = {
+                "type": "object",
+                "properties": {k: convert(sub) for k, (sub, _) in t.fields.items()},
+                "required": [k for k, (_, req) in t.fields.items() if req],
+                "additionalProperties": False,
+            }
+        elif t.kind == "map":
+            out = {"type": "object"}
+            if t.item is not None:
+                out["additionalProperties"] = convert(t.item)
+        elif t.kind == "list":
+            out = {"type": "array"}
+            if t.item is not None:
+                out["items"] = convert(t.item)
+        elif t.kind == "any":
+            out = {"type": "object"}
+        else:
+            out = {
+                "type": {"str": "string", "int": "integer", "float": "number"}.get(
+                    t.kind, "boolean"
+                )
+            }
+        if t.nullable:
+            out["type"] = [out["type"], "null"]
+        return out
+
+    doc = convert(t)
+    doc["properties"]["schema"]["const"] = SCHEMA_NAME
+    doc["properties"]["schema_version"]["const"] = version
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"slim-leakage/leaderboard-entry/v{version}",
+        "title": f"slim-leakage leaderboard entry, schema version {version}",
+        **doc,
+    }

@@ -51,13 +51,22 @@ class RegionalConfig:
         steps: Bind regions during the first ``steps`` denoising steps only (0: every step).
         base_ratio: Weight of the unmasked attention output (without sub-prompts) blended into
             the image tokens' output, in ``[0, 1)``; 0 is pure hard binding.
+        implementation: ``fast`` (fused attention, then the few blocked sub-prompt keys taken
+            out of each image row in closed form) or ``reference`` (a dense ``L x L`` boolean
+            mask given to ``scaled_dot_product_attention``). Both compute the same attention.
     """
 
     layouts: str = ""
     steps: int = 0
     base_ratio: float = 0.0
+    implementation: str = "fast"
 
     def __post_init__(self) -> None:
+        if self.implementation not in ("fast", "reference"):
+            raise ConfigError(
+                f"regional-prompting: implementation={self.implementation!r} is not known.",
+                hint="Use implementation=fast (default) or implementation=reference.",
+            )
         if not self.layouts:
             raise ConfigError(
                 "method 'regional-prompting' needs layouts=FILE (a frozen layout file).",
@@ -146,6 +155,9 @@ class RegionalState:
         steps: Bind during the first ``steps`` steps (0: all).
         step: The current denoising step (set from the timestep by a forward pre-hook).
         calls: Attention calls made with the mask (for tests and ``extra``).
+        implementation: ``fast`` or ``reference`` (see :class:`RegionalConfig`).
+        sub_tokens: ``(S,)`` positions of every sub-prompt token (fast path).
+        sub_blocked: ``(N_img, S)`` true where an image token may not see a sub-prompt token.
     """
 
     mask: Any = None
@@ -155,6 +167,9 @@ class RegionalState:
     steps: int = 0
     step: int = 0
     calls: int = 0
+    implementation: str = "reference"
+    sub_tokens: Any = None
+    sub_blocked: Any = None
 
     @property
     def active(self) -> bool:
@@ -226,8 +241,11 @@ class RegionalAttnProcessor:
                 )
             mask = state.mask.to(q.device)
             state.calls += 1
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, L, D)
-        if state.active and state.base_ratio > 0:
+        if state.active and state.implementation == "fast":
+            out = fast_regional_attention(q, k, v, state)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, L, D)
+        if state.active and state.base_ratio > 0 and state.implementation != "fast":
             base = F.scaled_dot_product_attention(q, k, v, attn_mask=state.base_mask.to(q.device))
             image = slice(state.text_len, None)
             out[:, :, image] = (1 - state.base_ratio) * out[:, :, image] + (
@@ -244,6 +262,78 @@ class RegionalAttnProcessor:
             encoder_out = attn.to_add_out(encoder_out.contiguous())
             return image_out, encoder_out
         return out
+
+
+def _without_keys(out, lse, q, k, v, blocked, scale):
+    """Remove blocked keys from finished softmax rows in closed form.
+
+    With ``p_k = exp(q.k_k * scale - lse)`` the unmasked probabilities of the candidate keys,
+    the attention restricted to the other keys is ``(out - sum_b p_b v_b) / (1 - sum_b p_b)``
+    over the blocked keys ``b``.
+
+    Args:
+        out: ``(B, H, R, D)`` unmasked attention output of R query rows.
+        lse: ``(B, H, R)`` their log-sum-exp (float32).
+        q: ``(B, H, R, D)`` their queries.
+        k: ``(B, H, S, D)`` candidate keys; v: their values.
+        blocked: ``(R, S)`` boolean, true where the key is removed.
+        scale: Logit scale.
+    """
+    import torch
+
+    p = torch.exp((q.float() @ k.float().transpose(-1, -2)) * scale - lse[..., None])  # (B,H,R,S)
+    p = p * blocked.to(p.dtype)
+    kept = 1 - p.sum(-1, keepdim=True)  # (B, H, R, 1)
+    return ((out.float() - p @ v.float()) / kept).to(out.dtype)
+
+
+def fast_regional_attention(q, k, v, state: RegionalState):
+    """Regional attention without an ``L x L`` mask: ``(B, H, L, D)`` in and out.
+
+    Image rows (most of the sequence) run the fused kernel over every key, then lose the few
+    sub-prompt keys they may not see (:func:`_without_keys`); text rows, which may not see
+    parts of the image, use the dense mask, but only their ``T x L`` slice of it.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from .deleaker import ops
+
+    T = state.text_len
+    scale = q.shape[-1] ** -0.5
+    mask = state.mask.to(q.device)
+    text_out = F.scaled_dot_product_attention(
+        q[:, :, :T], k, v, attn_mask=mask[..., :T, :]
+    )  # (B, H, T, D)
+    full, lse = ops.attention_with_lse(q[:, :, T:], k, v, scale)  # (B, H, N, D), (B, H, N)
+    sub = state.sub_tokens.to(q.device)
+    k_sub, v_sub = k[:, :, sub], v[:, :, sub]  # (B, H, S, D)
+    q_img = q[:, :, T:]
+    blocked = state.sub_blocked.to(q.device)
+    image_out = _without_keys(full, lse, q_img, k_sub, v_sub, blocked, scale)
+    if state.base_ratio > 0:
+        everything = blocked.new_ones(blocked.shape)
+        base = _without_keys(full, lse, q_img, k_sub, v_sub, everything, scale)
+        image_out = (1 - state.base_ratio) * image_out + state.base_ratio * base
+    return torch.cat([text_out, image_out], dim=2)
+
+
+def sub_prompt_blocking(base_len: int, sub_lens: Sequence[int], regions: Sequence[Any]):
+    """Sub-prompt token positions and which image tokens may not see each of them.
+
+    Returns:
+        ``(tokens (S,), blocked (N_img, S))``: token ``s`` of entity ``i``'s sub-prompt is
+        blocked for every image token outside region ``i``.
+    """
+    import torch
+
+    tokens, columns = [], []
+    start = base_len
+    for length, region in zip(sub_lens, regions):
+        tokens.extend(range(start, start + length))
+        columns.extend([~region] * length)
+        start += length
+    return torch.tensor(tokens, dtype=torch.long), torch.stack(columns, dim=1)
 
 
 def _step_index(scheduler_timesteps, timestep) -> int:
@@ -384,7 +474,9 @@ class RegionalPrompting(Method):
                 text_len=base_len + sum(sub_lens),
                 base_ratio=self.config.base_ratio,
                 steps=self.config.steps,
+                implementation=self.config.implementation,
             )
+            state.sub_tokens, state.sub_blocked = sub_prompt_blocking(base_len, sub_lens, regions)
             kwargs = backbone.pipe_kwargs()
             kwargs.pop("max_sequence_length", None)
             with regional_processors(backbone.pipe, state):

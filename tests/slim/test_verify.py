@@ -10,6 +10,21 @@ from slim_leakage.slim.verify import reference_prompt, verify_samples
 pytest.importorskip("diffusers")
 
 
+@pytest.fixture(scope="module")
+def tiny_backbone():
+    """The tiny backbone with one step, on one thread (two threads thrash on a shared CPU)."""
+    import torch
+
+    from slim_leakage.backbones import load_backbone
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield load_backbone("tiny-random", device="cpu", dtype="float32", num_inference_steps=1)
+    finally:
+        torch.set_num_threads(threads)
+
+
 class ScriptedJudge:
     """Says 'leaky' for the sample ids it is given; records what it was asked."""
 

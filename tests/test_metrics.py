@@ -9,6 +9,7 @@ from slim_leakage.metrics import (
     aggregate,
     bootstrap_indices,
     bootstrap_intervals,
+    splitmix64,
 )
 from slim_leakage.records import LABELS, RunMetrics, Sample, Verdict
 
@@ -71,6 +72,29 @@ def test_counts_shares_errors_and_flips_by_hand():
     assert m.per_family["birds"]["n"] == 2
     assert m.per_family["birds"]["n_labelled"] == 1
     assert m.per_family["birds"]["counts"]["mitigation-major"] == 1
+
+
+def _splitmix64_reference(seed, count):
+    """SplitMix64 in plain Python integers (Steele, Lea and Flood 2014)."""
+    mask = (1 << 64) - 1
+    state, out = seed & mask, []
+    for _ in range(count):
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        out.append(z ^ (z >> 31))
+    return out
+
+
+def test_draws_are_splitmix64_and_fixed_for_good():
+    assert [int(v) for v in splitmix64(0, 50)] == _splitmix64_reference(0, 50)
+    assert [int(v) for v in splitmix64(-3, 20)] == _splitmix64_reference(-3, 20)
+    # the published first output of SplitMix64 seeded with 0
+    assert int(splitmix64(0, 1)[0]) == 0xE220A8397B1DCDAF
+    idx = bootstrap_indices(7, n_boot=3, seed=42)
+    assert idx.shape == (3, 7)
+    assert idx.flatten().tolist() == [v % 7 for v in _splitmix64_reference(42, 21)]
 
 
 def test_intervals_match_a_plain_loop_over_the_same_draws():

@@ -3,9 +3,11 @@
 :func:`aggregate` is the one place where the 5-way distribution, its bootstrap intervals and
 the per-subset / per-family breakdowns are computed. The run calls it to write ``metrics.json``
 and ``slim-eval validate`` calls it again on a leaderboard entry's per-sample verdicts, so the
-result must be a pure function of ``(verdicts, samples, method, n_boot, seed)``: the bootstrap
-draws come from ``numpy.random.default_rng(seed)`` and every figure is rounded to
-:data:`DECIMALS` places so that a recomputation compares equal with ``==``.
+result must be a pure function of ``(verdicts, samples, method, n_boot, seed)``, in any
+environment: the bootstrap draws come from SplitMix64 written out here (numpy does not promise
+that its generators' streams stay the same across versions, and an entry made today must
+validate with tomorrow's numpy), and every figure is rounded to :data:`DECIMALS` places so that
+a recomputation compares equal with ``==``.
 
 Image metrics (LPIPS, KID, VQAScore) are not computed here; the run fills those fields of the
 returned :class:`~slim_leakage.records.RunMetrics` itself (``dataclasses.replace``).
@@ -43,15 +45,38 @@ def label_distribution(labels: Sequence[str]) -> dict[str, float | None]:
     return {label: _share(counts[label], len(labels)) for label in LABELS}
 
 
-def bootstrap_indices(n: int, *, n_boot: int, seed: int):
-    """The ``(n_boot, n)`` resampling indices drawn by :func:`bootstrap_intervals`.
+_MASK64 = (1 << 64) - 1
+_GAMMA = 0x9E3779B97F4A7C15
+_MIX1 = 0xBF58476D1CE4E5B9
+_MIX2 = 0x94D049BB133111EB
 
-    Exposed so that tests (and anyone re-deriving an interval by hand) can replay the draws.
+
+def splitmix64(seed: int, count: int):
+    """The first ``count`` outputs of SplitMix64 seeded with ``seed``, as a uint64 array.
+
+    Output ``k`` (from 0) mixes the state ``seed + (k + 1) * 0x9E3779B97F4A7C15`` (mod 2**64);
+    numpy's uint64 arithmetic wraps, which is exactly the modular arithmetic wanted.
     """
     import numpy as np
 
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, n, size=(n_boot, n))
+    state = np.arange(1, count + 1, dtype=np.uint64) * np.uint64(_GAMMA)
+    state += np.uint64(seed & _MASK64)
+    z = (state ^ (state >> np.uint64(30))) * np.uint64(_MIX1)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(_MIX2)
+    return z ^ (z >> np.uint64(31))
+
+
+def bootstrap_indices(n: int, *, n_boot: int, seed: int):
+    """The ``(n_boot, n)`` resampling indices drawn by :func:`bootstrap_intervals`.
+
+    Index ``[b, j]`` is output ``b * n + j`` of :func:`splitmix64` modulo ``n`` (the modulo
+    bias is below ``n / 2**64``). Exposed so that tests, and anyone re-deriving an interval by
+    hand, can replay the draws.
+    """
+    import numpy as np
+
+    draws = splitmix64(seed, n_boot * n) % np.uint64(n)
+    return draws.astype(np.int64).reshape(n_boot, n)
 
 
 def bootstrap_intervals(

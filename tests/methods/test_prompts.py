@@ -43,6 +43,8 @@ def test_instruction_prompt_names_every_entity_after_the_original_prompt():
         entities="the cat, the dog and the fox", each="cat or dog or fox"
     )
     assert text == f"{TRIPLET.prompt} {expected}"
+    assert "the the" not in text.lower()
+    assert "Draw the cat, the dog and the fox as clearly separate individuals" in text
 
 
 def test_instruction_prompt_prefix_and_custom_wording():

@@ -30,7 +30,7 @@ from .deleaker.method import DeLeaker
 #: The instruction appended by ``instruction-prompt``; ``{entities}`` becomes "the cow and the
 #: horse". Fixed and versioned: change it only together with :data:`INSTRUCTION_VERSION`.
 DEFAULT_INSTRUCTION = (
-    "Draw the {entities} as clearly separate individuals: each one looks exactly like a typical "
+    "Draw {entities} as clearly separate individuals: each one looks exactly like a typical "
     "{each}, with only its own features, and no body part, marking, colour or texture of one "
     "appears on another."
 )

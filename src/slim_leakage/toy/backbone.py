@@ -2,7 +2,7 @@
 
 It loads ``slim_leakage/toy/weights`` (a diffusers ``save_pretrained`` folder) with
 ``FluxPipeline.from_pretrained``, so DeLeaker and every other method run through the same code
-paths as on FLUX.1-dev: 32x32 images, a 16x16 token grid, 20 steps, T5 length 16, no guidance
+paths as on FLUX.1-dev: 32x32 images, an 8x8 token grid, 20 steps, T5 length 16, no guidance
 embedding and no classifier-free guidance.
 """
 

@@ -34,9 +34,10 @@ class ToyModelConfig:
         text_dim: T5 width (the transformer's joint attention dim).
         text_layers: T5 transformer layers (0: embeddings and norm only).
         clip_dim: CLIP width (the pooled-text dim; the pooled path is switched off).
-        vae_channels: Width of the autoencoder's single block.
-        latent_channels: Latent channels (the autoencoder does not downsample; the transformer
-            packs 2x2 latent pixels into one token, so a 32x32 image gives a 16x16 token grid).
+        vae_channels: Widths of the autoencoder's blocks; it downsamples by 2 per extra block.
+        latent_channels: Latent channels. With two blocks a 32x32 image gives a 16x16 latent and
+            the transformer packs 2x2 latent pixels into one token: an 8x8 token grid in which
+            every token covers 4x4 pixels, exactly one period of every pattern.
         pooled_text: Keep FLUX's pooled-text path (False switches it off as described above).
     """
 
@@ -48,8 +49,8 @@ class ToyModelConfig:
     text_dim: int = 64
     text_layers: int = 0
     clip_dim: int = 32
-    vae_channels: int = 16
-    latent_channels: int = 4
+    vae_channels: tuple[int, ...] = (16, 32)
+    latent_channels: int = 8
     pooled_text: bool = False
 
 
@@ -61,15 +62,16 @@ def make_tokenizers():
 
 
 def build_vae(config: ToyModelConfig = ToyModelConfig()):
-    """A one-block ``AutoencoderKL`` (no downsampling, no attention) for 32x32 renders."""
+    """A small ``AutoencoderKL`` without attention for 32x32 renders."""
     from diffusers import AutoencoderKL
 
+    n = len(config.vae_channels)
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D",),
-        up_block_types=("UpDecoderBlock2D",),
-        block_out_channels=(config.vae_channels,),
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=tuple(config.vae_channels),
         layers_per_block=1,
         latent_channels=config.latent_channels,
         norm_num_groups=4,

@@ -50,12 +50,12 @@ class TrainConfig:
 
     seed: int = 0
     steps: int = 2000
-    batch_size: int = 64
+    batch_size: int = 48
     lr: float = 6e-4
     warmup: int = 100
     weight_decay: float = 0.01
     ema: float = 0.998
-    vae_steps: int = 400
+    vae_steps: int = 150
     vae_lr: float = 2e-3
     checkpoint_every: int = 100
     threads: int = 2

@@ -232,7 +232,7 @@ def html_page(rows: list[Row]) -> str:
         "Degradation",
         "5-way split",
         "Judge errors",
-        "Cost (s / image, peak memory)",
+        "Cost",
         "Status",
     ]
     thead = "".join(f'<th data-col="{i}">{h}</th>' for i, h in enumerate(heads))
@@ -253,10 +253,11 @@ _TEMPLATE = """<!doctype html>
   body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
   table {{ border-collapse: collapse; }}
   th, td {{ padding: .35rem .6rem; border-bottom: 1px solid #ddd; text-align: left; }}
-  th {{ cursor: pointer; user-select: none; white-space: nowrap; }}
+  th {{ cursor: pointer; user-select: none; }}
+  th, td {{ white-space: nowrap; }}
   th[aria-sort="ascending"]::after {{ content: " \\25B2"; }}
   th[aria-sort="descending"]::after {{ content: " \\25BC"; }}
-  .bar {{ display: flex; width: 220px; height: 14px; border: 1px solid #bbb; }}
+  .bar {{ display: flex; width: 160px; height: 14px; border: 1px solid #bbb; }}
   .seg {{ display: block; height: 100%; }}
   .badge {{ border-radius: 3px; padding: 0 .4rem; font-size: .85rem; }}
   .verified {{ background: #d9f0d3; color: #1b5e20; }}
@@ -269,7 +270,8 @@ _TEMPLATE = """<!doctype html>
 <h1>SLIM semantic-leakage leaderboard</h1>
 <p>Share of SLIM samples where the method's image shows less (mitigation) or more
 (degradation) leakage than the vanilla image, as labelled by the pinned judge. Every number
-recomputes from the entry's per-sample verdicts. Click a column to sort.</p>
+recomputes from the entry's per-sample verdicts. Cost is the method's seconds per image and
+peak accelerator memory. Click a column to sort.</p>
 <p>{legend}</p>
 {empty}
 <table id="board">

@@ -9,7 +9,8 @@ samples: ``rerun_calls`` must be 0.
 
 On a small shared machine the SDK's own per-request CPU cost, not the judge, can be what keeps
 the rate below the ideal. So the same backend object also sends the same number of requests with
-the same concurrency straight through ``Backend.complete`` (no protocol, cache, limiter or
+the same concurrency straight through ``Backend.complete`` (the very requests the protocol
+sends, recorded in-process first, replayed without their dependencies, cache, limiter or
 parsing), before and after the judge run: ``transport_efficiency`` is that floor's rate over
 the ideal, and ``relative_efficiency`` (efficiency / transport_efficiency) is the share of what
 the SDK and server allow that the full protocol achieves, measured side by side.
@@ -62,38 +63,50 @@ def make_items(root: Path, n: int):
     return items
 
 
-async def transport_floor(judge, items, n_requests: int, concurrency: int) -> float:
-    """Seconds to send ``n_requests`` typicality requests straight through the backend."""
+def protocol_requests(items) -> list:
+    """The exact requests the protocol sends for ``items``, recorded in-process (no HTTP)."""
+    from slim_leakage.judge import Judge
+    from slim_leakage.judge.backends.base import Backend, BackendResponse
+    from slim_leakage.judge.testing import RecordedRequest, default_answer
+
+    class Recorder(Backend):
+        name = "recorder"
+        default_model = "recorder"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen = []
+
+        async def complete(self, requests):
+            out = []
+            for r in requests:
+                self.seen.append(r)
+                shas = tuple(im.sha256 for im in r.images)
+                recorded = RecordedRequest("-", "", "", r.stage, r.text, shas, r.schema, {}, False)
+                out.append(BackendResponse(text=default_answer(recorded)))
+            return out
+
+    recorder = Recorder()
+    Judge(recorder, cache=False).judge(items, progress=False)
+    return recorder.seen
+
+
+async def transport_floor(judge, requests, concurrency: int) -> tuple[float, float]:
+    """Wall and client CPU seconds to send ``requests`` straight through the backend."""
     import asyncio
 
-    from slim_leakage.judge.protocol import _load_image
-    from slim_leakage.judge.stages import typicality_schema
-
-    requests = []
-    for i in range(n_requests):
-        item = items[i % len(items)]
-        image = _load_image(item.vanilla_image, "vanilla", None, "Image")
-        requests.append(
-            judge._request(
-                "typicality",
-                f"Rate the entities, take {i}.",
-                [image],
-                typicality_schema(item.sample.entities),
-                {},
-            )
-        )
     slots = asyncio.Semaphore(concurrency)
 
     async def one(request):
         async with slots:
             await judge.backend.complete([request])
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         await asyncio.gather(*(one(r) for r in requests))
     finally:
         await judge.backend.aclose()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def server_stats(url: str) -> dict:
@@ -134,14 +147,16 @@ def main(argv: list[str] | None = None) -> int:
             import asyncio
 
             judge = get_judge(args.backend, **options)
-            n_floor = 6 * args.samples
-            floor_1 = asyncio.run(transport_floor(judge, items, n_floor, args.concurrency))
+            # The floor replays the very requests the protocol sends, minus their dependencies.
+            replay = protocol_requests(items)
+            n_floor = len(replay)
+            (floor_1, cpu_1) = asyncio.run(transport_floor(judge, replay, args.concurrency))
             floor_calls = server_stats(url)["requests"]
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             verdicts = judge.judge(items, progress=False)
-            wall = time.perf_counter() - start
+            wall, judge_cpu = time.perf_counter() - start, time.process_time() - cpu
             calls = server_stats(url)["requests"] - floor_calls
-            floor_2 = asyncio.run(transport_floor(judge, items, n_floor, args.concurrency))
+            (floor_2, cpu_2) = asyncio.run(transport_floor(judge, replay, args.concurrency))
             floor_calls = server_stats(url)["requests"] - calls
 
             rerun = get_judge(args.backend, **options)
@@ -173,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         "transport_rps": round(floor_rps, 1),
         "transport_efficiency": round(transport, 4),
         "relative_efficiency": round(efficiency / transport, 4),
+        "transport_cpu_ms_per_call": round(1000 * (cpu_1 + cpu_2) / (2 * n_floor), 3),
+        "judge_cpu_ms_per_call": round(1000 * judge_cpu / calls, 3),
         "judge_errors": sum(v.label is None for v in verdicts),
         "order_flips": judge.stats.order_flips,
         "rerun_calls": rerun_calls,

@@ -9,7 +9,7 @@ import pytest
 
 import slim_leakage
 from slim_leakage._io import sha256_file
-from slim_leakage.errors import DatasetError, UnknownNameError
+from slim_leakage.errors import ConfigError, DatasetError, UnknownNameError
 from slim_leakage.records import Sample
 from slim_leakage.slim import (
     data_root,
@@ -101,8 +101,12 @@ def test_load_samples_limit_ids_and_config_field():
     got = load_samples("pairs", ids=wanted)
     assert [s.id for s in got] == [all_pairs[2].id, all_pairs[7].id]  # dataset order
     assert load_samples("pairs", ids=wanted, limit=1) == got[:1]
-    with pytest.raises(DatasetError, match="1 requested id\\(s\\) are not in 'pairs': 'nope'"):
+    with pytest.raises(
+        ConfigError, match="1 of the 2 requested id\\(s\\) are not in 'pairs': 'nope'"
+    ):
         load_samples("pairs", ids=["nope", all_pairs[0].id])
+    with pytest.raises(ConfigError, match="No samples selected: none of the 1 requested"):
+        load_samples("pairs", ids=["nope"])
     with pytest.raises(DatasetError, match="negative"):
         load_samples("pairs", limit=-1)
 

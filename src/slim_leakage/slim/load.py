@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import sha256_file
-from ..errors import DatasetError, UnknownNameError, did_you_mean
+from ..errors import ConfigError, DatasetError, UnknownNameError, did_you_mean
 from ..records import Sample
 from . import folder as _folder
 
@@ -196,7 +196,8 @@ def load_samples(
 
     Raises:
         UnknownNameError: For an unknown config name.
-        DatasetError: For unknown ids, a negative limit or a malformed file.
+        ConfigError: For requested ids that are not in the config (never silently dropped).
+        DatasetError: For a negative limit or a malformed file.
     """
     if limit is not None and limit < 0:
         raise DatasetError(f"limit={limit} is negative.", hint="Give limit >= 0 or None.")
@@ -215,9 +216,15 @@ def load_samples(
         unknown = [i for i in wanted if i not in have]
         if unknown:
             shown = ", ".join(map(repr, unknown[:5])) + (" ..." if len(unknown) > 5 else "")
-            raise DatasetError(
-                f"{len(unknown)} requested id(s) are not in {config!r}: {shown}.",
-                hint="List ids with load_samples(config) or check the config name.",
+            what = (
+                f"No samples selected: none of the {len(wanted)} requested id(s) is in {config!r}"
+                if len(unknown) == len(wanted)
+                else f"{len(unknown)} of the {len(wanted)} requested id(s) are not in {config!r}"
+            )
+            raise ConfigError(
+                f"{what}: {shown}.",
+                hint="Check --ids against the config (load_samples(config) lists them) or check "
+                "the config name.",
             )
         keep = set(wanted)
         samples = [s for s in samples if s.id in keep]

@@ -234,6 +234,22 @@ def _size_category(n: int) -> str:
     return "10K<n<100K"
 
 
+def _provenance(meta: dict[str, Any]) -> str:
+    if "imported_from" in meta:
+        return f"imported from `{meta['imported_from']}`"
+    if "backbone" in meta:
+        return (
+            f"verified: {meta.get('checked', '?')} samples generated with `{meta['backbone']}`, "
+            f"judged by `{meta.get('judge', '?')}`, kept: {meta.get('keep', '?')}"
+        )
+    if "builder_version" in meta:
+        return (
+            f"built by builder v{meta['builder_version']} from taxonomy "
+            f"`{meta.get('taxonomy', '?')}` and templates `{meta.get('templates', '?')}`"
+        )
+    return "unknown"
+
+
 def render_card(infos: Sequence[dict[str, Any]], pyarrow_version: str) -> str:
     """The full dataset card (YAML block and Markdown) for the given configs."""
     total = sum(i["rows"] for i in infos)
@@ -247,6 +263,7 @@ def render_card(infos: Sequence[dict[str, Any]], pyarrow_version: str) -> str:
         for i in infos
         for sub, n in i["subsets"].items()
     )
+    provenance_rows = "\n".join(f"| `{i['name']}` | {_provenance(i['meta'])} |" for i in infos)
     first = infos[0]["name"] if infos else "pairs"
     body = f"""
 # SLIM: Semantic Leakage in IMages
@@ -289,6 +306,12 @@ Rows per subset:
 | config | subset | rows |
 |---|---|---:|
 {subset_rows}
+
+Where each config comes from:
+
+| config | provenance |
+|---|---|
+{provenance_rows}
 
 ## Columns
 

@@ -268,6 +268,10 @@ def main() -> None:
         "seconds_median": {v: round(statistics.median(ts), 5) for v, ts in times.items()},
         "peak_mem_bytes": peaks,
         "fast_over_vanilla_time": round(best["fast"] / best["vanilla"], 4),
+        # medians of the per-round ratios (each round runs every variant back to back)
+        "fast_over_vanilla_time_median": round(
+            statistics.median(f / v for f, v in zip(times["fast"], times["vanilla"])), 4
+        ),
         "fast_changes_output": bool((outputs["fast"] - outputs["vanilla"]).abs().max() > 0),
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
@@ -278,6 +282,9 @@ def main() -> None:
         result["fast_over_vanilla_peak_mem"] = round(peaks["fast"] / peaks["vanilla"], 4)
     if "reference" in best:
         result["reference_over_fast_time"] = round(best["reference"] / best["fast"], 4)
+        result["reference_over_fast_time_median"] = round(
+            statistics.median(r / f for r, f in zip(times["reference"], times["fast"])), 4
+        )
         diff = (outputs["fast"] - outputs["reference"]).abs().max().item()
         result["fast_vs_reference_max_abs_diff_rel"] = diff / ref_scale
         if peaks.get("vanilla"):

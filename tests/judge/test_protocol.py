@@ -275,3 +275,14 @@ def test_contract_violation_is_an_error_not_a_crash(make_judge, items):
     judge = Judge(Bad(), cache=False)
     verdicts = judge.judge(items[:1], progress=False)
     assert "returned 0 answers" in verdicts[0].error
+
+
+def test_rpm_budget_paces_the_judge_and_is_reported(make_judge, fake_backend, items):
+    import time
+
+    judge = make_judge(rpm=600, concurrency=1)  # 10 requests a second, no burst
+    start = time.monotonic()
+    judge.judge(items[:1], progress=False)
+    elapsed = time.monotonic() - start
+    assert fake_backend.count() == 6
+    assert elapsed >= 0.45 and judge.stats.waited_s >= 0.4

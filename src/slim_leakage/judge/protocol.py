@@ -160,7 +160,7 @@ class JudgeStats:
         output_tokens: Output tokens reported (or estimated).
         cost_usd: Price of those tokens from the pricing table.
         priced: Whether the model is in the pricing table.
-        waited_s: Seconds spent waiting for rate budgets or ``Retry-After``.
+        waited_s: Seconds the request queue was held for rate budgets or ``Retry-After``.
     """
 
     calls: int = 0
@@ -471,9 +471,7 @@ class Judge:
         attempts = 0
         last: Exception | None = None
         for attempt in range(cfg.max_retries + 1):
-            waited_before = self.limiter.waited_s
             await self.limiter.acquire(estimate)
-            self.stats.waited_s += self.limiter.waited_s - waited_before
             actual = None
             try:
                 attempts += 1
@@ -773,9 +771,11 @@ class Judge:
                 refresh=False,
             )
 
+        waited_before = self.limiter.waited_s
         try:
             await asyncio.gather(*(one(i) for i in range(n)))
         finally:
+            self.stats.waited_s += self.limiter.waited_s - waited_before
             bar.close()
             self.limiter.reset_loop()
             self._inflight.clear()

@@ -214,7 +214,6 @@ class _SanaCrossAttnBase:
         self.original = original
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None):
-        import torch
 
         in_hist, in_edit = self.state.phase(self.offset)
         if encoder_hidden_states is None or not (in_hist or in_edit):
@@ -244,19 +243,25 @@ class _SanaCrossAttnBase:
                 f"SANA attention has {n_img} image tokens but the latent grid is {rows}x{cols}.",
                 hint="Use patch size 1 and the pipeline's own latents.",
             )
-        logits = (query.float() @ key.float().transpose(-1, -2)) * head_dim**-0.5  # (B, H, N, T)
-        if bias is not None:
-            logits = logits + bias.float()
-        probs = torch.softmax(logits, dim=-1)
-        probs = self.attend(logits, probs, in_hist, in_edit)
-        out = (
-            (probs.to(value.dtype) @ value)
-            .transpose(1, 2)
-            .reshape(batch, -1, attn.heads * head_dim)
-        )
+        out = self.attention(query, key, value, bias, in_hist, in_edit)  # (B, H, N, D)
+        out = out.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
         out = out.to(query.dtype)
         out = attn.to_out[1](attn.to_out[0](out))
         return out / attn.rescale_output_factor
+
+    @staticmethod
+    def _logits(query, key, bias):
+        # (B, H, N, D) x (B, H, T, D) -> (B, H, N, T), float32
+        logits = (query.float() @ key.float().transpose(-1, -2)) * query.shape[-1] ** -0.5
+        return logits if bias is None else logits + bias.float()
+
+    def attention(self, query, key, value, bias, in_hist: bool, in_edit: bool):
+        """The attention output ``(B, H, N, D)``: explicit softmax, edited by :meth:`attend`."""
+        import torch
+
+        logits = self._logits(query, key, bias)
+        probs = self.attend(logits, torch.softmax(logits, dim=-1), in_hist, in_edit)
+        return probs.to(value.dtype) @ value
 
     def attend(self, logits, probs, in_hist: bool, in_edit: bool):
         """Return the (possibly edited) probabilities ``(B, H, N, T)``."""
@@ -286,20 +291,48 @@ class SanaDeLeakerProcessor(_SanaCrossAttnBase):
 
     For an image token in entity ``i``'s mask the pair loop blocks every other entity's text
     tokens and multiplies its own by ``alpha`` once per pair it is in (``alpha ** (n - 1)``);
-    −∞ absorbs the products, so the order of the pairs does not matter.
+    −∞ absorbs the products, so the order of the pairs does not matter. Batch items without
+    entities (CFG's unconditional half) keep the fused kernel; only items with entities get
+    explicit probabilities.
     """
 
-    def attend(self, logits, probs, in_hist, in_edit):
+    def attention(self, query, key, value, bias, in_hist, in_edit):
+        """Fused attention for every item, explicit (and edited) for items with entities."""
+        import torch
+        import torch.nn.functional as F
+
+        items = [b for b, spans in enumerate(self.state.batch_spans) if spans]
+        plain = [b for b in range(query.shape[0]) if b not in set(items)]
+        out = torch.empty_like(query)
+        if plain:
+            mask = None if bias is None else bias[plain].to(query.dtype)
+            out[plain] = F.scaled_dot_product_attention(
+                query[plain], key[plain], value[plain], attn_mask=mask
+            )
+        if not items:
+            return out
+        sub_bias = None if bias is None else bias[items]
+        logits = self._logits(query[items], key[items], sub_bias)
+        probs = torch.softmax(logits, dim=-1)
+        probs = self.attend(logits, probs, in_hist, in_edit, items=items)
+        out[items] = (probs.to(value.dtype) @ value[items]).to(out.dtype)
+        return out
+
+    def attend(self, logits, probs, in_hist, in_edit, *, items=None):
+        """Edit the probabilities of ``items`` (rows of ``logits``/``probs``, in that order)."""
         import torch
 
         from . import ops
 
         st, cfg = self.state, self.state.config
         edited = None
-        for b, spans in enumerate(st.batch_spans):
+        items = list(range(logits.shape[0])) if items is None else items
+        for r, item in enumerate(items):
+            spans = st.batch_spans[item]
             if not spans:
                 continue
-            image = st.item_prompt[b]
+            b = r
+            image = st.item_prompt[item]
             scores = {e: ops.entity_scores(probs[b], ts) for e, ts in spans.items()}  # (N,)
             if in_hist:
                 hist = st.history.setdefault(image, {})
@@ -317,7 +350,7 @@ class SanaDeLeakerProcessor(_SanaCrossAttnBase):
                 masks = {e: self._mask(s) for e, s in source.items()}
                 if ready and st.history_frozen(self.offset):
                     st.cache[key] = masks
-            self._record(b, masks)
+            self._record(item, masks)
             if len(spans) < 2 or not (cfg.image_text_suppression or cfg.self_identity):
                 continue
             if edited is None:
@@ -325,31 +358,30 @@ class SanaDeLeakerProcessor(_SanaCrossAttnBase):
             edited[b] = self._edit(logits[b], spans, masks)
         if edited is None:
             return probs
-        changed = [b for b, spans in enumerate(st.batch_spans) if spans]
-        out = probs.clone()
-        out[changed] = torch.softmax(edited[changed], dim=-1).to(probs.dtype)
-        return out
+        return torch.softmax(edited, dim=-1).to(probs.dtype)
 
     def _edit(self, s, spans, masks):
+        """Edit logits ``s`` ``(H, N, T)`` in place; only entity token columns change."""
         import torch
 
         cfg = self.state.config
         n_ent = len(spans)
-        text_len = s.shape[-1]
-        m = torch.stack([masks[e] for e in spans]).to(s.device)  # (E, N)
-        c = torch.zeros(n_ent, text_len, dtype=torch.bool, device=s.device)  # (E, T)
-        for i, tokens in enumerate(spans.values()):
-            c[i, tokens] = True
-        s = s.clone()
+        tokens = sorted({t for ts in spans.values() for t in ts})
+        col = {t: k for k, t in enumerate(tokens)}
+        m = torch.stack([masks[e] for e in spans]).to(s.device).float()  # (E, N)
+        c = torch.zeros(n_ent, len(tokens), device=s.device)  # (E, K): entity owns column
+        for i, ts in enumerate(spans.values()):
+            c[i, [col[t] for t in ts]] = 1.0
+        index = torch.tensor(tokens, device=s.device)
+        sub = s[:, :, index]  # (H, N, K), a copy
         if cfg.self_identity:
-            own = (m.float().T @ c.float()).round()  # (N, T): entities owning (row, col)
-            factor = torch.where(own > 0, cfg.alpha ** ((n_ent - 1) * own), torch.ones_like(own))
-            s = s * factor[None]
+            own = (m.T @ c).round()  # (N, K): entities whose mask has the row and own the column
+            sub = sub * torch.pow(cfg.alpha, (n_ent - 1) * own)[None]
         if cfg.image_text_suppression:
-            # others[i, t]: token t belongs to some entity other than i
-            others = (c.float().sum(0, keepdim=True) - c.float()) > 0  # (E, T)
-            blocked = (m.float().T @ others.float()) > 0  # (N, T)
-            s = s.masked_fill(blocked[None], float("-inf"))
+            others = (c.sum(0, keepdim=True) - c) > 0  # (E, K): column of some other entity
+            blocked = (m.T @ others.float()) > 0  # (N, K)
+            sub = sub.masked_fill(blocked[None], float("-inf"))
+        s[:, :, index] = sub
         return s
 
 

@@ -151,11 +151,14 @@ def main(argv: list[str] | None = None) -> int:
             replay = protocol_requests(items)
             n_floor = len(replay)
             (floor_1, cpu_1) = asyncio.run(transport_floor(judge, replay, args.concurrency))
-            floor_calls = server_stats(url)["requests"]
+            stats = server_stats(url)
+            floor_calls, server_cpu_before = stats["requests"], stats["cpu_s"]
             start, cpu = time.perf_counter(), time.process_time()
             verdicts = judge.judge(items, progress=False)
             wall, judge_cpu = time.perf_counter() - start, time.process_time() - cpu
-            calls = server_stats(url)["requests"] - floor_calls
+            stats = server_stats(url)
+            calls = stats["requests"] - floor_calls
+            server_cpu = stats["cpu_s"] - server_cpu_before
             (floor_2, cpu_2) = asyncio.run(transport_floor(judge, replay, args.concurrency))
             floor_calls = server_stats(url)["requests"] - calls
 
@@ -190,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         "relative_efficiency": round(efficiency / transport, 4),
         "transport_cpu_ms_per_call": round(1000 * (cpu_1 + cpu_2) / (2 * n_floor), 3),
         "judge_cpu_ms_per_call": round(1000 * judge_cpu / calls, 3),
+        "server_cpu_ms_per_call": round(1000 * server_cpu / calls, 3),
         "judge_errors": sum(v.label is None for v in verdicts),
         "order_flips": judge.stats.order_flips,
         "rerun_calls": rerun_calls,

@@ -544,7 +544,12 @@ class ScriptedServer:
             await self._send(
                 writer,
                 200,
-                {"requests": len(self.requests), "stages": stages, "replies": replies},
+                {
+                    "requests": len(self.requests),
+                    "stages": stages,
+                    "replies": replies,
+                    "cpu_s": time.process_time(),
+                },
             )
             return True
         if method != "POST" or body is None:

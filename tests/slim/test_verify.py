@@ -59,6 +59,9 @@ class CountingBackbone:
         self.name = backbone.name
         self.prompts = []
 
+    def describe(self):
+        return self.inner.describe()
+
     def generate(self, prompts, seeds):
         self.prompts += list(prompts)
         return self.inner.generate(prompts, seeds)
@@ -119,6 +122,25 @@ def test_verify_resumes_without_redoing_work(tiny_backbone, samples, tmp_path):
     assert report.kept == 4  # keep="all" writes every decided sample
     rows = load_slim("verified", root=tmp_path / "v" / "dataset")
     assert rows["leakage"] == [False, True, False, False]
+
+
+def test_resuming_with_another_judge_or_settings_is_refused(tiny_backbone, samples, tmp_path):
+    from slim_leakage.errors import RunConfigMismatchError
+
+    verify_samples(samples[:1], tiny_backbone, ScriptedJudge([]), tmp_path / "v")
+    other = ScriptedJudge([])
+    other.name = "scripted/v2"
+    with pytest.raises(RunConfigMismatchError, match="another judge \\(judge='scripted/v1'\\)"):
+        verify_samples(samples[:1], tiny_backbone, other, tmp_path / "v")
+    assert other.asked == []
+    recorded = json.loads((tmp_path / "v" / "verify.json").read_text())
+    assert (
+        recorded["backbone"] == "tiny-random" and recorded["settings"]["num_inference_steps"] == 1
+    )
+    recorded["settings"]["num_inference_steps"] = 20
+    (tmp_path / "v" / "verify.json").write_text(json.dumps(recorded))
+    with pytest.raises(RunConfigMismatchError, match="another settings"):
+        verify_samples(samples[:1], tiny_backbone, ScriptedJudge([]), tmp_path / "v")
 
 
 def test_verify_validates_before_generating(tiny_backbone, samples, tmp_path):

@@ -8,7 +8,8 @@ per entity (the entity alone, shared by every sample that names it). The judge's
 samples (or all of them, with ``keep="all"``) with their image and verdict.
 
 Work is resumable: images on disk are not generated again and each verdict is appended to
-``verdicts.jsonl`` as it arrives, so a killed run continues where it stopped.
+``verdicts.jsonl`` as it arrives, so a killed run continues where it stopped. ``verify.json``
+records the backbone, its settings and the judge; resuming with different ones is refused.
 """
 
 from __future__ import annotations
@@ -22,8 +23,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._io import append_jsonl, atomic_write_bytes, iter_jsonl, repair_jsonl, sha256_bytes
-from ..errors import ConfigError, DatasetError, JudgeError
+from .._io import (
+    append_jsonl,
+    atomic_write_bytes,
+    atomic_write_json,
+    iter_jsonl,
+    repair_jsonl,
+    sha256_bytes,
+)
+from ..errors import ConfigError, DatasetError, JudgeError, RunConfigMismatchError, RunError
 from ..records import Sample
 from . import folder as _folder
 from .builder import check_config_name, sample_seed
@@ -140,6 +148,9 @@ def verify_samples(
     """
     _validate(samples, judge, config, keep, batch_size)
     out = Path(out_dir)
+    name = judge_name or str(getattr(judge, "name", type(judge).__name__))
+    backbone_name = str(getattr(backbone, "name", "backbone"))
+    _check_or_write_identity(out, _identity(backbone, name))
     vanilla_dir = out / "images" / "vanilla"
     reference_dir = out / "images" / "reference"
     verdicts_path = out / "verdicts.jsonl"
@@ -209,8 +220,6 @@ def verify_samples(
         progress("judge", start + len(batch), len(pending))
 
     # 4. The verified config, in the samples' order.
-    name = judge_name or str(getattr(judge, "name", type(judge).__name__))
-    backbone_name = str(getattr(backbone, "name", "backbone"))
     source = f"verified:{backbone_name}:{name}"
     rows = []
     counts = {"leaky": 0, "clean": 0, "errors": 0}
@@ -255,6 +264,39 @@ def verify_samples(
         kept=len(rows),
         generated=generated,
     )
+
+
+def _identity(backbone: Any, judge_name: str) -> dict[str, Any]:
+    # What makes stored images and verdicts reusable: the same weights, settings and judge.
+    describe = getattr(backbone, "describe", None)
+    info = describe() if callable(describe) else {}
+    return {
+        "backbone": str(getattr(backbone, "name", "backbone")),
+        "model_id": info.get("model_id", ""),
+        "settings": info.get("settings", {}),
+        "judge": judge_name,
+    }
+
+
+def _check_or_write_identity(out: Path, identity: dict[str, Any]) -> None:
+    path = out / "verify.json"
+    current = json.loads(_json(identity))  # as it reads back from disk (tuples become lists)
+    if path.is_file():
+        try:
+            recorded = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise RunError(
+                f"{path} is not valid JSON ({exc}).", hint="Restore it or use another --out."
+            ) from exc
+        if recorded != current:
+            changed = sorted(k for k in current if recorded.get(k) != current[k])
+            raise RunConfigMismatchError(
+                f"{out} holds images and verdicts made with another {', '.join(changed)} "
+                f"({', '.join(f'{k}={recorded.get(k)!r}' for k in changed)}).",
+                hint="Use another --out, or remove the folder to start again.",
+            )
+        return
+    atomic_write_json(path, current)
 
 
 def _json(record: dict) -> str:

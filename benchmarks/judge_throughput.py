@@ -63,8 +63,9 @@ def make_items(root: Path, n: int):
     return items
 
 
-def protocol_requests(items) -> list:
-    """The exact requests the protocol sends for ``items``, recorded in-process (no HTTP)."""
+def protocol_requests(items) -> tuple[list, float]:
+    """The requests the protocol sends for ``items``, recorded in-process (no HTTP), and the
+    CPU seconds per request the protocol engine itself used (answers included)."""
     from slim_leakage.judge import Judge
     from slim_leakage.judge.backends.base import Backend, BackendResponse
     from slim_leakage.judge.testing import RecordedRequest, default_answer
@@ -87,8 +88,9 @@ def protocol_requests(items) -> list:
             return out
 
     recorder = Recorder()
-    Judge(recorder, cache=False).judge(items, progress=False)
-    return recorder.seen
+    cpu = time.process_time()
+    Judge(recorder, cache=False, concurrency=32).judge(items, progress=False)
+    return recorder.seen, (time.process_time() - cpu) / len(recorder.seen)
 
 
 async def transport_floor(judge, requests, concurrency: int) -> tuple[float, float]:
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
             judge = get_judge(args.backend, **options)
             # The floor replays the very requests the protocol sends, minus their dependencies.
-            replay = protocol_requests(items)
+            replay, engine_cpu = protocol_requests(items)
             n_floor = len(replay)
             (floor_1, cpu_1) = asyncio.run(transport_floor(judge, replay, args.concurrency))
             stats = server_stats(url)
@@ -193,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         "relative_efficiency": round(efficiency / transport, 4),
         "transport_cpu_ms_per_call": round(1000 * (cpu_1 + cpu_2) / (2 * n_floor), 3),
         "judge_cpu_ms_per_call": round(1000 * judge_cpu / calls, 3),
+        "engine_cpu_ms_per_call": round(1000 * engine_cpu, 3),
         "server_cpu_ms_per_call": round(1000 * server_cpu / calls, 3),
         "judge_errors": sum(v.label is None for v in verdicts),
         "order_flips": judge.stats.order_flips,

@@ -18,7 +18,6 @@ import dataclasses
 import io
 import json
 import os
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from .._io import (
 )
 from ..errors import ConfigError, DatasetError, JudgeError, RunConfigMismatchError, RunError
 from ..records import Sample
+from ..run import slug
 from . import folder as _folder
 from .builder import check_config_name, sample_seed
 from .taxonomy import SLIM_TAXONOMY, Entity, Taxonomy
@@ -66,10 +66,6 @@ class VerifyReport:
     errors: int
     kept: int
     generated: int
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "entity"
 
 
 def _png(image) -> bytes:
@@ -172,7 +168,7 @@ def verify_samples(
 
     # 2. One reference image per entity, at a seed derived from its prompt.
     entities = sorted({e for s in samples for e in s.entities})
-    ref_paths = {e: reference_dir / f"{_slug(e)}.png" for e in entities}
+    ref_paths = {e: reference_dir / f"{slug(e)}.png" for e in entities}
     missing = [e for e in entities if not ref_paths[e].is_file()]
     for start in range(0, len(missing), batch_size):
         batch = missing[start : start + batch_size]

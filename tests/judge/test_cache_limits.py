@@ -33,6 +33,7 @@ BASE = dict(
         ("text", "How typical? "),
         ("schema", {"title": "ranking"}),
         ("image_sha256s", ["b" * 64]),
+        ("image_labels", ["Image 2"]),
         ("decoding", {"temperature": 0.5, "max_output_tokens": 1024, "seed": 0}),
     ],
 )

@@ -1,8 +1,8 @@
 """A content-addressed SQLite cache of judge answers.
 
 The key of a request is the SHA-256 of everything that can change its answer: backend, model
-id, stage and prompt version, the rendered prompt, the answer schema, the SHA-256 of every image
-and the decoding parameters. API keys and other secrets are never part of a request, so they can
+id, stage and prompt version, the rendered prompt, the answer schema, the SHA-256 (and caption)
+of every image and the decoding parameters. API keys and other secrets are never part of a request, so they can
 never reach the cache. Only answers that parsed are stored, so a re-run of a finished judgement
 makes no backend call at all.
 """
@@ -51,8 +51,12 @@ def request_key(
     schema: dict,
     image_sha256s: list[str],
     decoding: dict,
+    image_labels: list[str] | None = None,
 ) -> str:
-    """The content address of one judge request (hex SHA-256)."""
+    """The content address of one judge request (hex SHA-256).
+
+    ``image_labels`` are the captions sent before each image (part of what the model reads).
+    """
     blob = json.dumps(
         {
             "backend": backend,
@@ -62,6 +66,7 @@ def request_key(
             "text": text,
             "schema": schema,
             "images": list(image_sha256s),
+            "image_labels": list(image_labels or []),
             "decoding": decoding,
         },
         sort_keys=True,

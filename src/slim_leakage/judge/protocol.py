@@ -364,6 +364,7 @@ class Judge:
             text=text,
             schema=schema,
             image_sha256s=[im.sha256 for im in images],
+            image_labels=[im.label for im in images],
             decoding=self.decoding.to_dict(),
         )
         return BackendRequest(
@@ -547,12 +548,11 @@ class Judge:
             {**base, "stage": text_stage, "images": [], "inputs": {}},
         )
         jobs = [self._ask(text_req, entities)]
-        img_req = None
         ref_entities = [e for e in entities if e in refs]
         if ref_entities:
             stage = "extraction-images"
             images = [
-                _load_image(Path(refs[e]), "reference", e, f"Reference image {i}: {e}")
+                _load_image(Path(refs[e]), "reference", e, f"Reference image {i} ({e})")
                 for i, e in enumerate(ref_entities, 1)
             ]
             text = render(

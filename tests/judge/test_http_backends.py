@@ -58,6 +58,8 @@ def test_full_protocol_over_http(backend_name, server, tmp_path):
     if protocol == "openai":
         assert body["temperature"] == 0.0
         assert body["response_format"]["type"] == "json_schema"
+        assert body["response_format"]["json_schema"]["strict"] is True
+        assert "minimum" not in str(body["response_format"])  # the portable subset
         assert body["model"] == judge.backend.model
     else:
         assert body["generationConfig"]["temperature"] == 0.0

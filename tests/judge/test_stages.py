@@ -175,3 +175,15 @@ def test_every_stage_has_a_prompt_file():
     for name, spec in stages.STAGES.items():
         assert stages.load_prompt(name, spec.version).strip()
     assert set(stages.prompt_versions()) == {*stages.STAGES, "repair"}
+
+
+def test_portable_schema_drops_bounds_and_titles_only():
+    schema = stages.typicality_schema(ENTITIES)
+    wire = stages.portable_schema(schema)
+    text = str(wire)
+    for keyword in ("title", "minimum", "maximum", "minItems", "maxItems"):
+        assert f"'{keyword}'" not in text
+    item = wire["properties"]["entities"]["items"]
+    assert item["properties"]["name"]["enum"] == list(ENTITIES)
+    assert item["additionalProperties"] is False and "typicality" in item["required"]
+    assert "minimum" in str(schema)  # the request keeps the full schema for the parser

@@ -120,6 +120,22 @@ def ranking_schema() -> dict:
     )
 
 
+#: Keywords some structured-output APIs reject in strict mode; the local parser still checks them.
+NON_PORTABLE_KEYWORDS = frozenset({"title", "minimum", "maximum", "minItems", "maxItems"})
+
+
+def portable_schema(schema: Any) -> Any:
+    """``schema`` without numeric and length bounds or titles (the subset strict modes accept).
+
+    The bounds stay enforced by :func:`validate` when the answer is parsed.
+    """
+    if isinstance(schema, dict):
+        return {k: portable_schema(v) for k, v in schema.items() if k not in NON_PORTABLE_KEYWORDS}
+    if isinstance(schema, list):
+        return [portable_schema(v) for v in schema]
+    return schema
+
+
 # -- parsing ------------------------------------------------------------------------------------
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)

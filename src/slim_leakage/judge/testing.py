@@ -239,12 +239,15 @@ def _parse_openai(path: str, body: dict, has_auth: bool) -> RecordedRequest:
                 sha = hashlib.sha256(data).hexdigest()
                 images.append(sha)
                 part["image_url"]["url"] = f"sha256:{sha}"
-    schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema")
+    json_schema = (body.get("response_format") or {}).get("json_schema", {})
+    schema = json_schema.get("schema")
+    # Strict-mode schemas carry no title; the response format's name is the stage.
+    stage = (schema or {}).get("title") or json_schema.get("name", "").replace("_", "-")
     return RecordedRequest(
         protocol="openai",
         path=path,
         model=body.get("model", ""),
-        stage=(schema or {}).get("title", ""),
+        stage=stage,
         text="\n".join(texts),
         images=tuple(images),
         schema=schema,

@@ -2,7 +2,8 @@
 
 ``openai-compatible`` is the same client pointed at any server that speaks the chat-completions
 protocol (vLLM, Ollama, LM Studio serving Qwen2.5-VL and the like) via ``base_url``. Images go
-as base64 ``data:`` URLs; the answer schema goes as a ``json_schema`` response format. The SDK's
+as base64 ``data:`` URLs; the answer schema goes as a strict ``json_schema`` response format in
+the portable subset (no numeric or length bounds, which the parser checks instead). The SDK's
 own retries are off: the judge retries with its shared limits.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ...errors import ConfigError, JudgeError, require
+from ..stages import portable_schema
 from ._common import api_key, classify_status, is_transport_error, redact_url
 from .base import Backend, BackendRequest, BackendResponse, TransientBackendError
 
@@ -107,7 +109,7 @@ class OpenAIBackend(Backend):
                 "type": "json_schema",
                 "json_schema": {
                     "name": request.base_stage.replace("-", "_"),
-                    "schema": request.schema,
+                    "schema": portable_schema(request.schema),
                     "strict": True,
                 },
             },

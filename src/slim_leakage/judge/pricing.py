@@ -1,8 +1,9 @@
 """Prices and token estimates for judge models: the one table to edit when prices change.
 
-Prices are US dollars per million tokens (input, output) at the vendors' published list
-prices for these pinned models; batch, cached-input and free-tier discounts are ignored, so an
-estimate errs on the high side. A model not in the table is priced at zero and flagged as
+Prices are US dollars per million tokens (input, output): the vendors' 2025 list prices for
+these pinned models, copied by hand and not checked against a live price page since, so verify
+them before budgeting. Batch, cached-input and free-tier discounts are ignored, so an estimate
+errs on the high side. A model not in the table is priced at zero and flagged as
 unpriced in estimates. Image token counts follow each vendor's documented formula.
 """
 

@@ -76,8 +76,6 @@ class Reply:
         """An HTTP error such as 429 (with ``Retry-After``) or 500."""
         return cls("status", status=status, retry_after=retry_after, stage=stage)
 
-    status_reply = error
-
     @classmethod
     def drop(cls, *, stage: str | None = None) -> Reply:
         """Close the connection without answering."""

@@ -107,3 +107,37 @@ def cli(capsys):
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture
+def chromium_dom(tmp_path):
+    """``chromium_dom(url) -> str``: the DOM after scripts ran, from headless Chromium."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
+
+    def dump(url: str, timeout: float = 60) -> str:
+        profile = tmp_path / f"chromium-profile-{len(list(tmp_path.iterdir()))}"
+        cmd = [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=2000",
+            "--dump-dom",
+            url,
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout
+
+    return dump

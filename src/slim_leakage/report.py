@@ -71,8 +71,9 @@ def render_report(run_dir: str | Path) -> str:
     }
     method = metrics.get("method", "?")
 
-    dist = metrics.get("distribution") or {}
-    intervals = metrics.get("intervals") or {}
+    # a share is null when nothing was labelled; draw it as 0 and say n/a
+    dist = {k: (v or 0.0) for k, v in (metrics.get("distribution") or {}).items()}
+    intervals = {k: v for k, v in (metrics.get("intervals") or {}).items() if v and None not in v}
     bar = "".join(
         f'<div class="seg" style="width:{100 * float(dist.get(label, 0)):.2f}%;background:{_COLOURS[label]}" '
         f'title="{label}: {100 * float(dist.get(label, 0)):.1f}%"></div>'
@@ -202,6 +203,8 @@ figcaption{{font-size:.7rem;text-align:center}}
     document.getElementById('shown').textContent=shown+' of {n} samples shown';
   }}
   filter.addEventListener('change',apply);
+  var m=/^#label=([a-z-]+)$/.exec(location.hash);
+  if(m){{filter.value=m[1];}}
   var heads=document.querySelectorAll('#samples th'), dir=1;
   Array.prototype.forEach.call(heads,function(th,i){{
     th.addEventListener('click',function(){{

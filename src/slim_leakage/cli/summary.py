@@ -15,12 +15,13 @@ def print_summary(metrics: dict, out: Path) -> None:
     )
     dist = metrics.get("distribution") or {}
     intervals = metrics.get("intervals") or {}
-    if dist:
+    if metrics.get("extra", {}).get("judged"):
         for label in LABELS:
-            share = 100 * float(dist.get(label, 0.0))
+            share = dist.get(label)
             ci = intervals.get(label)
-            ci_text = f"  [{100 * ci[0]:5.1f}, {100 * ci[1]:5.1f}]" if ci else ""
-            print(f"  {label:<18} {share:5.1f}%{ci_text}")
+            share_text = "  n/a" if share is None else f"{100 * float(share):5.1f}%"
+            ci_text = f"  [{100 * ci[0]:5.1f}, {100 * ci[1]:5.1f}]" if ci and None not in ci else ""
+            print(f"  {label:<18} {share_text}{ci_text}")
         print(f"  judge errors       {metrics.get('judge_errors', 0)}")
         flip = metrics.get("order_flip_rate")
         if flip is not None:

@@ -1,0 +1,295 @@
+"""End-to-end runs on the tiny random backbone with a scripted judge: files, resume, kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("diffusers")
+
+from slim_leakage._io import iter_jsonl, sha256_file  # noqa: E402
+from slim_leakage.errors import ConfigError, RunConfigMismatchError  # noqa: E402
+from slim_leakage.records import LABELS, Sample, Verdict  # noqa: E402
+from slim_leakage.run import RunConfig, RunLock, evaluate  # noqa: E402
+
+SAMPLES = [
+    Sample(
+        id="s1",
+        prompt="a cow and a horse in a field",
+        entities=("cow", "horse"),
+        seed=1,
+        subset="simple",
+        family="bovids",
+    ),
+    Sample(
+        id="s2",
+        prompt="a cat and a cheetah near a river",
+        entities=("cat", "cheetah"),
+        seed=2,
+        subset="simple",
+        family="big-cats",
+    ),
+    Sample(
+        id="s3",
+        prompt="an owl and an eagle on a branch",
+        entities=("owl", "eagle"),
+        seed=3,
+        subset="interaction",
+        family="raptors",
+    ),
+    Sample(
+        id="s4",
+        prompt="a dog and a fox in a forest",
+        entities=("dog", "fox"),
+        seed=4,
+        subset="interaction",
+        family="canids",
+    ),
+]
+
+
+def write_samples(path: Path, samples=SAMPLES) -> Path:
+    path.write_text("".join(s.to_json() + "\n" for s in samples))
+    return path
+
+
+class ScriptedJudge:
+    """A judge whose label is a pure function of the two image hashes (so reruns agree)."""
+
+    def __init__(self, die_after: int | None = None):
+        self.calls = 0
+        self.die_after = die_after
+
+    def describe(self):
+        return {"backend": "scripted", "model_id": "scripted-v1", "prompt_versions": {}}
+
+    def judge(self, items, on_stage=None, progress=True):
+        from slim_leakage.records import StageResult
+
+        out = []
+        for item in items:
+            self.calls += 1
+            if self.die_after is not None and self.calls > self.die_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            a, b = sha256_file(item.vanilla_image), sha256_file(item.method_image)
+            label = "no-change" if a == b else LABELS[int(b[:8], 16) % 5]
+            if on_stage:
+                on_stage(
+                    StageResult(
+                        sample_id=item.sample.id,
+                        stage="ranking",
+                        version="v1",
+                        key=b[:16],
+                        output={"label": label},
+                        order="ab",
+                        calls=1,
+                    )
+                )
+            out.append(
+                Verdict(
+                    sample_id=item.sample.id,
+                    method=item.method,
+                    label=label,
+                    judge="scripted/v1",
+                    rationale="scripted",
+                )
+            )
+        return out
+
+
+def config(tmp_path, **kw) -> RunConfig:
+    base = dict(
+        out=str(tmp_path / "run"),
+        method="vanilla",
+        backbone="tiny-random",
+        backbone_args={"num_inference_steps": 2, "max_sequence_length": 64},
+        device="cpu",
+        judge="none",
+        config=str(write_samples(tmp_path / "samples.jsonl")),
+        batch_size=3,
+        image_metrics=(),
+        progress=False,
+    )
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def test_end_to_end_writes_every_file(tmp_path):
+    judge = ScriptedJudge()
+    metrics = evaluate(config(tmp_path), judge=judge)
+    root = tmp_path / "run"
+    for name in (
+        "manifest.json",
+        "samples.jsonl",
+        "generations.jsonl",
+        "judgements.jsonl",
+        "verdicts.jsonl",
+        "metrics.json",
+        "report.html",
+    ):
+        assert (root / name).is_file(), name
+    gens = list(iter_jsonl(root / "generations.jsonl"))
+    roles = sorted({g["role"] for g in gens})
+    assert roles == ["method", "reference", "vanilla"]
+    for g in gens:
+        assert sha256_file(root / g["path"]) == g["sha256"]
+    # vanilla as the method reproduces the vanilla pixels exactly (same seeds, same settings)
+    van = {g["sample_id"]: g["sha256"] for g in gens if g["role"] == "vanilla"}
+    met = {g["sample_id"]: g["sha256"] for g in gens if g["role"] == "method"}
+    assert van == met
+    verdicts = list(iter_jsonl(root / "verdicts.jsonl"))
+    assert [v["sample_id"] for v in verdicts] == ["s1", "s2", "s3", "s4"]
+    assert metrics["counts"]["no-change"] == 4
+    assert metrics["distribution"]["no-change"] == 1.0
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["backbone"]["name"] == "tiny-random"
+    assert manifest["judge"]["model_id"] == "scripted-v1"
+    assert manifest["cost"]["method"]["seconds_per_image"] > 0
+    assert manifest["versions"]["torch"]
+    # one reference image per entity
+    refs = [g for g in gens if g["role"] == "reference"]
+    assert sorted(g["entity"] for g in refs) == sorted(e for s in SAMPLES for e in s.entities)
+
+
+def test_rerun_does_no_work(tmp_path, monkeypatch):
+    judge = ScriptedJudge()
+    first = evaluate(config(tmp_path), judge=judge)
+    calls = judge.calls
+
+    from slim_leakage.backbones import base
+
+    def boom(*a, **k):
+        raise AssertionError("a finished run generated again")
+
+    monkeypatch.setattr(base.Backbone, "generate", boom)
+    monkeypatch.setattr("slim_leakage.backbones.load_backbone", boom)
+    second = evaluate(config(tmp_path), judge=judge)
+    assert judge.calls == calls
+    assert second["counts"] == first["counts"]
+    assert len(list(iter_jsonl(tmp_path / "run" / "verdicts.jsonl"))) == len(SAMPLES)
+
+
+def test_generate_only_then_judge_later(tmp_path):
+    metrics = evaluate(config(tmp_path, judge="none"))
+    assert metrics["n_labelled"] == 0 and not (tmp_path / "run" / "verdicts.jsonl").exists()
+
+
+def test_changed_config_is_refused_with_the_difference(tmp_path):
+    evaluate(config(tmp_path), judge=ScriptedJudge())
+    with pytest.raises(RunConfigMismatchError) as info:
+        evaluate(config(tmp_path, backbone_args={"num_inference_steps": 1}), judge=ScriptedJudge())
+    assert "num_inference_steps" in str(info.value)
+    assert info.value.exit_code == 2
+
+
+def test_lock_refuses_a_second_process(tmp_path):
+    lock = tmp_path / "run" / ".lock"
+    with RunLock(lock):
+        code = (
+            "from slim_leakage.run import RunLock\n"
+            "from pathlib import Path\n"
+            f"RunLock(Path({str(lock)!r})).__enter__()\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode != 0
+        assert "is in use by pid" in out.stderr
+    with RunLock(lock):  # released on exit
+        pass
+
+
+def test_bad_options_fail_before_loading_weights(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("weights loaded before validation")
+
+    monkeypatch.setattr("slim_leakage.backbones.load_backbone", boom)
+    with pytest.raises(ConfigError, match="no option 'alpah'"):
+        evaluate(config(tmp_path, method="vanilla", method_args={"alpah": "1"}))
+    with pytest.raises(ConfigError, match="'nope'"):
+        evaluate(config(tmp_path, ids=("nope",)))
+    with pytest.raises(ConfigError, match="batch_size"):
+        config(tmp_path, batch_size=0)
+
+
+_KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {tests!r})
+    from test_run import ScriptedJudge, config
+    from slim_leakage.run import evaluate
+    from pathlib import Path
+    evaluate(config(Path({tmp!r})), judge=ScriptedJudge(die_after={n}))
+    """
+)
+
+
+@pytest.mark.parametrize("die_after", [1, 3])
+def test_kill_9_mid_judging_then_resume_matches_uninterrupted(tmp_path, die_after):
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    script = _KILL_SCRIPT.format(tests=str(Path(__file__).parent), tmp=str(killed), n=die_after)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
+    done_before = list(iter_jsonl(killed / "run" / "verdicts.jsonl"))
+    assert len(done_before) < len(SAMPLES)
+    resumed = evaluate(config(killed), judge=ScriptedJudge())
+    verdicts = [v["sample_id"] for v in iter_jsonl(killed / "run" / "verdicts.jsonl")]
+    assert sorted(verdicts) == sorted(s.id for s in SAMPLES)  # each exactly once
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    reference = evaluate(config(clean), judge=ScriptedJudge())
+    for key in ("counts", "distribution", "intervals", "n_labelled", "judge_errors"):
+        assert resumed[key] == reference[key]
+
+
+def test_torn_line_from_a_crash_is_repaired(tmp_path):
+    evaluate(config(tmp_path, judge="none"))
+    gens = tmp_path / "run" / "generations.jsonl"
+    with open(gens, "ab") as fh:
+        fh.write(b'{"sample_id": "s9", "role": "van')
+    metrics = evaluate(config(tmp_path, judge="none"))
+    assert gens.read_bytes().endswith(b"\n")
+    assert metrics["n_samples"] == len(SAMPLES)
+
+
+def test_two_processes_shard_and_merge(tmp_path):
+    """Two ranks (as `accelerate launch` sets them) split the samples; rank 0 merges."""
+    cfg_path = write_samples(tmp_path / "samples.jsonl")
+    out_dir = tmp_path / "dist"
+    sys_path = str(Path(__file__).parent)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {sys_path!r})
+        from test_run import ScriptedJudge
+        from slim_leakage.run import RunConfig, evaluate
+        evaluate(RunConfig(out={str(out_dir)!r}, method="vanilla", backbone="tiny-random", device="cpu",
+                           config={str(cfg_path)!r}, batch_size=2, image_metrics=(), progress=False,
+                           report=False), judge=ScriptedJudge())
+        """
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            env={**os.environ, "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+    verdicts = [v["sample_id"] for v in iter_jsonl(out_dir / "verdicts.jsonl")]
+    assert verdicts == ["s1", "s2", "s3", "s4"]
+    shard0 = [v["sample_id"] for v in iter_jsonl(out_dir / "shards" / "rank-0" / "verdicts.jsonl")]
+    shard1 = [v["sample_id"] for v in iter_jsonl(out_dir / "shards" / "rank-1" / "verdicts.jsonl")]
+    assert shard0 == ["s1", "s3"] and shard1 == ["s2", "s4"]
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert metrics["n_labelled"] == 4

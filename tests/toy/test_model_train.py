@@ -35,7 +35,14 @@ TINY = ToyModelConfig(
 
 def _tiny_train(**kw):
     base = dict(
-        steps=3, batch_size=4, vae_steps=2, checkpoint_every=2, threads=1, warmup=1, model=TINY
+        steps=3,
+        batch_size=4,
+        vae_steps=2,
+        vae_batch_size=4,
+        checkpoint_every=2,
+        threads=1,
+        warmup=1,
+        model=TINY,
     )
     return TrainConfig(**{**base, **kw})
 

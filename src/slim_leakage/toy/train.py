@@ -41,6 +41,7 @@ class TrainConfig:
         weight_decay: AdamW weight decay.
         ema: EMA decay of the exported weights.
         vae_steps: Autoencoder steps (reconstruction plus a small KL term).
+        vae_batch_size: Scenes per autoencoder step.
         vae_lr: Autoencoder learning rate.
         checkpoint_every: Steps between checkpoints.
         threads: Torch CPU threads.
@@ -49,13 +50,14 @@ class TrainConfig:
     """
 
     seed: int = 0
-    steps: int = 2000
+    steps: int = 1500
     batch_size: int = 48
     lr: float = 6e-4
     warmup: int = 100
     weight_decay: float = 0.01
     ema: float = 0.998
-    vae_steps: int = 150
+    vae_steps: int = 450
+    vae_batch_size: int = 16
     vae_lr: float = 2e-3
     checkpoint_every: int = 100
     threads: int = 2
@@ -63,7 +65,7 @@ class TrainConfig:
     model: ToyModelConfig = ToyModelConfig()
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "checkpoint_every", "threads"):
+        for name in ("steps", "batch_size", "vae_batch_size", "checkpoint_every", "threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(
                     f"TrainConfig.{name} must be at least 1, got {getattr(self, name)!r}.",
@@ -98,7 +100,7 @@ def train_vae(config: TrainConfig, log=print):
     opt = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(config.seed + 1)
     for step in range(config.vae_steps):
-        images, _ = render_batch(rng, config.batch_size, config.mix)
+        images, _ = render_batch(rng, config.vae_batch_size, config.mix)
         x = to_tensor(images)
         post = vae.encode(x).latent_dist
         z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen)

@@ -153,3 +153,17 @@ def test_openai_compatible_needs_no_key_but_a_base_url(server, tmp_path):
     assert judge.describe()["base_url"] == server.openai_base_url
     with pytest.raises(ConfigError, match="base_url"):
         get_judge("openai-compatible")
+
+
+def test_position_bias_shows_up_as_order_flips(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    with ScriptedServer(fault_rates={"position_bias": 1.0}) as server:
+        judge = judge_for("openai", server, tmp_path)
+        verdicts = judge.judge(build_items(tmp_path / "img", 4), progress=False)
+        assert server.count(stage="typicality", reply="answer") == 8  # bias spares typicality
+    flipped = [v for v in verdicts if v.order_flip]
+    # A biased ranking says "the first image", so the two orders disagree, unless both
+    # reports were identical (then both orders are one shared request).
+    assert flipped and all(v.label == "no-change" for v in flipped)
+    assert judge.stats.order_flips == len(flipped)
+    assert judge.stats.order_flip_rate == len(flipped) / 4

@@ -12,7 +12,8 @@ extraction lists generic features per entity, typicality is a deterministic func
 image bytes, and the ranking compares the two reports it is given (so both orders agree).
 Faults are injected either scripted (the next requests get the replies you push) or at random
 rates: ``429`` with ``Retry-After``, ``500``, dropped connections, delays past the client's
-timeout, and malformed, truncated or wrong-schema JSON answers. Every request is recorded.
+timeout, malformed, truncated or wrong-schema JSON answers, and position bias (a ranking that
+prefers whichever image comes first). Every request is recorded.
 
 Example::
 
@@ -38,7 +39,20 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 #: Fault kinds accepted by ``fault_rates``.
-FAULT_KINDS = ("429", "500", "drop", "timeout", "malformed", "truncated", "wrong_schema")
+FAULT_KINDS = (
+    "429",
+    "500",
+    "drop",
+    "timeout",
+    "malformed",
+    "truncated",
+    "wrong_schema",
+    "position_bias",
+)
+#: The ranking answer of a ``position_bias`` fault: the first image wins, whatever it shows.
+BIASED_RANKING = json.dumps(
+    {"less_leaky": "image1", "magnitude": "major", "reason": "the first image looks better"}
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -485,6 +499,8 @@ class ScriptedServer:
                     del self._script[i]
                     return reply
             for kind, rate in self.fault_rates.items():
+                if kind == "position_bias" and stage.split("+", 1)[0] != "ranking":
+                    continue  # bias is a property of comparisons only
                 if self._rng.random() < rate:
                     return self._fault(kind)
         return Reply.ok()
@@ -498,6 +514,8 @@ class ScriptedServer:
             return Reply.drop()
         if kind == "timeout":
             return Reply.slow(self.timeout_delay)
+        if kind == "position_bias":
+            return Reply.ok(BIASED_RANKING)
         return {
             "malformed": Reply.malformed,
             "truncated": Reply.truncated,

@@ -6,6 +6,7 @@ import json
 
 
 def add_parser(sub) -> None:
+    """Register ``slim-eval estimate`` on the subcommand parsers."""
     p = sub.add_parser(
         "estimate",
         help="estimate judge calls, tokens and cost for a dataset config (no API call)",
@@ -30,6 +31,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Run ``slim-eval estimate``; returns the exit code."""
     from .._config import parse_kv
     from ..errors import UsageError
     from ..judge.estimate import estimate

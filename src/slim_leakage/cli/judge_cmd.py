@@ -15,6 +15,7 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
+    """Register ``slim-eval judge`` on the subcommand parsers."""
     p = sub.add_parser(
         "judge",
         help="judge the images of a run with a judge backend",
@@ -103,6 +104,7 @@ def load_items(run_dir: Path, method: str | None = None, limit: int | None = Non
 
 
 def run(args) -> int:
+    """Run ``slim-eval judge``; returns the exit code."""
     from .._config import parse_kv
     from .._io import append_jsonl, atomic_write_json, iter_jsonl, repair_jsonl
     from ..judge import get_judge

@@ -760,15 +760,16 @@ class Judge:
         window = asyncio.Semaphore(max(2, 2 * self.config.concurrency))
         bar = tqdm(total=n, unit=unit, disable=not progress, desc=f"judge {self.name}")
 
+        failed = 0
+
         async def one(i: int) -> None:
+            nonlocal failed
             async with window:
                 results[i] = await make(i)
+            failed += getattr(results[i], "error", None) is not None
             bar.update(1)
             bar.set_postfix(
-                calls=self.stats.calls,
-                cached=self.stats.cache_hits,
-                errors=self.stats.errors,
-                refresh=False,
+                calls=self.stats.calls, cached=self.stats.cache_hits, errors=failed, refresh=False
             )
 
         waited_before = self.limiter.waited_s

@@ -286,3 +286,9 @@ def test_rpm_budget_paces_the_judge_and_is_reported(make_judge, fake_backend, it
     elapsed = time.monotonic() - start
     assert fake_backend.count() == 6
     assert elapsed >= 0.45 and judge.stats.waited_s >= 0.4
+
+
+def test_progress_bar_names_the_judge_and_counts_items(make_judge, items, capsys):
+    make_judge().judge(items, progress=True)
+    err = capsys.readouterr().err
+    assert "judge fake/fake-1" in err and "4/4" in err

@@ -50,8 +50,6 @@ class DeLeakerState:
         text_len: Text tokens in the joint sequence of the current forward.
         grid: ``(rows, cols)`` of the image-token grid of the current forward.
         active: Whether the current forward is edited (the conditional pass).
-        batch_masks: Per batch item, ``{entity: {step: (rows, cols) bool tensor}}``: the mask
-            used by the last edited block of each step.
         forwards: Transformer forwards seen since installation.
     """
 
@@ -74,9 +72,17 @@ class DeLeakerState:
         self.reset()
 
     @property
+    def batch_masks(self) -> list[dict[str, dict[int, Any]]]:
+        """Every image's masks: ``[{entity: {step: (rows, cols) bool tensor on the CPU}}]``."""
+        return [
+            {e: {s: m.cpu() for s, m in steps.items()} for e, steps in item.items()}
+            for item in self._masks
+        ]
+
+    @property
     def masks(self) -> dict[str, dict[int, Any]]:
         """The first image's masks: ``{entity: {step: (rows, cols) bool tensor}}``."""
-        return self.batch_masks[0] if self.batch_masks else {}
+        return self.batch_masks[0] if self._masks else {}
 
     # -- prompts -------------------------------------------------------------------------
     def entities_for(self, index: int) -> list[str]:
@@ -141,7 +147,7 @@ class DeLeakerState:
         """Forget history and masks (a new generation starts)."""
         self.history: dict[Any, Any] = {}
         self.cache: dict[Any, Any] = {}
-        self.batch_masks: list[dict[str, dict[int, Any]]] = []
+        self._masks: list[dict[str, dict[int, Any]]] = []
         self._last_step = None
 
     def begin_forward(
@@ -161,8 +167,8 @@ class DeLeakerState:
         self.windows = self.config.windows(self.num_steps, self.blocks_per_step)
         if self.active:
             self.batch_spans = self.spans_for_batch()
-            while len(self.batch_masks) < batch:
-                self.batch_masks.append({})
+            while len(self._masks) < batch:
+                self._masks.append({})
 
     def phase(self, offset: int) -> tuple[bool, bool]:
         """``(in_history, in_edit)`` for the block at ``offset`` in the current step."""
@@ -179,15 +185,14 @@ class DeLeakerState:
 
     def record_mask(self, b: int, entity: str, mask) -> None:
         """Keep the mask a block used, as the step's mask (later blocks overwrite)."""
-        self.batch_masks[b].setdefault(entity, {})[self.step] = (
-            mask.reshape(self.grid).detach().cpu()
-        )
+        # kept on the device (no host sync per block); moved to the CPU when read
+        self._masks[b].setdefault(entity, {})[self.step] = mask.reshape(self.grid).detach()
 
     def final_masks(self, b: int = 0) -> dict[str, Any]:
         """The last recorded ``(rows, cols)`` mask of each entity of batch item ``b``."""
-        if b >= len(self.batch_masks):
+        if b >= len(self._masks):
             return {}
-        return {e: steps[max(steps)] for e, steps in self.batch_masks[b].items() if steps}
+        return {e: steps[max(steps)].cpu() for e, steps in self._masks[b].items() if steps}
 
 
 @contextlib.contextmanager

@@ -132,8 +132,8 @@ def build(geometry: dict, device: str, dtype, seed: int = 0):
 
     g = geometry
     head = g["attention_head_dim"]
-    rope = [head // 8, (head - head // 4) // 2, (head - head // 4) // 2]
-    rope[0] = head - rope[1] - rope[2]
+    # FLUX splits a 128-dim head as (16, 56, 56) over (index, row, col)
+    rope = [head // 8, (head - head // 8) // 2, (head - head // 8) // 2]
     torch.manual_seed(seed)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)

@@ -6,7 +6,9 @@
 * DeLeaker on SANA, fast processor against the reference one and against vanilla SANA, with the
   bytes each keeps as mask history and the largest pixel difference between the two.
 
-Absolute times on a CPU mean little; the ratios are what this script is for.
+Variants are timed in rounds (each once per round) and ratios are medians of per-round ratios,
+so load that drifts during the run hits every variant alike. Absolute times on a CPU mean
+little; the ratios are what this script is for.
 
 Usage: python benchmarks/baselines_cost.py [--size 64] [--steps 4] [--repeats 3] [--json]
 """
@@ -21,14 +23,26 @@ import time
 from pathlib import Path
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up (first call allocates)
-    times = []
+def _rounds(variants: dict, repeats: int) -> dict[str, list[float]]:
+    """Time every variant once per round, round after round (so load drifts hit all alike)."""
+    for fn in variants.values():
+        fn()  # warm-up (first call allocates)
+    times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def _ratio(times: dict, num: str, den: str) -> float:
+    """Median over rounds of the per-round ratio ``num / den``."""
+    return round(statistics.median(a / b for a, b in zip(times[num], times[den])), 3)
+
+
+def _median(times: dict, name: str) -> float:
+    return round(statistics.median(times[name]), 4)
 
 
 def _history_bytes(run) -> int:
@@ -63,16 +77,21 @@ def measure(size: int, steps: int, repeats: int) -> dict:
         write_layouts(layouts, plan_layouts([pair]))
         regional = get_method("regional-prompting", layouts=str(layouts))
         dense = get_method("regional-prompting", layouts=str(layouts), implementation="reference")
-        vanilla_s = _median_seconds(lambda: flux.generate([pair.prompt], [pair.seed]), repeats)
-        regional_s = _median_seconds(lambda: regional.generate(flux, [pair]), repeats)
-        dense_s = _median_seconds(lambda: dense.generate(flux, [pair]), repeats)
+        times = _rounds(
+            {
+                "vanilla": lambda: flux.generate([pair.prompt], [pair.seed]),
+                "regional": lambda: regional.generate(flux, [pair]),
+                "dense": lambda: dense.generate(flux, [pair]),
+            },
+            repeats,
+        )
         fast_img = regional.generate(flux, [pair])[0].image
         dense_img = dense.generate(flux, [pair])[0].image
-    out["flux_vanilla_seconds"] = round(vanilla_s, 4)
-    out["flux_regional_seconds"] = round(regional_s, 4)
-    out["flux_regional_reference_seconds"] = round(dense_s, 4)
-    out["regional_over_vanilla"] = round(regional_s / vanilla_s, 3)
-    out["regional_reference_over_fast"] = round(dense_s / regional_s, 3)
+    out["flux_vanilla_seconds"] = _median(times, "vanilla")
+    out["flux_regional_seconds"] = _median(times, "regional")
+    out["flux_regional_reference_seconds"] = _median(times, "dense")
+    out["regional_over_vanilla"] = _ratio(times, "regional", "vanilla")
+    out["regional_reference_over_fast"] = _ratio(times, "dense", "regional")
     out["regional_fast_vs_reference_max_pixel_diff"] = int(
         np.abs(np.asarray(fast_img, dtype=int) - np.asarray(dense_img, dtype=int)).max()
     )
@@ -98,18 +117,23 @@ def measure(size: int, steps: int, repeats: int) -> dict:
 
         return go
 
-    sana_vanilla = _median_seconds(lambda: sana.generate([pair.prompt], [pair.seed]), repeats)
-    fast_s = _median_seconds(deleaker("fast"), repeats)
-    ref_s = _median_seconds(deleaker("reference"), repeats)
+    times = _rounds(
+        {
+            "vanilla": lambda: sana.generate([pair.prompt], [pair.seed]),
+            "fast": deleaker("fast"),
+            "reference": deleaker("reference"),
+        },
+        repeats,
+    )
     diff = np.abs(
         np.asarray(images["fast"], dtype=int) - np.asarray(images["reference"], dtype=int)
     ).max()
     out.update(
-        sana_vanilla_seconds=round(sana_vanilla, 4),
-        sana_deleaker_fast_seconds=round(fast_s, 4),
-        sana_deleaker_reference_seconds=round(ref_s, 4),
-        sana_fast_over_vanilla=round(fast_s / sana_vanilla, 3),
-        sana_reference_over_fast=round(ref_s / fast_s, 3),
+        sana_vanilla_seconds=_median(times, "vanilla"),
+        sana_deleaker_fast_seconds=_median(times, "fast"),
+        sana_deleaker_reference_seconds=_median(times, "reference"),
+        sana_fast_over_vanilla=_ratio(times, "fast", "vanilla"),
+        sana_reference_over_fast=_ratio(times, "reference", "fast"),
         sana_history_bytes_fast=_history_bytes(runs["fast"]),
         sana_history_bytes_reference=_history_bytes(runs["reference"]),
         sana_fast_vs_reference_max_pixel_diff=int(diff),
@@ -122,7 +146,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
     parser.add_argument("--steps", type=int, default=4, help="denoising steps")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds")
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args()
     result = measure(args.size, args.steps, args.repeats)

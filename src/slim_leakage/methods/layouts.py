@@ -7,9 +7,10 @@ two runs of the same file draw the same regions.
 
 ``slim-eval dataset layouts`` writes the file with the deterministic ``split`` planner: side
 by side for pairs, thirds for triplets (in general, equal vertical strips in prompt order),
-each entity's sub-prompt being "a <entity>". A file planned some other way (by hand, or once by
-a language model) is just as valid, as long as each line passes :func:`Layout.from_dict`; its
-``planner`` field says where it came from.
+each entity's sub-prompt being "a <entity>". With ``--planner llm --judge NAME`` a judge
+backend plans each sample once (:func:`plan_layouts_with_backend`) and the answers are frozen
+in the file. A file planned any other way (by hand) is just as valid, as long as each line
+passes :func:`Layout.from_dict`; its ``planner`` field says where it came from.
 
 File format: JSON lines, one :class:`Layout` per line.
 """
@@ -221,7 +222,20 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--config", default="pairs", help="SLIM config (pairs, triplets, ...)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N samples")
-    parser.add_argument("--planner", default="split", choices=["split"], help="how to plan")
+    parser.add_argument(
+        "--planner",
+        default="split",
+        choices=["split", "llm"],
+        help="split: halves/thirds (deterministic); llm: asked once of --judge, then frozen",
+    )
+    parser.add_argument("--judge", help="judge backend that plans with --planner llm (gemini ...)")
+    parser.add_argument(
+        "--judge-arg",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="backend option, repeatable (model=..., base_url=...)",
+    )
 
 
 def _load_samples(args) -> list[Sample]:
@@ -243,8 +257,168 @@ def _load_samples(args) -> list[Sample]:
 
 def run(args) -> int:
     """Handler of ``slim-eval dataset layouts``: plan and write the layout file."""
-    samples = _load_samples(args)
-    layouts = plan_layouts(samples, args.planner)
+    if args.planner == "llm":
+        if not args.judge:
+            raise ConfigError(
+                "--planner llm needs --judge (the backend that plans the layouts).",
+                hint="For example --judge gemini --judge-arg model=gemini-2.5-flash.",
+            )
+        from .._config import parse_kv
+        from ..judge import JUDGES
+
+        backend = JUDGES.get(args.judge)(**parse_kv(args.judge_arg, option="--judge-arg"))
+        samples = _load_samples(args)
+        layouts = plan_layouts_with_backend(samples, backend)
+    else:
+        samples = _load_samples(args)
+        layouts = plan_layouts(samples, args.planner)
     write_layouts(args.out, layouts)
-    print(f"wrote {len(layouts)} layouts ({SPLIT_PLANNER}) to {args.out}")
+    planner = layouts[0].planner if layouts else args.planner
+    print(f"wrote {len(layouts)} layouts ({planner}) to {args.out}")
     return 0
+
+
+# -- planning once with a language model ------------------------------------------------------
+
+#: Version of the layout-planning question (recorded in each layout's ``planner``).
+LLM_PLANNER_VERSION = "v1"
+
+_LAYOUT_QUESTION = """You plan the layout of an image before it is drawn.
+The image is described by: "{prompt}".
+It shows these entities, each exactly once: {entities}.
+Give each entity its own region of the image as a box [x0, y0, x1, y1] in fractions of the
+image width and height (origin top left, 0 <= x0 < x1 <= 1, 0 <= y0 < y1 <= 1), placed so the
+scene reads naturally, and a short sub-prompt describing that entity alone (it must contain the
+entity's name). Boxes may touch but should not overlap much.
+Answer with JSON: {{"regions": [{{"entity": "...", "box": [x0, y0, x1, y1], "prompt": "..."}}]}},
+one region per entity, in the order given."""
+
+_LAYOUT_SCHEMA = {
+    "title": "layout-plan",
+    "type": "object",
+    "properties": {
+        "regions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "entity": {"type": "string"},
+                    "box": {"type": "array", "items": {"type": "number"}},
+                    "prompt": {"type": "string"},
+                },
+                "required": ["entity", "box", "prompt"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    "required": ["regions"],
+    "additionalProperties": False,
+}
+
+
+def ask_backend_json(backend, stage: str, questions: Sequence[tuple[str, dict]], schema: dict):
+    """Ask a judge backend one JSON question per item and parse the answers.
+
+    Args:
+        backend: A :class:`~slim_leakage.judge.backends.base.Backend`.
+        stage: The question's name (sent as the schema title and request stage).
+        questions: ``(text, context)`` per question.
+        schema: The JSON schema of an answer.
+
+    Returns:
+        One parsed JSON object per question.
+
+    Raises:
+        JudgeError: If the backend fails or an answer is not a JSON object.
+    """
+    import asyncio
+
+    from ..errors import JudgeError
+    from ..judge.backends.base import BackendRequest, Decoding
+
+    requests = [
+        BackendRequest(
+            stage=stage,
+            version=LLM_PLANNER_VERSION,
+            text=text,
+            images=(),
+            schema=schema,
+            decoding=Decoding(temperature=0.0),
+            context=context,
+        )
+        for text, context in questions
+    ]
+
+    async def _run():
+        try:
+            return await backend.complete(requests)
+        finally:
+            await backend.aclose()
+
+    responses = asyncio.run(_run())
+    if len(responses) != len(requests):
+        raise JudgeError(
+            f"The backend answered {len(responses)} of {len(requests)} {stage} questions."
+        )
+    answers = []
+    for (_, context), response in zip(questions, responses):
+        try:
+            data = json.loads(response.text)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise JudgeError(
+                f"The {stage} answer for {context} is not JSON: {str(response.text)[:120]!r}.",
+                hint="Try again, or use a model that follows JSON schemas.",
+            ) from exc
+        if not isinstance(data, dict):
+            raise JudgeError(f"The {stage} answer for {context} is not a JSON object.")
+        answers.append(data)
+    return answers
+
+
+def plan_layouts_with_backend(samples: Sequence[Sample], backend) -> list[Layout]:
+    """Plan each sample's layout once with a language model; freeze the result with
+    :func:`write_layouts`.
+
+    Each layout's ``planner`` is ``llm-v1:<backend>/<model>``. An answer that does not give
+    exactly one valid box and sub-prompt per entity is an error naming the sample.
+    """
+    from ..errors import JudgeError
+
+    questions = [
+        (
+            _LAYOUT_QUESTION.format(
+                prompt=s.prompt, entities=", ".join(f'"{e}"' for e in s.entities)
+            ),
+            {"sample_id": s.id, "prompt": s.prompt, "entities": list(s.entities)},
+        )
+        for s in samples
+    ]
+    answers = ask_backend_json(backend, "layout-plan", questions, _LAYOUT_SCHEMA)
+    planner = f"llm-{LLM_PLANNER_VERSION}:{backend.name}/{backend.model}"
+    layouts = []
+    for sample, answer in zip(samples, answers):
+        regions = answer.get("regions")
+        by_entity = {}
+        for region in regions if isinstance(regions, list) else []:
+            if isinstance(region, dict) and isinstance(region.get("entity"), str):
+                by_entity.setdefault(region["entity"].strip().lower(), region)
+        missing = [e for e in sample.entities if e.lower() not in by_entity]
+        if missing:
+            raise JudgeError(
+                f"The planned layout of sample {sample.id!r} has no region for "
+                f"{', '.join(map(repr, missing))}.",
+                hint="Plan again, or write that sample's layout by hand.",
+            )
+        chosen = [by_entity[e.lower()] for e in sample.entities]
+        try:
+            layout = Layout(
+                sample_id=sample.id,
+                entities=tuple(sample.entities),
+                boxes=tuple(tuple(r.get("box") or ()) for r in chosen),
+                prompts=tuple(str(r.get("prompt", "")) for r in chosen),
+                planner=planner,
+            )
+        except DatasetError as exc:
+            raise JudgeError(f"Planned layout rejected: {exc.message}", hint=exc.hint) from exc
+        layouts.append(layout)
+    return layouts

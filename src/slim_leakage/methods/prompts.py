@@ -216,6 +216,65 @@ def write_descriptions(path: str | Path, descriptions: Mapping[str, str], *, mod
     )
 
 
+_DESCRIBE_QUESTION = """Describe what a typical {entity} looks like, in one sentence of at most
+{max_words} words, naming the visual features that tell it apart from similar-looking animals,
+fruits or objects (shape, markings, colours, textures, body parts). Describe only the {entity}.
+Answer with JSON: {{"description": "..."}}"""
+
+_DESCRIBE_SCHEMA = {
+    "title": "entity-description",
+    "type": "object",
+    "properties": {"description": {"type": "string"}},
+    "required": ["description"],
+    "additionalProperties": False,
+}
+
+
+def describe_with_backend(
+    entities: Sequence[str], backend, *, max_words: int = 30
+) -> dict[str, str]:
+    """Ask a judge backend once for each entity's description (then freeze them with
+    :func:`freeze_descriptions` or :func:`write_descriptions`).
+
+    Args:
+        entities: Entity names (duplicates are asked once).
+        backend: A :class:`~slim_leakage.judge.backends.base.Backend`.
+        max_words: Asked length of each description.
+
+    Raises:
+        JudgeError: If an answer has no non-empty ``description``.
+    """
+    from ..errors import JudgeError
+    from .layouts import ask_backend_json
+
+    unique = list(dict.fromkeys(e.lower() for e in entities))
+    questions = [
+        (_DESCRIBE_QUESTION.format(entity=e, max_words=max_words), {"entity": e}) for e in unique
+    ]
+    answers = ask_backend_json(backend, "entity-description", questions, _DESCRIBE_SCHEMA)
+    out = {}
+    for entity, answer in zip(unique, answers):
+        text = answer.get("description")
+        if not isinstance(text, str) or not text.strip():
+            raise JudgeError(
+                f"The backend gave no description of {entity!r}: {answer!r}.",
+                hint="Ask again, or write that entity's description in the file by hand.",
+            )
+        out[entity] = " ".join(text.split())
+    return out
+
+
+def freeze_descriptions(path: str | Path, entities: Sequence[str], backend) -> dict[str, str]:
+    """Describe ``entities`` with ``backend`` and write the frozen file with its model id.
+
+    Returns:
+        The descriptions written.
+    """
+    table = describe_with_backend(entities, backend)
+    write_descriptions(path, table, model=f"{backend.name}/{backend.model}")
+    return table
+
+
 def taxonomy_description(entity: str) -> str:
     """The canonical description of ``entity`` from the SLIM taxonomy.
 

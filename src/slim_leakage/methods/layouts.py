@@ -158,8 +158,8 @@ def plan_layouts(samples: Iterable[Sample], planner: str = "split") -> list[Layo
     if planner != "split":
         raise ConfigError(
             f"Unknown layout planner {planner!r}.",
-            hint="Use planner 'split' (side by side for pairs, thirds for triplets), or write "
-            "the layout file yourself.",
+            hint="Use planner 'split' (side by side for pairs, thirds for triplets), "
+            "plan_layouts_with_backend() for a language model, or write the file yourself.",
         )
     return [split_layout(s) for s in samples]
 

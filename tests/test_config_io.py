@@ -85,3 +85,11 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
         atomic_write_json(path, {"x": float("nan")})
     assert '"x": 2' in path.read_text()
     assert len(sha256_file(path)) == 64
+
+
+def test_atomic_write_uses_normal_permissions(tmp_path):
+    path = tmp_path / "p.json"
+    atomic_write_json(path, {"x": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

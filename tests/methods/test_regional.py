@@ -122,6 +122,21 @@ def test_processor_matches_diffusers_processor(tiny_flux_pipeline, block, masked
 
 
 @pytest.mark.parametrize("implementation", ["reference", "fast"])
+def test_after_the_binding_steps_every_sub_prompt_is_hidden(tiny_flux_pipeline, implementation):
+    pipe = tiny_flux_pipeline
+    hidden, encoder, rotary = _attention_inputs(pipe)
+    attn = pipe.transformer.single_transformer_blocks[0].attn
+    joint = torch.cat([encoder, hidden], dim=1)
+    state = _regional_state((2, [1, 2]), REGIONS, implementation=implementation)
+    state.steps, state.step = 1, 1
+    with torch.no_grad():
+        got = RegionalAttnProcessor(state)(attn, joint, image_rotary_emb=rotary)
+        want = _stock(attn, joint, mask=state.base_mask, image_rotary_emb=rotary)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert state.calls == 0  # no binding call counted
+
+
+@pytest.mark.parametrize("implementation", ["reference", "fast"])
 def test_base_ratio_blends_image_tokens_with_the_unmasked_output(
     tiny_flux_pipeline, implementation
 ):
@@ -227,10 +242,9 @@ def test_inputs_are_checked_before_generation(tiny_backbone, layout_file, tmp_pa
 
 
 def test_fast_and_reference_generations_agree(tiny_backbone, layout_file):
-    fast = get_method("regional-prompting", layouts=layout_file, base_ratio=0.2)
-    ref = get_method(
-        "regional-prompting", layouts=layout_file, base_ratio=0.2, implementation="reference"
-    )
+    options = {"layouts": layout_file, "base_ratio": 0.2, "steps": 2}
+    fast = get_method("regional-prompting", **options)
+    ref = get_method("regional-prompting", implementation="reference", **options)
     for a, b in zip(
         fast.generate(tiny_backbone, [PAIR, TRIPLET]), ref.generate(tiny_backbone, [PAIR, TRIPLET])
     ):

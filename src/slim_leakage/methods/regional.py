@@ -17,7 +17,8 @@ image token in no region      base prompt, every image token
 ============================  ==================================================================
 
 So an entity's region never sees another entity's sub-prompt, and a sub-prompt only writes into
-its region. ``steps`` limits the binding to the first denoising steps (the step is read from the
+its region. ``steps`` limits the binding to the first denoising steps, after which every
+sub-prompt is hidden and the base prompt alone guides the rest (the step is read from the
 timestep, so true CFG or extra transformer calls do not shift it); ``base_ratio`` blends in the
 output of the same attention without sub-prompts, as Regional Prompting FLUX does.
 
@@ -48,7 +49,8 @@ class RegionalConfig:
 
     Attributes:
         layouts: The frozen layout file (``slim-eval dataset layouts --out FILE``).
-        steps: Bind regions during the first ``steps`` denoising steps only (0: every step).
+        steps: Bind regions during the first ``steps`` denoising steps only (0: every step);
+            afterwards every sub-prompt is hidden, so later steps follow the base prompt.
         base_ratio: Weight of the unmasked attention output (without sub-prompts) blended into
             the image tokens' output, in ``[0, 1)``; 0 is pure hard binding.
         implementation: ``fast`` (fused attention, then the few blocked sub-prompt keys taken
@@ -149,7 +151,8 @@ class RegionalState:
 
     Attributes:
         mask: ``(1, 1, L, L)`` boolean mask with sub-prompts (or ``None``: plain attention).
-        base_mask: The same without sub-prompts, for ``base_ratio`` blending.
+        base_mask: The mask that hides every sub-prompt (``base_ratio`` blending, and every
+            step after ``steps``).
         text_len: Text tokens at the front of the sequence.
         base_ratio: Blend weight of the base output for image tokens.
         steps: Bind during the first ``steps`` steps (0: all).
@@ -231,26 +234,21 @@ class RegionalAttnProcessor:
         # SDPA wants (B, H, L, D)
         q, k, v = (t.transpose(1, 2) for t in (query, key, value))
         state = self.state
-        mask = attention_mask
-        if state.active:
+        if state.mask is None:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask)
+        else:
             if state.mask.shape[-1] != q.shape[2]:
                 raise ConfigError(
                     f"regional-prompting: the attention sequence has {q.shape[2]} tokens but the "
                     f"regional mask was built for {state.mask.shape[-1]}.",
                     hint="Generate through the method, with the backbone's height and width.",
                 )
-            mask = state.mask.to(q.device)
-            state.calls += 1
-        if state.active and state.implementation == "fast":
-            out = fast_regional_attention(q, k, v, state)
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, L, D)
-        if state.active and state.base_ratio > 0 and state.implementation != "fast":
-            base = F.scaled_dot_product_attention(q, k, v, attn_mask=state.base_mask.to(q.device))
-            image = slice(state.text_len, None)
-            out[:, :, image] = (1 - state.base_ratio) * out[:, :, image] + (
-                state.base_ratio * base[:, :, image]
-            )
+            binding = state.active
+            state.calls += int(binding)
+            if state.implementation == "fast":
+                out = fast_regional_attention(q, k, v, state, binding=binding)
+            else:
+                out = reference_regional_attention(q, k, v, state, binding=binding)
         out = out.transpose(1, 2).flatten(2, 3).to(query.dtype)  # (B, L, H*D)
 
         if encoder_hidden_states is not None:
@@ -287,12 +285,34 @@ def _without_keys(out, lse, q, k, v, blocked, scale):
     return ((out.float() - p @ v.float()) / kept).to(out.dtype)
 
 
-def fast_regional_attention(q, k, v, state: RegionalState):
+def reference_regional_attention(q, k, v, state: RegionalState, *, binding: bool = True):
+    """Regional attention with the dense ``L x L`` masks: ``(B, H, L, D)`` in and out.
+
+    While ``binding``, the regional mask (blended with the base mask by ``base_ratio`` for
+    image rows); afterwards the base mask alone, which hides every sub-prompt.
+    """
+    import torch.nn.functional as F
+
+    base_mask = state.base_mask.to(q.device)
+    if not binding:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=base_mask)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=state.mask.to(q.device))
+    if state.base_ratio > 0:
+        base = F.scaled_dot_product_attention(q, k, v, attn_mask=base_mask)
+        image = slice(state.text_len, None)
+        out[:, :, image] = (1 - state.base_ratio) * out[:, :, image] + (
+            state.base_ratio * base[:, :, image]
+        )
+    return out
+
+
+def fast_regional_attention(q, k, v, state: RegionalState, *, binding: bool = True):
     """Regional attention without an ``L x L`` mask: ``(B, H, L, D)`` in and out.
 
     Image rows (most of the sequence) run the fused kernel over every key, then lose the few
     sub-prompt keys they may not see (:func:`_without_keys`); text rows, which may not see
-    parts of the image, use the dense mask, but only their ``T x L`` slice of it.
+    parts of the image, use the dense mask, but only their ``T x L`` slice of it. Computes
+    what :func:`reference_regional_attention` computes.
     """
     import torch
     import torch.nn.functional as F
@@ -301,7 +321,7 @@ def fast_regional_attention(q, k, v, state: RegionalState):
 
     T = state.text_len
     scale = q.shape[-1] ** -0.5
-    mask = state.mask.to(q.device)
+    mask = (state.mask if binding else state.base_mask).to(q.device)
     text_out = F.scaled_dot_product_attention(
         q[:, :, :T], k, v, attn_mask=mask[..., :T, :]
     )  # (B, H, T, D)
@@ -310,6 +330,10 @@ def fast_regional_attention(q, k, v, state: RegionalState):
     k_sub, v_sub = k[:, :, sub], v[:, :, sub]  # (B, H, S, D)
     q_img = q[:, :, T:]
     blocked = state.sub_blocked.to(q.device)
+    if not binding:
+        everything = blocked.new_ones(blocked.shape)
+        image_out = _without_keys(full, lse, q_img, k_sub, v_sub, everything, scale)
+        return torch.cat([text_out, image_out], dim=2)
     image_out = _without_keys(full, lse, q_img, k_sub, v_sub, blocked, scale)
     if state.base_ratio > 0:
         everything = blocked.new_ones(blocked.shape)
@@ -464,13 +488,9 @@ class RegionalPrompting(Method):
             mask = build_attention_mask(base_len, sub_lens, regions)
             state = RegionalState(
                 mask=mask[None, None],  # (1, 1, L, L)
-                base_mask=(
-                    build_attention_mask(base_len, sub_lens, regions, with_subprompts=False)[
-                        None, None
-                    ]
-                    if self.config.base_ratio > 0
-                    else None
-                ),
+                base_mask=build_attention_mask(base_len, sub_lens, regions, with_subprompts=False)[
+                    None, None
+                ],
                 text_len=base_len + sum(sub_lens),
                 base_ratio=self.config.base_ratio,
                 steps=self.config.steps,

@@ -70,7 +70,7 @@ class ScriptedJudge:
     def describe(self):
         return {"backend": "scripted", "model_id": "scripted-v1", "prompt_versions": {}}
 
-    def judge(self, items, on_stage=None, progress=True):
+    def judge(self, items, on_stage=None, progress=True, on_verdict=None):
         from slim_leakage.records import StageResult
 
         out = []
@@ -92,15 +92,16 @@ class ScriptedJudge:
                         calls=1,
                     )
                 )
-            out.append(
-                Verdict(
-                    sample_id=item.sample.id,
-                    method=item.method,
-                    label=label,
-                    judge="scripted/v1",
-                    rationale="scripted",
-                )
+            verdict = Verdict(
+                sample_id=item.sample.id,
+                method=item.method,
+                label=label,
+                judge="scripted/v1",
+                rationale="scripted",
             )
+            if on_verdict is not None:
+                on_verdict(verdict)
+            out.append(verdict)
         return out
 
 
@@ -237,7 +238,7 @@ def test_kill_9_mid_judging_then_resume_matches_uninterrupted(tmp_path, die_afte
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
     done_before = list(iter_jsonl(killed / "run" / "verdicts.jsonl"))
-    assert len(done_before) < len(SAMPLES)
+    assert len(done_before) == die_after  # each verdict was persisted the moment it existed
     resumed = evaluate(config(killed), judge=ScriptedJudge())
     verdicts = [v["sample_id"] for v in iter_jsonl(killed / "run" / "verdicts.jsonl")]
     assert sorted(verdicts) == sorted(s.id for s in SAMPLES)  # each exactly once

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import errno
 import io
 import json
 import os
@@ -37,7 +38,7 @@ from ._io import (
     sha256_bytes,
     sha256_file,
 )
-from .errors import ConfigError, RunConfigMismatchError, RunError
+from .errors import ConfigError, OutputWriteError, RunConfigMismatchError, RunError
 from .records import Generation, Sample, Verdict
 
 MANIFEST_SCHEMA = 1
@@ -107,6 +108,27 @@ class RunConfig:
 
 
 # -- provenance ---------------------------------------------------------------------------------
+#: errno values that mean "this folder cannot take more data" (full, read-only, forbidden).
+_WRITE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+)
+
+
+def write_error(path: str | os.PathLike, exc: OSError) -> OutputWriteError:
+    """The error for a failed write of ``path``: names the path, the reason and the fix."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        hint = (
+            "Free some disk space (or choose another --out directory), then run the same "
+            "command again: finished work is kept."
+        )
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        hint = "Choose a writable directory (another --out), then run the same command again."
+    else:
+        hint = "Check the path and the disk, then run the same command again."
+    return OutputWriteError(f"Cannot write {os.fspath(path)}: {reason}.", hint=hint)
+
+
 def _git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
@@ -196,8 +218,11 @@ class RunLock:
     def __enter__(self) -> RunLock:
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(self.path, "a+")
+        except OSError as exc:
+            raise write_error(self.path.parent, exc) from exc
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -276,10 +301,15 @@ class Run:
                 hint="Check --ids / --limit, or `slim-eval ls configs`.",
             )
         self.samples = samples
+        _check_backbone(cfg.backbone, cfg.backbone_args)
         if self._judge is None and cfg.judge != "none":
             from .judge import get_judge
 
             self._judge = get_judge(cfg.judge, **cfg.judge_args)
+        # A missing API key must fail now, not after hours of generation.
+        check = getattr(getattr(self._judge, "backend", None), "check", None)
+        if callable(check):
+            check()
 
     def judge_description(self) -> dict | None:
         if self._judge is None:
@@ -371,7 +401,10 @@ class Run:
         for row in iter_jsonl(self.generations_path):
             gen = Generation.from_dict(row)
             image = self.root / gen.path
-            if image.exists() and sha256_file(image) == gen.sha256:
+            # a link leading out of the run is not a finished image: generate it again
+            # (the atomic write then replaces the link, not what it points at)
+            outside = not image.resolve().is_relative_to(self.root.resolve())
+            if not outside and image.exists() and sha256_file(image) == gen.sha256:
                 done[(gen.role, gen.sample_id, gen.entity)] = gen
         return done
 
@@ -487,32 +520,57 @@ class Run:
         def on_stage(result: StageResult) -> None:
             append_jsonl(self.judgements_path, result.to_json())
 
-        chunk = max(8, self.config.batch_size * 4)
-        for start in range(0, len(todo), chunk):
-            batch = todo[start : start + chunk]
-            items = []
-            for s in batch:
-                refs = {
-                    e: self.root / done[("reference", f"entity:{e}", e)].path
-                    for e in s.entities
-                    if ("reference", f"entity:{e}", e) in done
-                }
-                items.append(
-                    item_cls(
-                        sample=s,
-                        method=method_name,
-                        vanilla_image=self.root / done[("vanilla", s.id, None)].path,
-                        method_image=self.root / done[("method", s.id, None)].path,
-                        reference_images=refs,
-                    )
+        items = []
+        for s in todo:
+            refs = {
+                e: self.root / done[("reference", f"entity:{e}", e)].path
+                for e in s.entities
+                if ("reference", f"entity:{e}", e) in done
+            }
+            items.append(
+                item_cls(
+                    sample=s,
+                    method=method_name,
+                    vanilla_image=self.root / done[("vanilla", s.id, None)].path,
+                    method_image=self.root / done[("method", s.id, None)].path,
+                    reference_images=refs,
                 )
-            verdicts = self._judge.judge(items, on_stage=on_stage, progress=self.config.progress)
-            for verdict in verdicts:
-                append_jsonl(self.verdicts_path, verdict.to_json())
+            )
+
+        def on_verdict(verdict: Verdict) -> None:
+            append_jsonl(self.verdicts_path, verdict.to_json())
+
+        # All pending items in one call, so the judge keeps its concurrency window full; each
+        # verdict is appended the moment it exists. A judge without per-verdict callbacks
+        # (a plain duck-typed object) gets its verdicts appended when it returns.
+        import inspect
+
+        if "on_verdict" in inspect.signature(self._judge.judge).parameters:
+            self._judge.judge(
+                items, on_stage=on_stage, progress=self.config.progress, on_verdict=on_verdict
+            )
+        else:
+            for verdict in self._judge.judge(
+                items, on_stage=on_stage, progress=self.config.progress
+            ):
+                on_verdict(verdict)
 
     # orchestration ----------------------------------------------------------------------------
     def execute(self) -> dict | None:
-        """Run every step that is not finished yet; returns the metrics dict (rank 0)."""
+        """Run every step that is not finished yet; returns the metrics dict (rank 0).
+
+        Raises:
+            OutputWriteError: If the run directory cannot be written (full disk, read-only):
+                finished files are kept and the same command resumes once there is room.
+        """
+        try:
+            return self._execute()
+        except OSError as exc:
+            if isinstance(exc, OutputWriteError) or exc.errno not in _WRITE_ERRNOS:
+                raise
+            raise write_error(exc.filename or self.root, exc) from exc
+
+    def _execute(self) -> dict | None:
         cfg = self.config
         self.resolve()
         lock_name = ".lock" if self.shard.world == 1 else f".lock.rank-{self.shard.rank}"
@@ -606,6 +664,25 @@ class Run:
 
             write_report(self.root)
         return metrics
+
+
+def _check_backbone(name: str, overrides: dict) -> None:
+    """Check the preset name and generation overrides without loading anything heavy.
+
+    Done before the manifest is written: a typo must not leave a run directory behind that
+    the corrected command would then refuse as "a different configuration".
+    """
+    from ._config import build_config
+    from .backbones import BACKBONES, GenerationSettings
+
+    preset = BACKBONES.get(name)
+    defaults = getattr(preset, "settings", None)
+    if isinstance(defaults, GenerationSettings):
+        build_config(
+            GenerationSettings,
+            {**dataclasses.asdict(defaults), **overrides},
+            owner=f"backbone {name}",
+        )
 
 
 def reference_prompt(entity: str) -> str:

@@ -272,6 +272,7 @@ class Judge:
         items: Iterable[JudgeItem],
         on_stage: Callable[[StageResult], None] | None = None,
         progress: bool = True,
+        on_verdict: Callable[[Verdict], None] | None = None,
     ) -> list[Verdict]:
         """Judge every item; one :class:`~slim_leakage.records.Verdict` per item, in order.
 
@@ -279,6 +280,8 @@ class Judge:
             items: The comparisons to judge.
             on_stage: Called with each stage result as soon as it exists.
             progress: Show a progress bar with an ETA on stderr.
+            on_verdict: Called with each verdict as soon as it exists (in completion order),
+                so a caller can persist it before the rest are done.
 
         Raises:
             UsageError: Before any request, if an item is malformed or an image is missing.
@@ -289,7 +292,7 @@ class Judge:
         if not items:
             return []
         self._check_backend()
-        return _run_sync(self._judge_all(items, on_stage, progress))
+        return _run_sync(self._judge_all(items, on_stage, progress, on_verdict))
 
     def check_leakage(
         self, items: Sequence[tuple[Sample, Path, dict[str, Path]]], progress: bool = False
@@ -783,11 +786,16 @@ class Judge:
             await self.backend.aclose()
         return results
 
-    async def _judge_all(self, items, on_stage, progress) -> list[Verdict]:
+    async def _judge_all(self, items, on_stage, progress, on_verdict=None) -> list[Verdict]:
         emit = on_stage or (lambda result: None)
-        verdicts = await self._run_window(
-            len(items), lambda i: self._judge_one(items[i], emit), progress, "item"
-        )
+
+        async def one(i: int) -> Verdict:
+            verdict = await self._judge_one(items[i], emit)
+            if on_verdict is not None:
+                on_verdict(verdict)
+            return verdict
+
+        verdicts = await self._run_window(len(items), one, progress, "item")
         for v in verdicts:
             self.stats.judged += 1
             self.stats.errors += v.label is None

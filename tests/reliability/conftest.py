@@ -1,0 +1,34 @@
+"""Shared pieces of the reliability tests: the benchmark's helpers and one workspace."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "reliability.py"
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("slim_reliability_bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def bench():
+    """``benchmarks/reliability.py`` as a module (the tests run its checks at small counts)."""
+    return _load_bench()
+
+
+@pytest.fixture(scope="module")
+def workspace(bench, tmp_path_factory):
+    """A workspace with the local protocol server and a finished reference run."""
+    pytest.importorskip("diffusers")
+    with bench.Workspace(tmp_path_factory.mktemp("reliability")) as ws:
+        ws.reference()
+        yield ws

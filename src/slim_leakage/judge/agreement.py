@@ -113,8 +113,21 @@ def read_labels(path: str | Path) -> list[HumanLabel]:
             hint="Give a CSV with columns " + ",".join(CSV_COLUMNS) + ".",
         )
     # utf-8-sig: spreadsheets often save CSV with a byte-order mark before the header
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        return parse_labels(csv.reader(fh), source=str(path))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return parse_labels(csv.reader(fh), source=str(path))
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ValidationError(
+            f"Labels file {str(path)!r} is not UTF-8 text (byte {exc.object[exc.start]:#04x} on "
+            f"line {line}).",
+            hint="Save the CSV as UTF-8 (in a spreadsheet: CSV UTF-8) and retry.",
+        ) from exc
+    except csv.Error as exc:
+        raise ValidationError(
+            f"Labels file {str(path)!r} is not a readable CSV ({exc}).",
+            hint="Give a CSV with columns " + ",".join(CSV_COLUMNS) + ".",
+        ) from exc
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
-from .errors import DatasetError
+from .errors import DatasetError, EntityNotFoundError
 
 #: The five judge labels, best first (paper §6).
 LABELS: tuple[str, ...] = (
@@ -150,6 +151,15 @@ class Sample(Record):
                 f"Sample {self.id!r} has missing or empty entities {self.entities!r}.",
                 hint="List each entity of the prompt, in prompt order.",
             )
+        lowered = self.prompt.lower()
+        for entity in self.entities:
+            # whole word, case-insensitive: "cat" is not in "a caterpillar"
+            if not re.search(rf"(?<!\w){re.escape(entity.lower())}(?!\w)", lowered):
+                raise EntityNotFoundError(
+                    f"Sample {self.id!r}: entity {entity!r} does not occur in its prompt "
+                    f"{self.prompt!r}.",
+                    hint="Name each entity as it is written in the prompt (whole words).",
+                )
 
 
 @dataclasses.dataclass(frozen=True)

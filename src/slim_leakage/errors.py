@@ -80,6 +80,13 @@ class RunError(SlimError):
     """A run could not proceed (locked, config mismatch, corrupt records)."""
 
 
+class OutputWriteError(RunError, OSError):
+    """A file could not be written (disk full, read-only folder, no permission).
+
+    Also an :class:`OSError`, so code that catches the operating system's error still does.
+    """
+
+
 class RunConfigMismatchError(RunError):
     """A run directory exists with a different configuration."""
 

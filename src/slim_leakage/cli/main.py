@@ -86,6 +86,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    except OSError as exc:
+        if debug:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            "hint: check the path, its permissions and free disk space, then run the same "
+            "command again (finished work is kept)",
+            file=sys.stderr,
+        )
+        return 1
     except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
         if debug:
             raise

@@ -40,6 +40,22 @@ def check_label(label: str) -> str:
     return label
 
 
+def check_relative_path(path: str, *, what: str = "path") -> str:
+    """Return ``path`` if it is relative and has no ``..`` part, else raise naming it.
+
+    Run records name files relative to the run directory; an absolute path or one climbing
+    out with ``..`` would let an edited record point a reader at any file on the machine.
+    """
+    parts = path.replace("\\", "/").split("/")
+    if not path or path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path) or ".." in parts:
+        raise DatasetError(
+            f"{what} {path!r} is not a path inside the run directory.",
+            hint="Record paths are relative to the run directory, without '..'; restore the "
+            "file from the run, or run again into a new --out directory.",
+        )
+    return path
+
+
 def _coerce(value: Any, annotation: Any) -> Any:
     """Turn JSON values back into the declared field type (lists -> tuples)."""
     if value is None:
@@ -195,6 +211,11 @@ class Generation(Record):
     peak_memory_bytes: int | None = None
     entity: str | None = None
     extra: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Records are read back from files a user may have edited: an image path must stay
+        # inside the run directory, so no reader ever opens (or embeds) a file outside it.
+        check_relative_path(self.path, what=f"Generation {self.sample_id!r} ({self.role}) path")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,8 +31,11 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _img(path: Path, alt: str) -> str:
-    uri = _data_uri(path)
+def _img(root: Path, rel: str, alt: str) -> str:
+    from .leaderboard.rundir import inside_run
+
+    # never embed a file from outside the run, whatever an edited record or a link says
+    uri = _data_uri(inside_run(root, rel))
     if not uri:
         return f'<span class="missing">missing: {html.escape(alt)}</span>'
     return f'<img src="{uri}" alt="{html.escape(alt)}" title="{html.escape(alt)}">'
@@ -124,7 +127,7 @@ def render_report(run_dir: str | Path) -> str:
         masks = ""
         if met and met.extra.get("overlays"):
             masks = "".join(
-                f"<figure>{_img(root / p, f'mask {e}')}<figcaption>{html.escape(e)}</figcaption></figure>"
+                f"<figure>{_img(root, p, f'mask {e}')}<figcaption>{html.escape(e)}</figcaption></figure>"
                 for e, p in met.extra["overlays"].items()
             )
         rationale = (v.rationale or v.error or "") if v else ""
@@ -135,8 +138,8 @@ def render_report(run_dir: str | Path) -> str:
             f"<td>{html.escape(', '.join(s.entities))}</td>"
             f"<td>{html.escape(s.subset)}</td>"
             f'<td class="label" style="color:{_COLOURS.get(label, "#555")}">{html.escape(label)}</td>'
-            f"<td>{_img(root / van.path, 'vanilla') if van else ''}</td>"
-            f"<td>{_img(root / met.path, method) if met else ''}</td>"
+            f"<td>{_img(root, van.path, 'vanilla') if van else ''}</td>"
+            f"<td>{_img(root, met.path, method) if met else ''}</td>"
             f'<td class="masks">{masks}</td>'
             f"<td>{html.escape(rationale)}</td></tr>"
         )

@@ -53,12 +53,15 @@ class RunData:
 
         Uses the Generation record when there is one, else the conventional location
         (``images/vanilla/<id>.png`` or ``images/<method>/<id>.png``).
+
+        Raises:
+            RunError: If the path, or a link on it, leads outside the run directory.
         """
         for gen in self.generations:
             if gen.sample_id == sample_id and gen.role == role:
-                return self.path / gen.path
+                return inside_run(self.path, gen.path)
         folder = "vanilla" if role == "vanilla" else self.method
-        return self.path / "images" / folder / f"{sample_id}.png"
+        return inside_run(self.path, Path("images") / folder / f"{sample_id}.png")
 
     def generation(self, sample_id: str, role: str) -> Generation | None:
         """The Generation record of a sample's ``vanilla`` or ``method`` image, if any."""
@@ -66,6 +69,28 @@ class RunData:
             if gen.sample_id == sample_id and gen.role == role:
                 return gen
         return None
+
+
+def inside_run(root: str | Path, rel: str | Path) -> Path:
+    """``root / rel``, refusing a path or symbolic link that leads out of the run directory.
+
+    Readers embed or upload the images a run names (the report, the judge, the annotation
+    page); an edited record or a planted link must not make them read any other file.
+
+    Raises:
+        RunError: Naming the path and where it leads.
+    """
+    root = Path(root)
+    target = root / rel
+    resolved = target.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise RunError(
+            f"{str(rel)!r} in run {str(root)!r} leads outside the run directory (to "
+            f"{str(resolved)!r}).",
+            hint="Images of a run must be files inside its directory; restore them from the "
+            "run, or run again into a new --out directory.",
+        )
+    return target
 
 
 def _read_records(path: Path, cls: type[Record]) -> tuple:

@@ -153,6 +153,23 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
+#: Judge options that change how answers are fetched, never which answers: a run resumes with
+#: other values (e.g. a lower concurrency after rate limits, or the cache on another disk).
+_OPERATIONAL_JUDGE_ARGS = frozenset(
+    {
+        "cache_dir",
+        "cache",
+        "concurrency",
+        "rpm",
+        "tpm",
+        "timeout",
+        "max_retries",
+        "backoff_base",
+        "backoff_cap",
+    }
+)
+
+
 def _secret_free(options: dict) -> dict:
     """Options without anything that looks like a credential (never written to disk)."""
     return {
@@ -342,7 +359,14 @@ class Run:
                 "args": dict(sorted(cfg.backbone_args.items())),
                 "dtype": cfg.dtype,
             },
-            "judge": {"name": cfg.judge, "args": _secret_free(dict(cfg.judge_args))},
+            "judge": {
+                "name": cfg.judge,
+                "args": {
+                    k: v
+                    for k, v in _secret_free(dict(cfg.judge_args)).items()
+                    if k not in _OPERATIONAL_JUDGE_ARGS
+                },
+            },
             "dataset": {
                 "config": cfg.config,
                 "sample_ids_sha256": sha256_bytes("\n".join(s.id for s in self.samples).encode()),

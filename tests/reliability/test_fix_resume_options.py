@@ -1,0 +1,75 @@
+"""Regression test: run.py: operational judge options do not block a resume."""
+
+from __future__ import annotations
+
+import pytest
+
+from slim_leakage.cli.main import main
+from slim_leakage.records import Sample
+
+
+def _cli(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _run_args(tmp_path, *extra, backbone="tiny-random"):
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text(
+        Sample(id="s1", prompt="a cow and a horse", entities=("cow", "horse"), seed=1).to_json()
+        + "\n"
+    )
+    return [
+        "run",
+        "--method",
+        "vanilla",
+        "--backbone",
+        backbone,
+        "--config",
+        str(samples),
+        "--out",
+        str(tmp_path / "out"),
+        "--no-progress",
+        "--image-metrics",
+        "none",
+        *extra,
+    ]
+
+
+@pytest.fixture
+def no_weights(monkeypatch):
+    """Fail the test if anything tries to load a backbone."""
+
+    def boom(*args, **kwargs):
+        raise AssertionError("weights were loaded before the input was validated")
+
+    monkeypatch.setattr("slim_leakage.backbones.load_backbone", boom)
+
+
+# -- run.py: operational judge options do not block a resume -------------------------------------
+def test_operational_judge_options_are_not_part_of_the_run_identity(tmp_path):
+    from slim_leakage.run import Run, RunConfig
+
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text(
+        Sample(id="s1", prompt="a cow and a horse", entities=("cow", "horse"), seed=1).to_json()
+        + "\n"
+    )
+
+    def identity(**judge_args):
+        run = Run(
+            RunConfig(
+                out=str(tmp_path / "out"),
+                method="vanilla",
+                judge="openai-compatible",
+                judge_args={"base_url": "http://127.0.0.1:9/v1", **judge_args},
+                config=str(samples),
+            )
+        )
+        run.resolve()
+        return run.identity()
+
+    base = identity(concurrency="8", cache_dir=str(tmp_path / "a"))
+    assert identity(concurrency="2", rpm="30", cache_dir=str(tmp_path / "b")) == base
+    assert identity(model="other-model") != base  # what answers is still part of it

@@ -191,13 +191,24 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
         st = self.state
         return st.config.use_history and bool(st.history.get(b))
 
+    def _tokens(self, spans, device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """All entity token positions and each entity's columns among them (cached on device)."""
+        key = ("tokens", tuple((e, tuple(ts)) for e, ts in spans.items()), str(device))
+        if key not in self.state.cache:
+            tokens = sorted({t for ts in spans.values() for t in ts})
+            col = {t: i for i, t in enumerate(tokens)}
+            self.state.cache[key] = (
+                torch.tensor(tokens, device=device),
+                {e: torch.tensor([col[t] for t in ts], device=device) for e, ts in spans.items()},
+            )
+        return self.state.cache[key]
+
     def _scores(self, q, k, lse, T, spans, scale) -> dict[str, torch.Tensor]:
         # post-softmax image->entity-text probabilities: (H, N, n_tokens), never (H, L, L)
-        tokens = sorted({t for ts in spans.values() for t in ts})
-        col = {t: i for i, t in enumerate(tokens)}
+        tokens, ecols = self._tokens(spans, q.device)
         logits = (q[:, T:].float() @ k[:, tokens].float().transpose(-1, -2)) * scale
         probs = torch.exp(logits - lse[:, T:, None])
-        return {e: ops.entity_scores(probs, [col[t] for t in ts]) for e, ts in spans.items()}
+        return {e: probs[..., ecols[e]].mean(-1).mean(0) for e in spans}
 
     def _masks(self, b, scores) -> dict[str, torch.Tensor]:
         st = self.state
@@ -214,6 +225,23 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
             st.cache[key] = masks
         return masks
 
+    def _rows(self, masks) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Masked image rows (union) and, per entity, the positions of its rows among them.
+
+        Cached while the masks are (after the history freezes), so later steps pay no
+        host-device synchronisation for these index tensors.
+        """
+        key = ("rows", id(masks))
+        cached = self.state.cache.get(key)
+        if cached is not None and cached[0] is masks:
+            return cached[1]
+        union = torch.stack(list(masks.values())).any(0)
+        rows = union.nonzero().squeeze(1)
+        member = {e: m[rows].nonzero().squeeze(1) for e, m in masks.items()}
+        if any(m is masks for m in self.state.cache.values()):
+            self.state.cache[key] = (masks, (rows, member))
+        return rows, member
+
     def _edit(self, out, lse, q, k, v, T, spans, masks, scale) -> torch.Tensor:
         """Apply the pair edits to one batch item; ``out``/``q``/``k``/``v`` are ``(H, L, D)``."""
         cfg = self.state.config
@@ -223,17 +251,11 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
             out = self._text_text(out, lse, q, k, v, spans, pairs, scale)
         if not (cfg.image_text_suppression or cfg.self_identity or cfg.image_image_suppression):
             return out
-        union = torch.zeros_like(next(iter(masks.values())))
-        for m in masks.values():
-            union |= m
-        rows = union.nonzero().squeeze(1)
+        rows, member = self._rows(masks)
         if rows.numel() == 0:
             return out
         dev = q.device
-        tokens = sorted({t for ts in spans.values() for t in ts})
-        col = {t: i for i, t in enumerate(tokens)}
-        ecols = {e: torch.tensor([col[t] for t in ts], device=dev) for e, ts in spans.items()}
-        member = {e: masks[e][rows] for e in entities}  # (r,) which selected rows are in e
+        tokens, ecols = self._tokens(spans, dev)
         q_r = q[:, T + rows].float()  # (H, r, D)
         lse_r = lse[:, T + rows, None]  # (H, r, 1)
         v_e = v[:, tokens].float()  # (H, n, D)
@@ -248,18 +270,16 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
             blocked = torch.zeros(rows.numel(), rows.numel(), dtype=torch.bool, device=dev)
         neg_inf = float("-inf")
         for i, j in pairs:
-            ri, rj = member[i].nonzero().squeeze(1), member[j].nonzero().squeeze(1)
+            ri, rj = member[i], member[j]
             if use_ii:
                 # head-averaged current probabilities, before this pair's edits
                 avg = ((p0_c / ratio[..., None]) * (~blocked)).mean(0)
                 cuts = []
                 for a, c in ((ri, rj), (rj, ri)):
                     if a.numel() and c.numel():
-                        hit = ops.abnormal_links(avg[a][:, c], cfg.beta2)
-                        ra, cc = hit.nonzero(as_tuple=True)
-                        cuts.append((a[ra], c[cc]))
-                for a, c in cuts:
-                    blocked[a, c] = True
+                        cuts.append((a, c, ops.abnormal_links(avg[a][:, c], cfg.beta2)))
+                for a, c, hit in cuts:
+                    blocked[a[:, None], c[None, :]] |= hit
             if cfg.image_text_suppression:
                 s_cur[:, ri[:, None], ecols[j][None, :]] = neg_inf
                 s_cur[:, rj[:, None], ecols[i][None, :]] = neg_inf

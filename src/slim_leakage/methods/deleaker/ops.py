@@ -11,13 +11,12 @@ import torch.nn.functional as F
 
 
 def nan_to_mean(x: torch.Tensor) -> torch.Tensor:
-    """Replace NaNs by the mean of the finite values (the official guard on attention maps)."""
-    bad = torch.isnan(x)
-    if not bool(bad.any()):
-        return x
-    finite = x[~bad]
-    fill = finite.mean() if finite.numel() else torch.zeros((), dtype=x.dtype, device=x.device)
-    return torch.where(bad, fill.to(x.dtype), x)
+    """Replace NaNs by the mean of the other values (the official guard on attention maps).
+
+    Written without data-dependent branches, so it never waits for the device.
+    """
+    fill = torch.nan_to_num(torch.nanmean(x.float()), nan=0.0).to(x.dtype)
+    return torch.where(torch.isnan(x), fill, x)
 
 
 def threshold_mask(values: torch.Tensor, beta: float) -> torch.Tensor:
@@ -134,16 +133,18 @@ def abnormal_links(rect: torch.Tensor, beta: float) -> torch.Tensor:
         beta: Multiple of the standard deviation (β₂).
 
     Returns:
-        Boolean ``(rows, cols)``; statistics use only the non-zero entries (already cut links
-        and underflowed probabilities do not count).
+        Boolean ``(rows, cols)``. The statistics use only the non-zero entries (already cut
+        links and underflowed probabilities do not count); with fewer than two of them the
+        unbiased std is undefined and nothing is cut. Computed with masked sums rather than
+        boolean indexing so that it never waits for the device.
     """
     rect = rect.float()
-    nz = rect[rect != 0]
-    if nz.numel() == 0:
-        return torch.zeros_like(rect, dtype=torch.bool)
-    std = nz.std() if nz.numel() > 1 else torch.zeros((), device=rect.device)
-    # A single non-zero entry gives a NaN-free zero std; the strict compare then keeps it.
-    return (rect > nz.mean() + beta * std) & (rect != 0)
+    live = rect != 0
+    n = live.sum()
+    mean = torch.where(live, rect, 0.0).sum() / n
+    var = torch.where(live, (rect - mean) ** 2, 0.0).sum() / (n - 1)
+    # n < 2 gives a NaN threshold, and every comparison with NaN is False
+    return (rect > mean + beta * var.sqrt()) & live
 
 
 def grid_from_ids(img_ids: torch.Tensor) -> tuple[int, int]:

@@ -214,3 +214,24 @@ def test_generate_through_the_sana_preset(tiny_sana):
     assert outputs[0].extra["mask_grid"] == [16, 16]
     alone = S.generate(method, tiny_sana, [TRIPLET])
     assert np.array_equal(np.asarray(alone[0].image), np.asarray(outputs[1].image))
+
+
+def test_spans_with_sanas_own_default_instruction(tiny_sana):
+    """SANA's default instruction mentions a cat; the prompt's cat is the one found."""
+    import inspect
+
+    from diffusers import SanaPipeline
+
+    default = inspect.signature(SanaPipeline.__call__).parameters["complex_human_instruction"]
+    instruction = tuple(default.default)
+    assert " cat " in " ".join(instruction).lower()
+    tok = tiny_sana.tokenizer
+    prompt = "A cat and a dog in a garden"
+    spans = S.sana_entity_spans(
+        tok, prompt, ["cat", "dog"], instruction=instruction, max_sequence_length=300
+    )
+    selected = _pipeline_selected_ids(tok, prompt, instruction, 300)
+    for entity, positions in spans.items():
+        pieces = tok.convert_ids_to_tokens([selected[p] for p in positions])
+        assert "".join(pieces).replace("\u2581", "") == entity
+    assert spans["cat"][0] < spans["dog"][0] < 20  # in the prompt, right after the instruction

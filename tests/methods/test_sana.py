@@ -235,3 +235,23 @@ def test_spans_with_sanas_own_default_instruction(tiny_sana):
         pieces = tok.convert_ids_to_tokens([selected[p] for p in positions])
         assert "".join(pieces).replace("\u2581", "") == entity
     assert spans["cat"][0] < spans["dog"][0] < 20  # in the prompt, right after the instruction
+
+
+def test_sana_preset_loads_a_local_folder(tmp_path):
+    from slim_leakage.backbones import load_backbone
+    from slim_leakage.backbones.sana import SanaBackbone, build_tiny_sana_pipeline
+
+    build_tiny_sana_pipeline().save_pretrained(tmp_path)
+    backbone = load_backbone("sana", path=str(tmp_path), device="cpu", max_sequence_length=24)
+    assert isinstance(backbone, SanaBackbone) and backbone.family == "sana"
+    assert backbone.model_id == str(tmp_path) and backbone.dtype == "float32"
+    # the pipeline's own (long) default instruction, resolved from its signature
+    assert len(backbone.instruction) > 1 and backbone.pipe_kwargs()["use_resolution_binning"]
+    spans = S.sana_entity_spans(
+        backbone.tokenizer,
+        PROMPT,
+        ["cow", "horse"],
+        instruction=backbone.instruction,
+        max_sequence_length=24,
+    )
+    assert set(spans) == {"cow", "horse"}

@@ -165,8 +165,8 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
             ).transpose(1, 2)
             lse = None
         else:
+            # a fresh tensor: the edits below may write into it in place
             out, lse = ops.attention_with_lse(query, key, value, scale)
-            out = out.clone()
         for b, spans in enumerate(spans_b):
             scores = None
             if lse is not None and (in_hist or not self._history_ready(b)):
@@ -175,7 +175,7 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
                 hist = st.history.setdefault(b, {})
                 for e, s in scores.items():  # type: ignore[union-attr]
                     mean, count = hist.get(e, (None, 0))
-                    hist[e] = ops.running_mean_update(mean, count, s)
+                    hist[e] = ops.running_mean_update(mean, count, ops.nan_to_mean(s))
             if not in_edit:
                 continue
             masks = self._masks(b, scores)
@@ -293,7 +293,6 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
         corr = (torch.exp(s_cur - lse_r) - p0_e) @ v_e
         if use_ii:
             corr = corr - (p0_c * blocked) @ v[:, T + rows].float()
-        out = out.clone()
         out[:, T + rows] = ((out[:, T + rows].float() + corr) / ratio[..., None]).to(out.dtype)
         # Where the edits removed most of a row's mass, dividing by a small ratio would magnify
         # the fused kernel's rounding: recompute those rows exactly with the edited logits.
@@ -316,7 +315,6 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
             a, c = spans[i][0], spans[j][0]
             blocked.setdefault(a, set()).add(c)
             blocked.setdefault(c, set()).add(a)
-        out = out.clone()
         for row, cols in blocked.items():
             # (H, 1, D) @ (H, D, L) -> (H, 1, L)
             logits = (q[:, row : row + 1].float() @ k.float().transpose(-1, -2)) * scale

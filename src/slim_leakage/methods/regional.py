@@ -486,17 +486,20 @@ class RegionalPrompting(Method):
             embeds, pooled, base_len, sub_lens = self._encode(backbone, sample, layout)
             regions = region_masks(layout, rows, cols)
             mask = build_attention_mask(base_len, sub_lens, regions)
+            base_mask = build_attention_mask(base_len, sub_lens, regions, with_subprompts=False)
+            tokens, blocked = sub_prompt_blocking(base_len, sub_lens, regions)
+            device = backbone.device
+            # moved once here: the processors run ~60 times per step and must not copy them
             state = RegionalState(
-                mask=mask[None, None],  # (1, 1, L, L)
-                base_mask=build_attention_mask(base_len, sub_lens, regions, with_subprompts=False)[
-                    None, None
-                ],
+                mask=mask[None, None].to(device),  # (1, 1, L, L)
+                base_mask=base_mask[None, None].to(device),
                 text_len=base_len + sum(sub_lens),
                 base_ratio=self.config.base_ratio,
                 steps=self.config.steps,
                 implementation=self.config.implementation,
+                sub_tokens=tokens.to(device),
+                sub_blocked=blocked.to(device),
             )
-            state.sub_tokens, state.sub_blocked = sub_prompt_blocking(base_len, sub_lens, regions)
             kwargs = backbone.pipe_kwargs()
             kwargs.pop("max_sequence_length", None)
             with regional_processors(backbone.pipe, state):

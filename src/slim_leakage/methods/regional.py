@@ -380,7 +380,7 @@ def regional_processors(pipe, state: RegionalState) -> Iterator[RegionalState]:
     processor = RegionalAttnProcessor(state)
 
     def hook(module, args, kwargs):
-        timestep = kwargs.get("timestep", args[2] if len(args) > 2 else None)
+        timestep = kwargs.get("timestep", args[3] if len(args) > 3 else None)
         if timestep is not None and getattr(pipe.scheduler, "timesteps", None) is not None:
             state.step = _step_index(pipe.scheduler.timesteps, timestep)
 

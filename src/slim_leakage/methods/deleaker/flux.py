@@ -367,6 +367,7 @@ def _clock_hook(state: DeLeakerState, scheduler, num_inference_steps: int | None
             # no scheduler: steps are the distinct timesteps in order; a rise starts a new run
             if seen and t > seen[-1] + 1e-6:
                 seen.clear()
+                state.reset()
             if not seen or abs(t - seen[-1]) > 1e-6:
                 seen.append(t)
             step, num_steps = len(seen) - 1, int(num_inference_steps or 0)
@@ -419,6 +420,8 @@ def deleaker(
         max_sequence_length: Text length used with ``prompts`` (default 512, as FluxPipeline).
         tokenizer: Tokenizer for ``prompts`` (default ``pipe.tokenizer_2``).
         num_inference_steps: Steps, only for a bare transformer (a pipeline's scheduler says).
+            A bare transformer's clock counts distinct timesteps: a repeated timestep is taken
+            as true CFG's second call, a rising one as a new generation.
         implementation: ``"fast"`` or ``"reference"`` (explicit attention, the oracle).
         **options: :class:`DeLeakerConfig` fields.
 

@@ -24,7 +24,7 @@ time):
 The run uses the ``tiny-random`` backbone (1 step, 64 text tokens) and the
 ``openai-compatible`` judge pointed at :class:`slim_leakage.judge.testing.ScriptedServer`.
 
-Usage: python benchmarks/reliability.py [--kill-trials 20] [--fuzz-cases 3000]
+Usage: python benchmarks/reliability.py [--kill-trials 20] [--fuzz-cases 2000]
        [--rates 0.1,0.3,0.5] [--only kill,faults,...] [--json]
 """
 
@@ -411,16 +411,30 @@ def fault_run(ws: Workspace, kind: str, rate: float, seed: int) -> dict:
 
     out = ws.path(f"fault-{kind}-{rate:g}-{seed}")
     reference = labels_of(ws.reference())
+    injected = Counter()
     with ScriptedServer(
-        fault_rates={kind: rate}, retry_after=0.05, timeout_delay=3.0, seed=seed
+        fault_rates={kind: rate}, retry_after=0.05, timeout_delay=1.5, seed=seed
     ) as server:
+        draw = server._fault
+
+        def counted(name):  # count what the server injects (a slow reply looks like an answer)
+            injected[name] += 1
+            return draw(name)
+
+        server._fault = counted
         t0 = time.perf_counter()
         code, _, err = cli(
-            run_argv(out, ws.samples, server.openai_base_url, ws.path(f"{out.name}-cache")),
+            run_argv(
+                out,
+                ws.samples,
+                server.openai_base_url,
+                ws.path(f"{out.name}-cache"),
+                judge_args={"timeout": 1},
+            ),
             env={"OPENAI_API_KEY": FAKE_OPENAI_KEY},
         )
         seconds = time.perf_counter() - t0
-        faults = sum(1 for r in server.requests if r.reply not in ("answer", None))
+        faults = sum(injected.values())
         requests = len(server.requests)
     labels = labels_of(out) if (out / "verdicts.jsonl").exists() else {}
     metrics = json.loads((out / "metrics.json").read_text()) if code == 0 else {}
@@ -1130,6 +1144,37 @@ def check_bad_inputs(ws: Workspace, log=print, only: set[str] | None = None) -> 
 
 
 # -- 4. secrets ----------------------------------------------------------------------------------
+def scan_for_secrets(roots: list[Path], secrets: tuple[str, ...] = SECRETS) -> tuple[int, list]:
+    """Scan every file under ``roots`` for the secrets (UTF-8, UTF-16 and base64 forms).
+
+    Returns:
+        (files scanned, one "file: secret..." entry per hit).
+    """
+    import base64
+
+    forms = []
+    for secret in secrets:
+        raw = secret.encode()
+        forms += [(secret, raw), (secret, secret.encode("utf-16-le"))]
+        # base64 of the key at each of the three alignments a longer text could give it
+        for shift in range(3):
+            encoded = base64.b64encode(b"x" * shift + raw)[4 if shift else 0 :][:-4]
+            forms.append((secret, encoded))
+    scanned, where = 0, []
+    for root in roots:
+        paths = [root] if root.is_file() else (sorted(root.rglob("*")) if root.exists() else [])
+        for path in paths:
+            if not path.is_file() or path.is_symlink():
+                continue
+            data = path.read_bytes()
+            scanned += 1
+            for secret, form in forms:
+                if form in data:
+                    where.append(f"{path}: {secret[:12]}...")
+                    break
+    return scanned, where
+
+
 def check_secrets(ws: Workspace, log=print) -> dict:
     """Plant fake keys in the environment and the arguments; scan every written file."""
     run = ws.path("secrets-run")
@@ -1163,20 +1208,8 @@ def check_secrets(ws: Workspace, log=print) -> dict:
             env=env,
         )[0]
         steps["report"] = cli(["report", str(run)], env=env)[0]
-    scanned = found = 0
-    where = []
-    for root in (run, cache, entry, ws.path("secrets-judged")):
-        paths = [root] if root.is_file() else (sorted(root.rglob("*")) if root.exists() else [])
-        for path in paths:
-            if not path.is_file():
-                continue
-            data = path.read_bytes()
-            scanned += 1
-            for secret in SECRETS:
-                for form in {secret.encode(), secret.encode("utf-16-le")}:
-                    if form in data:
-                        found += 1
-                        where.append(f"{path.name}: {secret[:12]}...")
+    scanned, where = scan_for_secrets([run, cache, entry])
+    found = len(where)
     keyed = sum(1 for r in ws.server.requests if r.has_auth)
     log(f"secrets: steps {steps}, scanned {scanned} files, found {found}")
     return {
@@ -1286,7 +1319,7 @@ def fuzz_base_entry(n: int = 24, seed: int = 0) -> tuple[dict, Callable, dict]:
         "method": {"name": "m", "config": {}},
         "backbone": {"preset": "tiny-random", "description": {}},
         "dataset": {"config": "pairs", "fingerprint": "fp", "n_samples": n},
-        "judge": {k: copy.deepcopy(pinned[k]) for k in ("backend", "model_id", "prompt_versions")},
+        "judge": copy.deepcopy(pinned["judge"]),
         "package": {"version": "0", "git_commit": None},
         "metrics": metrics,
         "cost": {"vanilla": None, "method": None},
@@ -1536,8 +1569,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kill-trials", type=int, default=20)
     parser.add_argument("--rates", default="0.1,0.3,0.5")
-    parser.add_argument("--fuzz-cases", type=int, default=3000)
-    parser.add_argument("--concurrent-trials", type=int, default=3)
+    parser.add_argument("--fuzz-cases", type=int, default=2000)
+    parser.add_argument("--concurrent-trials", type=int, default=2)
     parser.add_argument("--only", default=",".join(CHECKS), help="comma-separated checks")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="per-row details in the JSON")

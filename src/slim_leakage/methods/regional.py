@@ -23,10 +23,10 @@ timestep, so true CFG or extra transformer calls do not shift it); ``base_ratio`
 output of the same attention without sub-prompts, as Regional Prompting FLUX does.
 
 The processor is our own, installed on the transformer for one generation by
-:func:`regional_processors` and removed afterwards; diffusers is never patched. It computes the
-same projections, norms and rotary embedding as diffusers' ``FluxAttnProcessor`` and calls
-``scaled_dot_product_attention`` with the mask; with an all-true mask it matches the stock
-processor (checked in the tests).
+:func:`regional_processors` and removed afterwards; diffusers is never patched. It shares the
+stock projections, norms and rotary embedding with DeLeaker's FLUX processor
+(:func:`~slim_leakage.methods.deleaker.flux.flux_qkv`) and only changes the attention; without
+regions it matches diffusers' ``FluxAttnProcessor`` (checked in the tests).
 """
 
 from __future__ import annotations
@@ -198,39 +198,12 @@ class RegionalAttnProcessor:
         attention_mask=None,
         image_rotary_emb=None,
     ):
-        import torch
         import torch.nn.functional as F
-        from diffusers.models.embeddings import apply_rotary_emb
 
-        if getattr(attn, "fused_projections", False):
-            raise ConfigError(
-                "regional-prompting does not support fused QKV projections.",
-                hint="Call transformer.unfuse_qkv_projections() before generating.",
-            )
-        query = attn.to_q(hidden_states)  # (B, S_img or S, H*D)
-        key = attn.to_k(hidden_states)
-        value = attn.to_v(hidden_states)
-        query = query.unflatten(-1, (-1, attn.head_dim))  # (B, S, H, D)
-        key = key.unflatten(-1, (-1, attn.head_dim))
-        value = value.unflatten(-1, (-1, attn.head_dim))
-        query = attn.norm_q(query)
-        key = attn.norm_k(key)
+        from .deleaker.flux import flux_finish, flux_qkv
 
-        if encoder_hidden_states is not None and attn.added_kv_proj_dim is not None:
-            e_query = attn.add_q_proj(encoder_hidden_states).unflatten(-1, (-1, attn.head_dim))
-            e_key = attn.add_k_proj(encoder_hidden_states).unflatten(-1, (-1, attn.head_dim))
-            e_value = attn.add_v_proj(encoder_hidden_states).unflatten(-1, (-1, attn.head_dim))
-            e_query = attn.norm_added_q(e_query)
-            e_key = attn.norm_added_k(e_key)
-            # text first, then image: (B, T + N, H, D)
-            query = torch.cat([e_query, query], dim=1)
-            key = torch.cat([e_key, key], dim=1)
-            value = torch.cat([e_value, value], dim=1)
-
-        if image_rotary_emb is not None:
-            query = apply_rotary_emb(query, image_rotary_emb, sequence_dim=1)
-            key = apply_rotary_emb(key, image_rotary_emb, sequence_dim=1)
-
+        # the stock projections, norms, [text ; image] order and RoPE: (B, L, H, D)
+        query, key, value = flux_qkv(attn, hidden_states, encoder_hidden_states, image_rotary_emb)
         # SDPA wants (B, H, L, D)
         q, k, v = (t.transpose(1, 2) for t in (query, key, value))
         state = self.state
@@ -250,16 +223,7 @@ class RegionalAttnProcessor:
             else:
                 out = reference_regional_attention(q, k, v, state, binding=binding)
         out = out.transpose(1, 2).flatten(2, 3).to(query.dtype)  # (B, L, H*D)
-
-        if encoder_hidden_states is not None:
-            text_len = encoder_hidden_states.shape[1]
-            encoder_out, image_out = out.split_with_sizes(
-                [text_len, out.shape[1] - text_len], dim=1
-            )
-            image_out = attn.to_out[1](attn.to_out[0](image_out.contiguous()))
-            encoder_out = attn.to_add_out(encoder_out.contiguous())
-            return image_out, encoder_out
-        return out
+        return flux_finish(attn, out, encoder_hidden_states)
 
 
 def _without_keys(out, lse, q, k, v, blocked, scale):

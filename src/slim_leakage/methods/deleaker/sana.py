@@ -37,6 +37,7 @@ from ..._config import build_config
 from ...errors import ConfigError, EntityNotFoundError
 from .config import DeLeakerConfig
 from .state import DeLeakerState, installed
+from .tokens import _pattern as _word_pattern  # the whole-word rule of find_entity_tokens
 from .tokens import find_entity_tokens
 
 _ATTN2 = re.compile(r"^transformer_blocks\.(\d+)\.attn2\.processor$")
@@ -49,12 +50,6 @@ def _instruction_text(instruction: Sequence[str] | None) -> str:
 def sana_text(prompt: str, instruction: Sequence[str] | None = None) -> str:
     """The text SANA tokenizes for ``prompt``: instruction + lowercased, stripped prompt."""
     return _instruction_text(instruction) + prompt.lower().strip()
-
-
-def _word_pattern(entity: str) -> re.Pattern:
-    # the same whole-word rule as tokens.find_entity_tokens
-    words = [re.escape(w) for w in entity.split()]
-    return re.compile(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)", re.IGNORECASE)
 
 
 def sana_entity_spans(

@@ -218,6 +218,15 @@ def _check_dataset(entry: dict, resolver: DatasetResolver, report: ValidationRep
                 report.problems.append(
                     f"verdicts[{i}].{key}: {row[key]!r}, the dataset says {getattr(sample, key)!r}"
                 )
+    if not missing and not extra and len(seen) == len(rows):
+        # the format fixes the row order (dataset order), so one entry has one byte form
+        for i, (row, sample) in enumerate(zip(rows, ref.samples)):
+            if row["sample_id"] != sample.id:
+                report.problems.append(
+                    f"verdicts[{i}].sample_id: {row['sample_id']!r}, but the rows must be in "
+                    f"dataset order, which has {sample.id!r} here"
+                )
+                break
 
 
 def _check_metrics(entry: dict, report: ValidationReport) -> None:

@@ -257,3 +257,25 @@ def test_torn_line_from_a_crash_is_repaired(tmp_path):
     metrics = evaluate(config(tmp_path, judge="none"))
     assert gens.read_bytes().endswith(b"\n")
     assert metrics["n_samples"] == len(SAMPLES)
+
+
+def test_unsupported_backbone_fails_before_weights_load(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("weights loaded before the method/backbone check")
+
+    from slim_leakage.methods import METHODS
+    from slim_leakage.methods.vanilla import Vanilla
+
+    class FluxOnly(Vanilla):
+        name = "flux-only"
+        families = ("flux",)
+
+    monkeypatch.setattr("slim_leakage.backbones.load_backbone", boom)
+    METHODS.register("flux-only", FluxOnly)
+    try:
+        with pytest.raises(ConfigError, match="does not support the 'sana' backbone") as info:
+            evaluate(config(tmp_path, method="flux-only", backbone="sana"))
+    finally:
+        METHODS.unregister("flux-only")
+    assert "flux" in info.value.hint
+    assert not (tmp_path / "run").exists()

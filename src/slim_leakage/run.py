@@ -318,7 +318,10 @@ class Run:
                 hint="Check --ids / --limit, or `slim-eval ls configs`.",
             )
         self.samples = samples
-        _check_backbone(cfg.backbone, cfg.backbone_args)
+        preset = _check_backbone(cfg.backbone, cfg.backbone_args)
+        # The preset knows its family: an unsupported pairing fails before any weights load.
+        if hasattr(preset, "family"):
+            self.method.check_backbone(preset)
         if self._judge is None and cfg.judge != "none":
             from .judge import get_judge
 
@@ -690,7 +693,7 @@ class Run:
         return metrics
 
 
-def _check_backbone(name: str, overrides: dict) -> None:
+def _check_backbone(name: str, overrides: dict):
     """Check the preset name and generation overrides without loading anything heavy.
 
     Done before the manifest is written: a typo must not leave a run directory behind that
@@ -707,6 +710,7 @@ def _check_backbone(name: str, overrides: dict) -> None:
             {**dataclasses.asdict(defaults), **overrides},
             owner=f"backbone {name}",
         )
+    return preset
 
 
 def reference_prompt(entity: str) -> str:

@@ -38,7 +38,13 @@ from ._io import (
     sha256_bytes,
     sha256_file,
 )
-from .errors import ConfigError, OutputWriteError, RunConfigMismatchError, RunError
+from .errors import (
+    ConfigError,
+    EntityNotFoundError,
+    OutputWriteError,
+    RunConfigMismatchError,
+    RunError,
+)
 from .records import Generation, Sample, Verdict
 
 MANIFEST_SCHEMA = 1
@@ -317,6 +323,7 @@ class Run:
                 f"No samples selected from {cfg.config!r}.",
                 hint="Check --ids / --limit, or `slim-eval ls configs`.",
             )
+        _check_entities_in_prompts(samples)
         self.samples = samples
         preset = _check_backbone(cfg.backbone, cfg.backbone_args)
         # The preset knows its family: an unsupported pairing fails before any weights load.
@@ -711,6 +718,24 @@ def _check_backbone(name: str, overrides: dict):
             owner=f"backbone {name}",
         )
     return preset
+
+
+def _check_entities_in_prompts(samples: Sequence[Sample]) -> None:
+    """Refuse a sample whose entity is not a whole word of its prompt (case-insensitive).
+
+    A typo in a user's samples file ("zebra" for a prompt about a horse) would otherwise be
+    generated and judged at full cost before anything noticed it.
+    """
+    for sample in samples:
+        lowered = sample.prompt.lower()
+        for entity in sample.entities:
+            if not re.search(rf"(?<!\w){re.escape(entity.lower())}(?!\w)", lowered):
+                raise EntityNotFoundError(
+                    f"Sample {sample.id!r}: entity {entity!r} does not occur in its prompt "
+                    f"{sample.prompt!r}.",
+                    hint="Name each entity as it is written in the prompt (whole words), or "
+                    "fix the samples file.",
+                )
 
 
 def reference_prompt(entity: str) -> str:

@@ -234,10 +234,32 @@ def measure_generation(
             )
         )
         s_read = [read_image(im, p) for im, p in zip(same, ents)]
+        # diagnostic: the same masks before DeLeaker's 3x3 open/close smoothing
+        raw_opts = {**off, "smoothing": False}
+        _, m_raw = generate(
+            pipe, prompts, seeds, steps=steps, batch=batch, entities=ents, deleaker_options=raw_opts
+        )
         dl, m_on = generate(pipe, prompts, seeds, steps=steps, batch=batch, entities=ents)
         d_read = [read_image(im, p) for im, p in zip(dl, ents)]
         result["deleaker"] = _summarise_leak(d_read, kinds)
-        for name, reads, ms in (("masks_vanilla", s_read, m_off), ("masks_deleaker", d_read, m_on)):
+        # the full method without its spatial smoothing (which can erase masks on a small grid)
+        dr, m_dr = generate(
+            pipe,
+            prompts,
+            seeds,
+            steps=steps,
+            batch=batch,
+            entities=ents,
+            deleaker_options={"smoothing": False},
+        )
+        dr_read = [read_image(im, p) for im, p in zip(dr, ents)]
+        result["deleaker_no_smoothing"] = _summarise_leak(dr_read, kinds)
+        for name, reads, ms in (
+            ("masks_vanilla", s_read, m_off),
+            ("masks_vanilla_unsmoothed", s_read, m_raw),
+            ("masks_deleaker", d_read, m_on),
+            ("masks_deleaker_no_smoothing", dr_read, m_dr),
+        ):
             result[name] = {}
             for kind in sorted(set(kinds)):
                 rows = [

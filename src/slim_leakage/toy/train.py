@@ -216,6 +216,8 @@ def train(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.threads)
+    # tiny weight and EMA updates drift into subnormal floats, which slow CPU maths many-fold
+    torch.set_flush_denormal(True)
     cfg_path = out / "config.json"
     cfg_dict = dataclasses.asdict(config)
     if cfg_path.exists():

@@ -272,8 +272,10 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
         for i, j in pairs:
             ri, rj = member[i], member[j]
             if use_ii:
-                # head-averaged current probabilities, before this pair's edits
-                avg = ((p0_c / ratio[..., None]) * (~blocked)).mean(0)
+                # head-averaged current probabilities, before this pair's edits: (r, r), with no
+                # (H, r, r) temporary
+                avg = torch.einsum("hqk,hq->qk", p0_c, 1.0 / ratio) / p0_c.shape[0]
+                avg = avg.masked_fill(blocked, 0.0)
                 cuts = []
                 for a, c in ((ri, rj), (rj, ri)):
                     if a.numel() and c.numel():
@@ -289,10 +291,11 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
                     s_cur[idx] = s_cur[idx] * cfg.alpha
             ratio = 1 + (torch.exp(s_cur - lse_r) - p0_e).sum(-1)
             if use_ii:
-                ratio = ratio - (p0_c * blocked).sum(-1)
+                ratio = ratio - torch.einsum("hqk,qk->hq", p0_c, blocked.to(p0_c.dtype))
         corr = (torch.exp(s_cur - lse_r) - p0_e) @ v_e
         if use_ii:
-            corr = corr - (p0_c * blocked) @ v[:, T + rows].float()
+            # last use of p0_c: zero the kept links in place, leaving the cut probabilities
+            corr = corr - p0_c.mul_(blocked) @ v[:, T + rows].float()
         out[:, T + rows] = ((out[:, T + rows].float() + corr) / ratio[..., None]).to(out.dtype)
         # Where the edits removed most of a row's mass, dividing by a small ratio would magnify
         # the fused kernel's rounding: recompute those rows exactly with the edited logits.

@@ -10,7 +10,9 @@ are corrected in closed form:
 
 where ``p`` are the unedited probabilities, ``p'_qk = exp(s'_qk - lse_q)`` the edited logits
 measured against the unedited normaliser, and ``k`` runs over the edited keys only. That equals
-a softmax over the edited logits (checked against :mod:`.reference` in the tests).
+a softmax over the edited logits (checked against :mod:`.reference` in the tests). Rows whose
+edits remove more than half of their attention mass are recomputed explicitly instead, so that
+dividing by a small ``r_q`` cannot magnify the fused kernel's rounding.
 """
 
 from __future__ import annotations

@@ -80,6 +80,8 @@ def load_items(run_dir: Path, method: str | None = None, limit: int | None = Non
             f"The run has no images of method {method!r}.",
             hint=f"Methods in this run: {', '.join(methods) or '(none)'}; pass --method.",
         )
+    from ..leaderboard.rundir import inside_run
+
     vanilla = {g.sample_id: g.path for g in gens if g.role == "vanilla"}
     made = {g.sample_id: g.path for g in gens if g.role == "method" and g.method == method}
     refs = {g.entity: g.path for g in gens if g.role == "reference" and g.entity}
@@ -91,13 +93,15 @@ def load_items(run_dir: Path, method: str | None = None, limit: int | None = Non
                 "in this run.",
                 hint="Finish the run first (run the same `slim-eval run` command again).",
             )
+        # Only files inside the run are ever sent to a judge API, whatever a record or a
+        # link in the run directory says.
         items.append(
             JudgeItem(
                 sample=s,
                 method=method,
-                vanilla_image=run_dir / vanilla[s.id],
-                method_image=run_dir / made[s.id],
-                reference_images={e: run_dir / refs[e] for e in s.entities if e in refs},
+                vanilla_image=inside_run(run_dir, vanilla[s.id]),
+                method_image=inside_run(run_dir, made[s.id]),
+                reference_images={e: inside_run(run_dir, refs[e]) for e in s.entities if e in refs},
             )
         )
     return items

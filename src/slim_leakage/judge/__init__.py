@@ -10,7 +10,7 @@ import dataclasses
 from typing import Any
 
 from .._registry import Registry
-from ..errors import ConfigError
+from ..errors import ConfigError, did_you_mean
 from .backends.base import (
     Backend,
     BackendRequest,
@@ -58,6 +58,14 @@ def get_judge(name: str, **options: Any) -> Judge:
         accepted = factory.options
     else:
         accepted = {}
+    if isinstance(factory, type) and issubclass(factory, Backend):
+        known = sorted({"model", *accepted, *JUDGE_OPTIONS})
+        for key in sorted(backend_opts):
+            if key != "model" and key not in accepted:
+                raise ConfigError(
+                    f"The judge {name!r} has no option {key!r}.{did_you_mean(key, known)}",
+                    hint=f"Known options: {', '.join(known)}.",
+                )
     if "timeout" in accepted and "timeout" in judge_opts:
         backend_opts["timeout"] = judge_opts["timeout"]
     backend = factory(**backend_opts)

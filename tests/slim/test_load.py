@@ -181,3 +181,16 @@ def test_cli_ls_configs_shows_rows(cli):
     assert code == 0
     rows = json.loads(out.strip().splitlines()[-1])["configs"]
     assert rows == describe_configs()
+
+
+def test_non_utf8_samples_file_names_the_line(tmp_path):
+    from slim_leakage.errors import DatasetError
+    from slim_leakage.slim import load_samples
+
+    path = tmp_path / "mine.jsonl"
+    path.write_bytes(
+        b'{"id": "a", "prompt": "a cow and a horse", "entities": ["cow", "horse"], "seed": 1}\n'
+        b'{"id": "b", "prompt": "a k\xf6nig", "entities": ["cow"], "seed": 2}\n'
+    )
+    with pytest.raises(DatasetError, match=r"mine.jsonl:2 is not UTF-8"):
+        load_samples(str(path))

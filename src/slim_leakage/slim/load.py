@@ -126,8 +126,15 @@ def load_slim(config: str, *, root: str | os.PathLike | None = None):
 
 def _read_jsonl(path: Path) -> list[Sample]:
     samples = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DatasetError(
+                    f"{path}:{number} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
+                    hint="Save the samples file as UTF-8, one Sample JSON object per line.",
+                ) from None
             if not line.strip():
                 continue
             try:

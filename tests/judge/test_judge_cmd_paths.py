@@ -37,7 +37,9 @@ def test_link_leading_out_of_the_run_is_refused(tmp_path):
 def test_dotdot_path_is_refused(tmp_path):
     load_items = importlib.import_module("slim_leakage.cli.judge_cmd").load_items
     Image.new("RGB", (8, 8)).save(tmp_path / "outside.png")
-    run = _run_dir(tmp_path, "../outside.png")
+    run = _run_dir(tmp_path, "images/m/s1.png")
+    gens = run / "generations.jsonl"  # an edited record, written around the record class
+    gens.write_text(gens.read_text().replace('"images/m/s1.png"', '"../outside.png"', 1))
     with pytest.raises(DatasetError, match="not a path inside the run directory"):
         load_items(run, "m", None)
 

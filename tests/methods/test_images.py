@@ -83,3 +83,11 @@ def test_folder_is_required_and_must_exist(tmp_path):
         get_method("images")
     with pytest.raises(ConfigError, match="does not exist"):
         get_method("images", folder=str(tmp_path / "nope")).prepare(_backbone(), [S1])
+
+
+def test_missing_folder_is_refused_with_the_options():
+    from slim_leakage.errors import ConfigError
+    from slim_leakage.methods import get_method
+
+    with pytest.raises(ConfigError, match="'/no/such/folder' does not exist"):
+        get_method("images", folder="/no/such/folder")

@@ -43,6 +43,12 @@ class ImagesConfig:
                 "method 'images' needs folder=PATH (the folder of the external method's images).",
                 hint="Pass --method-arg folder=/path/to/images (files named <sample_id>.png).",
             )
+        # Checked with the options, before a run directory exists or a backbone loads.
+        if not Path(self.folder).expanduser().is_dir():
+            raise ConfigError(
+                f"Image folder {self.folder!r} does not exist or is not a folder.",
+                hint="Pass --method-arg folder= the directory holding <sample_id>.png files.",
+            )
 
 
 def candidate_names(sample: Sample) -> list[str]:

@@ -76,8 +76,6 @@ class ScriptedJudge:
         out = []
         for item in items:
             self.calls += 1
-            if self.die_after is not None and self.calls > self.die_after:
-                os.kill(os.getpid(), signal.SIGKILL)
             a, b = sha256_file(item.vanilla_image), sha256_file(item.method_image)
             label = "no-change" if a == b else LABELS[int(b[:8], 16) % 5]
             if on_stage:
@@ -92,6 +90,9 @@ class ScriptedJudge:
                         calls=1,
                     )
                 )
+            if self.die_after is not None and self.calls > self.die_after:
+                # killed between a stage record and its verdict: the worst moment
+                os.kill(os.getpid(), signal.SIGKILL)
             verdict = Verdict(
                 sample_id=item.sample.id,
                 method=item.method,
@@ -242,6 +243,11 @@ def test_kill_9_mid_judging_then_resume_matches_uninterrupted(tmp_path, die_afte
     resumed = evaluate(config(killed), judge=ScriptedJudge())
     verdicts = [v["sample_id"] for v in iter_jsonl(killed / "run" / "verdicts.jsonl")]
     assert sorted(verdicts) == sorted(s.id for s in SAMPLES)  # each exactly once
+    stages = [
+        (r["sample_id"], r["stage"], r["key"], r["order"])
+        for r in iter_jsonl(killed / "run" / "judgements.jsonl")
+    ]
+    assert len(stages) == len(set(stages)) == len(SAMPLES)  # no stage record written twice
     clean = tmp_path / "clean"
     clean.mkdir()
     reference = evaluate(config(clean), judge=ScriptedJudge())

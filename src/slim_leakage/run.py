@@ -551,7 +551,18 @@ class Run:
         item_cls = _judge_item_cls()
         method_name = self.method.name
 
+        # A sample interrupted mid-judging is judged again on resume (its answers come from the
+        # judge's cache); its stage records already on disk are not written twice.
+        written = {
+            (row.get("sample_id"), row.get("stage"), row.get("key"), row.get("order"))
+            for row in iter_jsonl(self.judgements_path)
+        }
+
         def on_stage(result: StageResult) -> None:
+            ident = (result.sample_id, result.stage, result.key, result.order)
+            if ident in written:
+                return
+            written.add(ident)
             append_jsonl(self.judgements_path, result.to_json())
 
         items = []

@@ -49,6 +49,9 @@ SAMPLES = [
 def test_prepare_names_the_sample_entity_and_prompt(backbone):
     method = get_method("deleaker")
     method.prepare(backbone, SAMPLES)
+    bad = Sample(id="bad7", prompt="a cowboy and a horse", entities=("cow", "horse"), seed=1)
+    with pytest.raises(EntityNotFoundError, match="'bad7'.*'cow'.*'a cowboy and a horse'"):
+        method.prepare(backbone, [*SAMPLES, bad])
     long = Sample(
         id="long1",
         prompt="a cow " + "and a field " * 200 + "and a horse",

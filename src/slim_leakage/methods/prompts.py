@@ -441,7 +441,7 @@ class DeLeakerDescriptionConfig(DeLeakerConfig):
 class DeLeakerDescription(DescriptionMixin, DeLeaker):
     """DeLeaker run on the description-augmented prompt (the paper's "DeLeaker + Desc.").
 
-    Needs the sample's entities; runs where DeLeaker runs (FLUX). The prompt is the one
+    Needs the sample's entities; runs where DeLeaker runs (FLUX, SANA). The prompt is the one
     ``entity-description`` would use; DeLeaker's entity tokens are found in it, so the entity
     words must still occur verbatim (they do: the original prompt comes first, and the first
     occurrence of each entity is the one DeLeaker binds).

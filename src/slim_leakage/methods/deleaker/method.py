@@ -13,19 +13,27 @@ from .tokens import find_entity_tokens
 
 
 class DeLeaker(Method):
-    """DeLeaker (ICLR 2026) on FLUX: entity masks from early attention, then cross-entity
-    image-text suppression, self-identity reinforcement and abnormal image-image suppression.
+    """DeLeaker (ICLR 2026): entity masks from early attention, then cross-entity image-text
+    suppression, self-identity reinforcement and abnormal image-image suppression.
+
+    On FLUX every joint-attention block is edited; on SANA the softmax cross-attention to the
+    text (the image-image component is off there: SANA's self-attention is linear).
     """
 
     name = "deleaker"
     Config = DeLeakerConfig
     needs = ("entities",)
-    families = ("flux",)
-    description = "DeLeaker: training-free attention reweighting of entity tokens (FLUX)"
+    families = ("flux", "sana")
+    description = "DeLeaker: training-free attention reweighting of entity tokens (FLUX, SANA)"
 
     def prepare(self, backbone, samples: Sequence[Sample]) -> None:
         """Check that every entity of every sample is found within the text length."""
         super().prepare(backbone, samples)
+        if backbone.family == "sana":
+            from .sana import check_samples
+
+            check_samples(backbone, samples)
+            return
         tokenizer = backbone.tokenizer
         length = backbone.settings.max_sequence_length
         for sample in samples:
@@ -39,10 +47,14 @@ class DeLeaker(Method):
 
     def generate(self, backbone, samples: Sequence[Sample]) -> list[MethodOutput]:
         """Generate the batch with DeLeaker installed, one entity list per prompt."""
-        from .flux import deleaker
-
         if not samples:
             return []
+        if backbone.family == "sana":
+            from .sana import generate
+
+            return generate(self, backbone, samples)
+        from .flux import deleaker
+
         prompts = [s.prompt for s in samples]
         with deleaker(
             backbone.pipe,

@@ -101,3 +101,20 @@ def test_kid_needs_two_pairs(tmp_path):
         _images(tmp_path / "o", n=1), metrics=("kid",), kid_feature=TinyFeatures()
     )
     assert out["kid"] is None and "at least 2" in out["notes"]["kid"]
+
+
+def test_nothing_is_downloaded_unless_allowed(tmp_path, monkeypatch):
+    import torch.hub
+
+    def no_network(*a, **k):
+        raise AssertionError("a metric tried to download weights")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    (tmp_path / "p").mkdir()
+    out = compute_image_metrics(_images(tmp_path / "p"), metrics=("lpips", "kid", "vqascore"))
+    assert out["lpips"] is None and out["kid"] is None and out["vqascore"] is None
+    assert "--allow-downloads" in out["notes"]["lpips"]
+    assert "weights-inception" in out["notes"]["kid"]
+    assert "--allow-downloads" in out["notes"]["vqascore"]

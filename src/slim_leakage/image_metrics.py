@@ -1,9 +1,10 @@
 """Image-level preservation metrics: LPIPS and KID (method vs vanilla images), VQAScore.
 
-Each metric loads real network weights when they are available locally (torch hub cache,
-``$TORCH_HOME/hub/checkpoints``). Without them (no network) the metric is reported as ``None``
-with a note saying how to provide the weights; no number is ever made up. Tests inject weights
-(a checkpoint file, or a feature extractor module for KID).
+Each metric uses real network weights from the local torch hub cache
+(``$TORCH_HOME/hub/checkpoints``). Nothing is downloaded unless the caller allows it
+(``slim-eval run --allow-downloads``): without the weights the metric is reported as ``None``
+with a note naming the file to provide; no number is ever made up. Tests inject weights (a
+checkpoint file, or a feature extractor module for KID).
 """
 
 from __future__ import annotations
@@ -14,6 +15,26 @@ from typing import Any
 
 #: The AlexNet checkpoint LPIPS uses (torchvision's file name).
 LPIPS_ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+#: The InceptionV3 checkpoint KID uses (torch-fidelity's file name).
+KID_INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+
+
+def _checkpoint_dir() -> Path:
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _require_local(filename: str, metric: str) -> None:
+    """Refuse to let a library download ``filename``: it must already be in the hub cache."""
+    folder = _checkpoint_dir()
+    if not (folder / filename).is_file():
+        raise RuntimeError(
+            f"{metric} weights {filename} are not in {folder}; put the file there, or pass "
+            "--allow-downloads to fetch it"
+        )
+
+
 #: LPIPS' AlexNet needs at least this many pixels per side; smaller images are upsampled.
 LPIPS_MIN_SIDE = 64
 
@@ -28,16 +49,21 @@ def _load_rgb_tensor(path: Path):
     return torch.from_numpy(arr).permute(2, 0, 1)  # (3, H, W) in [0, 1]
 
 
-def lpips_distance(pairs: Sequence[tuple[Path, Path]], *, net: str = "alex") -> float:
+def lpips_distance(
+    pairs: Sequence[tuple[Path, Path]], *, net: str = "alex", allow_download: bool = False
+) -> float:
     """Mean LPIPS between each (vanilla, method) image pair.
 
     Raises:
-        RuntimeError: When the backbone weights are not available locally.
+        RuntimeError: When the backbone weights are not available locally (and downloads are
+            not allowed, or fail).
     """
     import lpips
     import torch
     import torch.nn.functional as F
 
+    if not allow_download and net == "alex":
+        _require_local(LPIPS_ALEXNET_FILE, "LPIPS")
     try:
         model = lpips.LPIPS(net=net, verbose=False)
     except Exception as exc:  # offline: torchvision cannot download the backbone
@@ -60,7 +86,11 @@ def lpips_distance(pairs: Sequence[tuple[Path, Path]], *, net: str = "alex") -> 
 
 
 def kid_score(
-    pairs: Sequence[tuple[Path, Path]], *, feature: Any = None, subset_size: int = 50
+    pairs: Sequence[tuple[Path, Path]],
+    *,
+    feature: Any = None,
+    subset_size: int = 50,
+    allow_download: bool = False,
 ) -> tuple[float, float]:
     """KID between the vanilla images (reference) and the method images.
 
@@ -80,6 +110,8 @@ def kid_score(
     n = len(pairs)
     if n < 2:
         raise RuntimeError("KID needs at least 2 image pairs")
+    if feature is None and not allow_download:
+        _require_local(KID_INCEPTION_FILE, "KID")
     try:
         kid = KernelInceptionDistance(
             feature=feature if feature is not None else 2048,
@@ -127,9 +159,14 @@ def compute_image_metrics(
     metrics: Sequence[str] = ("lpips", "kid"),
     prompts: Sequence[str] = (),
     kid_feature: Any = None,
+    allow_download: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> dict:
-    """Compute the requested metrics; unavailable ones are ``None`` with a note in ``notes``."""
+    """Compute the requested metrics; unavailable ones are ``None`` with a note in ``notes``.
+
+    ``allow_download`` lets the metric libraries fetch missing network weights; by default
+    only weights already in the local torch hub cache are used.
+    """
     out: dict[str, Any] = {
         "lpips": None,
         "kid": None,
@@ -142,10 +179,16 @@ def compute_image_metrics(
     for name in metrics:
         try:
             if name == "lpips":
-                out["lpips"] = lpips_distance(pairs)
+                out["lpips"] = lpips_distance(pairs, allow_download=allow_download)
             elif name == "kid":
-                out["kid"], out["kid_std"] = kid_score(pairs, feature=kid_feature)
+                out["kid"], out["kid_std"] = kid_score(
+                    pairs, feature=kid_feature, allow_download=allow_download
+                )
             elif name == "vqascore":
+                if not allow_download:
+                    raise RuntimeError(
+                        "VQAScore fetches its scoring model; pass --allow-downloads to use it"
+                    )
                 out["vqascore"] = vqa_score([b for _, b in pairs], prompts[: len(pairs)])
         except (RuntimeError, ImportError) as exc:
             out["notes"][name] = f"not computed: {exc}"

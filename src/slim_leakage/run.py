@@ -78,6 +78,8 @@ class RunConfig:
         batch_size: Images per pipeline call.
         references: Generate single-entity reference images for the judge.
         image_metrics: Image metrics to compute (``lpips``, ``kid``, ``vqascore``).
+        allow_downloads: Let the image metrics fetch missing network weights (off: only the
+            local torch hub cache is used, and a missing file is reported, not fetched).
         report: Write ``report.html`` at the end.
         progress: Show progress bars.
     """
@@ -98,6 +100,7 @@ class RunConfig:
     batch_size: int = 4
     references: bool = True
     image_metrics: tuple[str, ...] = ("lpips", "kid")
+    allow_downloads: bool = False
     report: bool = True
     progress: bool = True
 
@@ -700,6 +703,7 @@ class Run:
             pairs,
             metrics=self.config.image_metrics,
             prompts=[s.prompt for s in self.samples],
+            allow_download=self.config.allow_downloads,
             log=self.log,
         )
         metrics = _aggregate(verdicts, self.samples, self.method.name, image_figures, merged_cost)

@@ -94,6 +94,11 @@ def add_parser(sub) -> None:
         default=None,
         help="comma-separated: lpips,kid,vqascore, or none (default lpips,kid)",
     )
+    p.add_argument(
+        "--allow-downloads",
+        action="store_true",
+        help="let the image metrics download missing network weights (default: local cache only)",
+    )
     p.add_argument("--no-report", action="store_true", help="do not write report.html")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print metrics.json as the last line")
@@ -162,6 +167,8 @@ def build_run_config(args):
         values["references"] = False
     if args.no_report:
         values["report"] = False
+    if args.allow_downloads:
+        values["allow_downloads"] = True
     if args.no_progress:
         values["progress"] = False
     if args.image_metrics is not None:

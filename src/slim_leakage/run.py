@@ -87,14 +87,14 @@ class RunConfig:
     out: str = "runs/default"
     method: str = "deleaker"
     method_args: dict = dataclasses.field(default_factory=dict)
-    backbone: str = "tiny-random"
+    backbone: str = "toy"
     backbone_path: str | None = None
     backbone_args: dict = dataclasses.field(default_factory=dict)
     device: str | None = None
     dtype: str | None = None
-    judge: str = "none"
+    judge: str = "oracle"
     judge_args: dict = dataclasses.field(default_factory=dict)
-    config: str = "pairs"
+    config: str = "toy-pairs"
     limit: int | None = None
     ids: tuple[str, ...] = ()
     batch_size: int = 4

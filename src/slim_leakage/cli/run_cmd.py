@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 #: The defaults of the main job (what `slim-eval --method deleaker` runs on a fresh machine).
-DEFAULTS = {"backbone": "tiny-random", "judge": "none", "config": "pairs"}
+DEFAULTS = {"backbone": "toy", "judge": "oracle", "config": "toy-pairs"}
 
 
 def add_parser(sub) -> None:

@@ -324,15 +324,6 @@ def sub_prompt_blocking(base_len: int, sub_lens: Sequence[int], regions: Sequenc
     return torch.tensor(tokens, dtype=torch.long), torch.stack(columns, dim=1)
 
 
-def _step_index(scheduler_timesteps, timestep) -> int:
-    import torch
-
-    # FLUX passes timestep / 1000; the scheduler keeps the undivided values.
-    t = torch.as_tensor(timestep).flatten()[0].float().cpu() * 1000
-    ts = torch.as_tensor(scheduler_timesteps).float().cpu()
-    return int(torch.argmin((ts - t).abs()))
-
-
 @contextlib.contextmanager
 def regional_processors(pipe, state: RegionalState) -> Iterator[RegionalState]:
     """Install :class:`RegionalAttnProcessor` on every attention of ``pipe.transformer``.
@@ -342,11 +333,19 @@ def regional_processors(pipe, state: RegionalState) -> Iterator[RegionalState]:
     transformer = pipe.transformer
     original = dict(transformer.attn_processors)
     processor = RegionalAttnProcessor(state)
+    import torch
+
+    from .deleaker.ops import nearest_step
 
     def hook(module, args, kwargs):
         timestep = kwargs.get("timestep", args[3] if len(args) > 3 else None)
         if timestep is not None and getattr(pipe.scheduler, "timesteps", None) is not None:
-            state.step = _step_index(pipe.scheduler.timesteps, timestep)
+            # FLUX passes timestep / 1000; the scheduler keeps the undivided values.
+            state.step = nearest_step(
+                pipe.scheduler.timesteps,
+                float(torch.as_tensor(timestep).flatten()[0]),
+                scale=1000.0,
+            )
 
     handle = transformer.register_forward_pre_hook(hook, with_kwargs=True)
     transformer.set_attn_processor(dict.fromkeys(original, processor))

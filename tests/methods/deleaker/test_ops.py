@@ -106,3 +106,15 @@ def test_attention_with_lse_matches_explicit(n_q, n_k):
     assert torch.allclose(out, torch.softmax(logits, -1) @ v, atol=1e-5)
     out_r, lse_r = ops.attention_with_lse_reference(q, k, v, 0.25, chunk=3)
     assert torch.allclose(out_r, out, atol=1e-5) and torch.allclose(lse_r, lse, atol=1e-5)
+
+
+def test_nearest_step_reads_the_step_from_the_timestep():
+    import torch
+
+    from slim_leakage.methods.deleaker.ops import nearest_step
+
+    table = torch.tensor([1000.0, 750.0, 500.0, 250.0])
+    assert nearest_step(table, 0.75, scale=1000.0) == 1  # FLUX passes t / 1000
+    assert nearest_step(table, 0.26, scale=1000.0) == 3
+    assert nearest_step(table, 500.0) == 2
+    assert nearest_step(table.tolist(), 999.0) == 0

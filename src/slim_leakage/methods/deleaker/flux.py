@@ -365,9 +365,8 @@ def _clock_hook(state: DeLeakerState, scheduler, num_inference_steps: int | None
         t = float(timestep.reshape(-1)[0])
         sched = getattr(scheduler, "timesteps", None) if scheduler is not None else None
         if sched is not None and len(sched):
-            table = sched.detach().float().cpu() / 1000.0
-            step = int(torch.argmin((table - t).abs()))
-            num_steps = len(table)
+            step = ops.nearest_step(sched, t, scale=1000.0)
+            num_steps = len(sched)
         else:
             # no scheduler: steps are the distinct timesteps in order; a rise starts a new run
             if seen and t > seen[-1] + 1e-6:

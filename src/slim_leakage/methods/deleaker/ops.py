@@ -147,6 +147,17 @@ def abnormal_links(rect: torch.Tensor, beta: float) -> torch.Tensor:
     return (rect > mean + beta * var.sqrt()) & live
 
 
+def nearest_step(scheduler_timesteps, timestep: float, *, scale: float = 1.0) -> int:
+    """Index of the scheduler timestep closest to ``timestep * scale``.
+
+    The denoising step is read from the timestep the transformer receives, never from a call
+    counter (true CFG and batched CFG call the transformer more than once per step). ``scale``
+    converts the model's timestep units to the scheduler's (FLUX passes ``t / 1000``).
+    """
+    table = torch.as_tensor(scheduler_timesteps).detach().float().cpu()
+    return int(torch.argmin((table - float(timestep) * scale).abs()))
+
+
 def grid_from_ids(img_ids: torch.Tensor) -> tuple[int, int]:
     """``(rows, cols)`` of the image-token grid from FLUX-style position ids ``(n, 3)``."""
     rows = int(img_ids[:, 1].max().item()) + 1

@@ -439,7 +439,7 @@ def _sana_parts(pipe_or_transformer):
 
 
 def _clock_hook(state: SanaDeLeakerState, pipe, transformer):
-    import torch
+    from . import ops
 
     patch = int(getattr(transformer.config, "patch_size", 1) or 1)
     scale = float(getattr(transformer.config, "timestep_scale", 1.0) or 1.0)
@@ -459,9 +459,7 @@ def _clock_hook(state: SanaDeLeakerState, pipe, transformer):
                 "DeLeaker on SANA reads the step from the scheduler's timesteps.",
                 hint="Install it on the SanaPipeline, not on a bare transformer.",
             )
-        t = float(timestep.reshape(-1)[0]) / scale
-        table = table.detach().float().cpu()
-        step = int(torch.argmin((table - t).abs()))
+        step = ops.nearest_step(table, float(timestep.reshape(-1)[0]), scale=1.0 / scale)
         state.cfg = bool(getattr(pipe, "do_classifier_free_guidance", False))
         state.forwards += 1
         state.begin_forward(

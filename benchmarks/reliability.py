@@ -361,7 +361,7 @@ def kill_trial(ws: Workspace, index: int, rng: random.Random, *, limit_s: float 
     for row in iter_jsonl(out / "generations.jsonl"):
         gens[(row["role"], row["sample_id"], row.get("entity"))] += 1
     stages = Counter(
-        (r["sample_id"], r["stage"], r.get("image"), r.get("order"))
+        (r["sample_id"], r["stage"], r["key"], r.get("order"))
         for r in iter_jsonl(out / "judgements.jsonl")
     )
     survived = (

@@ -32,3 +32,30 @@ def workspace(bench, tmp_path_factory):
     with bench.Workspace(tmp_path_factory.mktemp("reliability")) as ws:
         ws.reference()
         yield ws
+
+
+@pytest.fixture
+def run_args(tmp_path):
+    """``run_args(*extra, backbone=...)``: `slim-eval run` arguments over a one-sample file."""
+    from slim_leakage.records import Sample
+
+    def make(*extra: str, backbone: str = "tiny-random") -> list[str]:
+        samples = tmp_path / "samples.jsonl"
+        sample = Sample(id="s1", prompt="a cow and a horse", entities=("cow", "horse"), seed=1)
+        samples.write_text(sample.to_json() + "\n")
+        return [
+            "run", "--method", "vanilla", "--backbone", backbone, "--config", str(samples),
+            "--out", str(tmp_path / "out"), "--no-progress", "--image-metrics", "none", *extra,
+        ]  # fmt: skip
+
+    return make
+
+
+@pytest.fixture
+def no_weights(monkeypatch):
+    """Fail the test if anything tries to load a backbone."""
+
+    def boom(*args, **kwargs):
+        raise AssertionError("weights were loaded before the input was validated")
+
+    monkeypatch.setattr("slim_leakage.backbones.load_backbone", boom)

@@ -4,50 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from slim_leakage.cli.main import main
 from slim_leakage.errors import (
     ValidationError,
 )
-from slim_leakage.records import Sample
-
-
-def _cli(capsys, *argv):
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _run_args(tmp_path, *extra, backbone="tiny-random"):
-    samples = tmp_path / "samples.jsonl"
-    samples.write_text(
-        Sample(id="s1", prompt="a cow and a horse", entities=("cow", "horse"), seed=1).to_json()
-        + "\n"
-    )
-    return [
-        "run",
-        "--method",
-        "vanilla",
-        "--backbone",
-        backbone,
-        "--config",
-        str(samples),
-        "--out",
-        str(tmp_path / "out"),
-        "--no-progress",
-        "--image-metrics",
-        "none",
-        *extra,
-    ]
-
-
-@pytest.fixture
-def no_weights(monkeypatch):
-    """Fail the test if anything tries to load a backbone."""
-
-    def boom(*args, **kwargs):
-        raise AssertionError("weights were loaded before the input was validated")
-
-    monkeypatch.setattr("slim_leakage.backbones.load_backbone", boom)
 
 
 # -- agreement: label CSVs that are not UTF-8 -----------------------------------------------------

@@ -6,51 +6,11 @@ import json
 
 import pytest
 
-from slim_leakage.cli.main import main
 from slim_leakage.errors import (
     DatasetError,
     RunError,
 )
-from slim_leakage.records import Generation, Sample
-
-
-def _cli(capsys, *argv):
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _run_args(tmp_path, *extra, backbone="tiny-random"):
-    samples = tmp_path / "samples.jsonl"
-    samples.write_text(
-        Sample(id="s1", prompt="a cow and a horse", entities=("cow", "horse"), seed=1).to_json()
-        + "\n"
-    )
-    return [
-        "run",
-        "--method",
-        "vanilla",
-        "--backbone",
-        backbone,
-        "--config",
-        str(samples),
-        "--out",
-        str(tmp_path / "out"),
-        "--no-progress",
-        "--image-metrics",
-        "none",
-        *extra,
-    ]
-
-
-@pytest.fixture
-def no_weights(monkeypatch):
-    """Fail the test if anything tries to load a backbone."""
-
-    def boom(*args, **kwargs):
-        raise AssertionError("weights were loaded before the input was validated")
-
-    monkeypatch.setattr("slim_leakage.backbones.load_backbone", boom)
+from slim_leakage.records import Generation
 
 
 # -- records and readers: paths stay inside the run -----------------------------------------------
@@ -92,9 +52,9 @@ def test_inside_run_refuses_a_link_leading_out(tmp_path):
     assert inside_run(run, "images/c.png") == run / "images" / "c.png"
 
 
-def test_report_never_embeds_a_file_outside_the_run(workspace, bench, capsys):
+def test_report_never_embeds_a_file_outside_the_run(workspace, bench, cli):
     run = bench._tampered_run(workspace, "t-report", "symlink")
-    code, out, err = _cli(capsys, "report", str(run))
+    code, out, err = cli("report", str(run))
     assert code == 1
     assert "leads outside the run directory" in err
     report = run / "report.html"

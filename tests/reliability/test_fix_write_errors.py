@@ -8,51 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from slim_leakage.cli.main import main
 from slim_leakage.errors import (
     OutputWriteError,
     RunError,
 )
-from slim_leakage.records import Sample
-
-
-def _cli(capsys, *argv):
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _run_args(tmp_path, *extra, backbone="tiny-random"):
-    samples = tmp_path / "samples.jsonl"
-    samples.write_text(
-        Sample(id="s1", prompt="a cow and a horse", entities=("cow", "horse"), seed=1).to_json()
-        + "\n"
-    )
-    return [
-        "run",
-        "--method",
-        "vanilla",
-        "--backbone",
-        backbone,
-        "--config",
-        str(samples),
-        "--out",
-        str(tmp_path / "out"),
-        "--no-progress",
-        "--image-metrics",
-        "none",
-        *extra,
-    ]
-
-
-@pytest.fixture
-def no_weights(monkeypatch):
-    """Fail the test if anything tries to load a backbone."""
-
-    def boom(*args, **kwargs):
-        raise AssertionError("weights were loaded before the input was validated")
-
-    monkeypatch.setattr("slim_leakage.backbones.load_backbone", boom)
 
 
 # -- run.py / cli: a full or read-only disk is one clear message ---------------------------------
@@ -60,13 +19,13 @@ def no_weights(monkeypatch):
     ("number", "hint_word"), [(errno.ENOSPC, "disk space"), (errno.EROFS, "writable")]
 )
 def test_write_failure_names_the_folder_and_the_fix(
-    tmp_path, capsys, monkeypatch, number, hint_word
+    tmp_path, cli, monkeypatch, number, hint_word, run_args
 ):
     def full(self):
         raise OSError(number, os.strerror(number))
 
     monkeypatch.setattr("slim_leakage.run.Run._execute", full)
-    code, _, err = _cli(capsys, *_run_args(tmp_path))
+    code, _, err = cli(*run_args())
     assert code == 1
     assert "Traceback" not in err
     assert f"error: Cannot write {tmp_path / 'out'}: {os.strerror(number)}." in err
@@ -93,10 +52,10 @@ def test_lock_in_an_unwritable_folder_is_a_write_error(tmp_path, monkeypatch):
     assert "writable" in info.value.hint
 
 
-def test_other_os_errors_get_one_line_naming_the_file(tmp_path, capsys):
+def test_other_os_errors_get_one_line_naming_the_file(tmp_path, cli):
     run = tmp_path / "run"
     (run / "metrics.json").mkdir(parents=True)  # a folder where a file should be
-    code, _, err = _cli(capsys, "report", str(run))
+    code, _, err = cli("report", str(run))
     assert code == 1
     assert "Traceback" not in err
     assert err.startswith(f"error: cannot access {run / 'metrics.json'}: ")

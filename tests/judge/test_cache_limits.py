@@ -150,3 +150,41 @@ def test_backoff_grows_and_is_capped():
 def test_limiter_rejects_bad_settings(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         RateLimiter(**kwargs)
+
+
+def test_several_processes_open_one_cache_at_once(tmp_path):
+    """Ranks of a distributed run share the cache: opening it together must not fail."""
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    script = textwrap.dedent(
+        """
+        import os, sys, time
+        from slim_leakage.judge.cache import AnswerCache
+        start = float(sys.argv[2])
+        while time.time() < start:
+            pass
+        cache = AnswerCache(sys.argv[1])
+        for i in range(50):
+            key = f"{os.getpid()}-{i}"
+            cache.put(key, backend="b", model="m", stage="s", version="v1", text="t")
+            assert cache.get(key)["text"] == "t"
+        print("ok")
+        """
+    )
+    path = tmp_path / "cache.sqlite"
+    start = time.time() + 2.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(path), str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and out.strip() == "ok", err[-1500:]

@@ -100,12 +100,35 @@ class AnswerCache:
             timeout=30,
             isolation_level=None,
         )
+        statements = [_SCHEMA]
         if self.path is not None:
             # WAL lets several processes read while one writes; NORMAL sync keeps it durable
             # at commit boundaries without an fsync per answer.
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+            statements = ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", _SCHEMA]
+        for statement in statements:
+            self._execute_when_free(statement)
+
+    def _execute_when_free(self, statement: str, wait: float = 30.0) -> None:
+        # Switching to WAL needs a moment of exclusive access and SQLite reports "locked" at
+        # once, without its busy timeout, when another process (another rank of a distributed
+        # run) opens the same cache at that instant: retry for a bounded time.
+        deadline = time.monotonic() + wait
+        delay = 0.01
+        while True:
+            try:
+                self._db.execute(statement)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise ConfigError(
+                        f"The judge cache {str(self.path)!r} stayed locked for {wait:.0f} s.",
+                        hint="Another process holds it; wait for it, or pass "
+                        "--judge-arg cache_dir=<another folder>.",
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored answer for ``key`` (``text``, token counts), or ``None``."""

@@ -14,12 +14,17 @@ class _Null:
         pass
 
 
+def progress_enabled(enabled: bool = True) -> bool:
+    """Whether to draw progress bars: ``enabled`` unless ``SLIM_NO_PROGRESS=1`` is set."""
+    import os
+
+    return enabled and os.environ.get("SLIM_NO_PROGRESS") != "1"
+
+
 @contextlib.contextmanager
 def progress_bar(*, total: int, desc: str, enabled: bool = True):
     """A tqdm bar on stderr (``enabled=False`` or ``SLIM_NO_PROGRESS=1`` gives a silent one)."""
-    import os
-
-    if not enabled or os.environ.get("SLIM_NO_PROGRESS") == "1":
+    if not progress_enabled(enabled):
         yield _Null()
         return
     from tqdm.auto import tqdm

@@ -593,14 +593,13 @@ class Run:
         # (a plain duck-typed object) gets its verdicts appended when it returns.
         import inspect
 
+        from .progress import progress_enabled
+
+        show = progress_enabled(self.config.progress)
         if "on_verdict" in inspect.signature(self._judge.judge).parameters:
-            self._judge.judge(
-                items, on_stage=on_stage, progress=self.config.progress, on_verdict=on_verdict
-            )
+            self._judge.judge(items, on_stage=on_stage, progress=show, on_verdict=on_verdict)
         else:
-            for verdict in self._judge.judge(
-                items, on_stage=on_stage, progress=self.config.progress
-            ):
+            for verdict in self._judge.judge(items, on_stage=on_stage, progress=show):
                 on_verdict(verdict)
 
     # orchestration ----------------------------------------------------------------------------

@@ -135,28 +135,16 @@ class SanaDeLeakerState(DeLeakerState):
         max_sequence_length: int,
     ) -> None:
         """Resolve every prompt's entity positions through SANA's prompt processing."""
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        if (
-            self.entities
-            and isinstance(self.entities[0], list)
-            and len(self.entities) != len(prompts)
-        ):
-            raise ConfigError(
-                f"Got {len(prompts)} prompts but {len(self.entities)} entity lists.",
-                hint="Give one entity list per prompt.",
-            )
-        self.spans = [
-            sana_entity_spans(
+        self.resolve_prompts(
+            prompts,
+            lambda prompt, entities: sana_entity_spans(
                 tokenizer,
-                p,
-                self.entities_for(i),
+                prompt,
+                entities,
                 instruction=instruction,
                 max_sequence_length=max_sequence_length,
-            )
-            for i, p in enumerate(prompts)
-        ]
-        self.prompts = prompts
-        self.reset()
+            ),
+        )
 
     def spans_for_batch(self) -> list[dict[str, list[int]]]:
         """Entity spans per batch item: empty for the unconditional half."""

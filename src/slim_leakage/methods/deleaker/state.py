@@ -98,6 +98,19 @@ class DeLeakerState:
 
     def set_prompts(self, prompts: Sequence[str], tokenizer, max_sequence_length: int) -> None:
         """Resolve every prompt's entity token positions; errors name the sample's prompt."""
+        self.resolve_prompts(
+            prompts,
+            lambda prompt, entities: find_entity_spans(
+                tokenizer, prompt, entities, max_sequence_length=max_sequence_length
+            ),
+        )
+
+    def resolve_prompts(self, prompts: Sequence[str], find_spans) -> None:
+        """Set the generation's prompts and their entity spans (``find_spans(prompt, entities)``).
+
+        Backbones differ only in how a prompt becomes tokens (SANA rewrites it first), so each
+        passes its own ``find_spans``; checking the entity lists and resetting are shared.
+        """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if (
             self.entities
@@ -108,12 +121,7 @@ class DeLeakerState:
                 f"Got {len(prompts)} prompts but {len(self.entities)} entity lists.",
                 hint="Give one entity list per prompt.",
             )
-        self.spans = [
-            find_entity_spans(
-                tokenizer, p, self.entities_for(i), max_sequence_length=max_sequence_length
-            )
-            for i, p in enumerate(prompts)
-        ]
+        self.spans = [find_spans(p, self.entities_for(i)) for i, p in enumerate(prompts)]
         self.prompts = prompts
         self.reset()
 

@@ -175,6 +175,25 @@ class Preset:
     def build(self, *, path: str, device: str, dtype: str) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def from_pretrained(self, pipeline_cls: Any, path: str, dtype: str, *, hint: str) -> Any:
+        """``pipeline_cls.from_pretrained(path)``, or one clear error saying how to get it.
+
+        Args:
+            pipeline_cls: The diffusers pipeline class to load.
+            path: Hub id or local folder.
+            dtype: Dtype name.
+            hint: How to obtain the weights (printed with the error).
+        """
+        from ..errors import ModelNotFoundError
+
+        try:
+            return pipeline_cls.from_pretrained(path, torch_dtype=torch_dtype(dtype))
+        except (OSError, ValueError) as exc:
+            raise ModelNotFoundError(
+                f"Could not load the {self.name} weights from {path!r}: {str(exc).splitlines()[0]}",
+                hint=hint,
+            ) from exc
+
     def load(self, *, path=None, device=None, dtype=None, **overrides) -> Backbone:
         """Build the pipeline and wrap it as a :class:`Backbone`."""
         from ..errors import require

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import ModelNotFoundError
-from .base import GenerationSettings, Preset, torch_dtype
+from .base import GenerationSettings, Preset
 
 
 class FluxPreset(Preset):
@@ -23,16 +22,15 @@ class FluxPreset(Preset):
     def build(self, *, path: str, device: str, dtype: str):
         from diffusers import FluxPipeline
 
-        try:
-            pipe = FluxPipeline.from_pretrained(path, torch_dtype=torch_dtype(dtype))
-        except (OSError, ValueError) as exc:
-            raise ModelNotFoundError(
-                f"Could not load the {self.name} weights from {path!r}: {str(exc).splitlines()[0]}",
-                hint=(
-                    f"Accept the licence of {self.model_id} on the Hugging Face hub and run "
-                    "`huggingface-cli login`, or download it and pass --backbone-path /local/folder."
-                ),
-            ) from exc
+        pipe = self.from_pretrained(
+            FluxPipeline,
+            path,
+            dtype,
+            hint=(
+                f"Accept the licence of {self.model_id} on the Hugging Face hub and run "
+                "`huggingface-cli login`, or download it and pass --backbone-path /local/folder."
+            ),
+        )
         return pipe.to(device)
 
 

@@ -20,8 +20,8 @@ import string
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..errors import ConfigError, ModelNotFoundError
-from .base import Backbone, GenerationSettings, Preset, torch_dtype
+from ..errors import ConfigError
+from .base import Backbone, GenerationSettings, Preset
 from .tiny import COMMON_WORDS
 
 #: A short instruction for the tiny pipeline: it exercises the same prefix-and-select path as
@@ -252,16 +252,15 @@ class SanaPreset(Preset):
         """Load the pipeline with ``SanaPipeline.from_pretrained``."""
         from diffusers import SanaPipeline
 
-        try:
-            pipe = SanaPipeline.from_pretrained(path, torch_dtype=torch_dtype(dtype))
-        except (OSError, ValueError) as exc:
-            raise ModelNotFoundError(
-                f"Could not load the {self.name} weights from {path!r}: {str(exc).splitlines()[0]}",
-                hint=(
-                    f"Download {self.model_id} (diffusers format) and pass "
-                    "--backbone-path /local/folder, or check the hub id."
-                ),
-            ) from exc
+        pipe = self.from_pretrained(
+            SanaPipeline,
+            path,
+            dtype,
+            hint=(
+                f"Download {self.model_id} (diffusers format) and pass "
+                "--backbone-path /local/folder, or check the hub id."
+            ),
+        )
         return pipe.to(device)
 
     def load(self, *, path=None, device=None, dtype=None, **overrides) -> SanaBackbone:

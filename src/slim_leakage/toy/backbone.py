@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..backbones.base import GenerationSettings, Preset, torch_dtype
+from ..backbones.base import GenerationSettings, Preset
 from ..errors import ModelNotFoundError
 
 #: Where the trained weights live inside the package.
@@ -46,14 +46,13 @@ class ToyPreset(Preset):
                 f"{str(folder)!r} is not a diffusers pipeline folder (no model_index.json).",
                 hint="Train and export one with `slim-eval toy train --export DIR`, or pass a valid --backbone-path.",
             )
-        try:
-            pipe = FluxPipeline.from_pretrained(str(folder), torch_dtype=torch_dtype(dtype))
-        except (OSError, ValueError) as exc:
-            raise ModelNotFoundError(
-                f"Could not load the toy weights from {str(folder)!r}: {str(exc).splitlines()[0]}",
-                hint="Reinstall slim-leakage, or train them with `slim-eval toy train --export DIR` "
-                "and pass --backbone-path DIR.",
-            ) from exc
+        pipe = self.from_pretrained(
+            FluxPipeline,
+            str(folder),
+            dtype,
+            hint="Reinstall slim-leakage, or train them with `slim-eval toy train --export DIR` "
+            "and pass --backbone-path DIR.",
+        )
         pipe.set_progress_bar_config(disable=True)
         return pipe.to(device)
 

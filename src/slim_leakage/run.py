@@ -347,6 +347,10 @@ class Run:
         describe = getattr(self._judge, "describe", None)
         return describe() if callable(describe) else {"backend": type(self._judge).__name__}
 
+    def sample_ids_digest(self) -> str:
+        """SHA-256 of the selected sample ids in order (which samples this run covers)."""
+        return sha256_bytes("\n".join(s.id for s in self.samples).encode())
+
     def dataset_description(self) -> dict:
         from .slim import dataset_fingerprint
 
@@ -358,7 +362,7 @@ class Run:
             "config": self.config.config,
             "fingerprint": fingerprint,
             "n_samples": len(self.samples),
-            "sample_ids_sha256": sha256_bytes("\n".join(s.id for s in self.samples).encode()),
+            "sample_ids_sha256": self.sample_ids_digest(),
         }
 
     def identity(self) -> dict:
@@ -382,7 +386,7 @@ class Run:
             },
             "dataset": {
                 "config": cfg.config,
-                "sample_ids_sha256": sha256_bytes("\n".join(s.id for s in self.samples).encode()),
+                "sample_ids_sha256": self.sample_ids_digest(),
             },
             "references": cfg.references,
         }

@@ -513,7 +513,7 @@ class Run:
         wanted: dict[str, Sample] = {}
         for sample in samples:
             for entity in sample.entities:
-                if ("reference", f"entity:{entity}", entity) not in done:
+                if _reference_key(entity) not in done:
                     wanted.setdefault(entity, sample)
         if not wanted:
             return
@@ -530,7 +530,7 @@ class Run:
                     rel = f"images/reference/{slug(entity)}.png"
                     digest = self._save(image, rel)
                     gen = Generation(
-                        sample_id=f"entity:{entity}",
+                        sample_id=_reference_key(entity)[1],
                         role="reference",
                         method="vanilla",
                         path=rel,
@@ -542,7 +542,7 @@ class Run:
                         extra={"prompt": reference_prompt(entity)},
                     )
                     append_jsonl(self.generations_path, gen.to_json())
-                    done[("reference", gen.sample_id, entity)] = gen
+                    done[_reference_key(entity)] = gen
                 bar.update(len(batch))
 
     # judging ----------------------------------------------------------------------------------
@@ -575,9 +575,9 @@ class Run:
         items = []
         for s in todo:
             refs = {
-                e: self.root / done[("reference", f"entity:{e}", e)].path
+                e: self.root / done[_reference_key(e)].path
                 for e in s.entities
-                if ("reference", f"entity:{e}", e) in done
+                if _reference_key(e) in done
             }
             items.append(
                 item_cls(
@@ -636,7 +636,7 @@ class Run:
                 (role, s.id, None) not in done for s in mine for role in ("vanilla", "method")
             )
             needs_refs = cfg.references and any(
-                ("reference", f"entity:{e}", e) not in done for s in mine for e in s.entities
+                _reference_key(e) not in done for s in mine for e in s.entities
             )
             if needs_images or needs_refs:
                 from .backbones import load_backbone
@@ -754,6 +754,15 @@ def _check_entities_in_prompts(samples: Sequence[Sample]) -> None:
                     hint="Name each entity as it is written in the prompt (whole words), or "
                     "fix the samples file.",
                 )
+
+
+def _reference_key(entity: str) -> tuple[str, str, str]:
+    """The key of an entity's reference image among finished generations.
+
+    References are per entity, not per sample, so their records carry ``entity:<name>`` as
+    sample id; the key matches ``(role, sample_id, entity)`` of every other generation.
+    """
+    return ("reference", f"entity:{entity}", entity)
 
 
 def reference_prompt(entity: str) -> str:

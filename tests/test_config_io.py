@@ -4,7 +4,14 @@ import os
 import pytest
 
 from slim_leakage._config import build_config, config_hash, parse_kv
-from slim_leakage._io import append_jsonl, atomic_write_json, iter_jsonl, repair_jsonl, sha256_file
+from slim_leakage._io import (
+    append_jsonl,
+    atomic_write_json,
+    iter_jsonl,
+    repair_jsonl,
+    sha256_file,
+    sha256_folder,
+)
 from slim_leakage.errors import ConfigError
 
 
@@ -93,3 +100,25 @@ def test_atomic_write_uses_normal_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_sha256_folder_names_content_not_location(tmp_path):
+    import shutil
+
+    a = tmp_path / "a"
+    (a / "sub").mkdir(parents=True)
+    (a / "x.bin").write_bytes(b"\x00\x01")
+    (a / "sub" / "y.json").write_text("{}")
+    digest = sha256_folder(a)
+    b = tmp_path / "elsewhere" / "b"
+    shutil.copytree(a, b)
+    (b / "__pycache__").mkdir()
+    (b / "__pycache__" / "z.pyc").write_bytes(b"cache")
+    (b / ".hidden").write_text("editor state")
+    assert sha256_folder(b) == digest  # location, caches and hidden files do not count
+    (b / "sub" / "y.json").write_text("{ }")
+    assert sha256_folder(b) != digest  # content does
+    shutil.rmtree(b)
+    shutil.copytree(a, b)
+    (b / "sub" / "y.json").rename(b / "sub" / "w.json")
+    assert sha256_folder(b) != digest  # and so do names

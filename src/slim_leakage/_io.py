@@ -119,3 +119,19 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def sha256_folder(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a folder's files: each relative path (``/``-separated) and content digest.
+
+    Independent of where the folder lives and of file times; hidden files and ``__pycache__``
+    are left out.
+    """
+    root = Path(path)
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = f.relative_to(root).as_posix()
+        if any(part.startswith(".") or part == "__pycache__" for part in rel.split("/")):
+            continue
+        h.update(f"{rel}\0{sha256_file(f)}\n".encode())
+    return h.hexdigest()

@@ -71,6 +71,8 @@ class Backbone:
         device: Torch device string.
         dtype: Dtype name.
         model_id: The weights used (hub id or path), recorded in the manifest.
+        weights_sha256: Digest of the weight files, where a preset can afford to compute it
+            (recorded in the manifest, so results name the exact weights).
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class Backbone:
         device: str,
         dtype: str,
         model_id: str,
+        weights_sha256: str | None = None,
     ) -> None:
         self.name = name
         self.family = family
@@ -91,10 +94,11 @@ class Backbone:
         self.device = device
         self.dtype = dtype
         self.model_id = model_id
+        self.weights_sha256 = weights_sha256
 
     def describe(self) -> dict:
         """Provenance of this backbone for the run manifest."""
-        return {
+        out = {
             "name": self.name,
             "family": self.family,
             "model_id": self.model_id,
@@ -102,6 +106,9 @@ class Backbone:
             "dtype": self.dtype,
             "settings": dataclasses.asdict(self.settings),
         }
+        if self.weights_sha256 is not None:
+            out["weights_sha256"] = self.weights_sha256
+        return out
 
     @property
     def tokenizer(self):

@@ -8,7 +8,14 @@ import pytest
 from slim_leakage.errors import ConfigError
 from slim_leakage.toy.analysis import components, read_image
 from slim_leakage.toy.measure import inject, measure_oracle, rate, wilson
-from slim_leakage.toy.world import entity_type, lookalike_pairs, pattern_texture, place, render
+from slim_leakage.toy.world import (
+    IMAGE_SIZE,
+    entity_type,
+    lookalike_pairs,
+    pattern_texture,
+    place,
+    render,
+)
 
 
 def test_components_are_4_connected_and_sorted():
@@ -50,7 +57,7 @@ def test_missing_entity_and_blank_image():
     scene = render(place(("tiger",), rng))
     tiger, zebra = read_image(scene.image, ("tiger", "zebra"))
     assert tiger.found and not zebra.found and zebra.typicality == -1.0
-    blank = np.zeros((32, 32, 3), np.uint8)
+    blank = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     assert not any(r.found for r in read_image(blank, ("tiger", "leopard")))
     with pytest.raises(ConfigError, match="cat"):
         read_image(blank, ("cat", "tiger"))

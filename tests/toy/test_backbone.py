@@ -28,10 +28,24 @@ def test_preset_loads_with_flux_pipeline_and_generates(toy):
 
     assert "toy" in BACKBONES.names()
     assert isinstance(toy.pipe, FluxPipeline) and toy.family == "flux"
+    seen = []
+    handle = toy.pipe.transformer.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append(kwargs["hidden_states"].shape[1]), with_kwargs=True
+    )
     a = toy.generate(["A tiger and a leopard", "A zebra"], [3, 4])
+    handle.remove()
     b = toy.generate(["A zebra"], [4])
-    assert a[0].size == (32, 32)
+    assert a[0].size == (64, 64) and set(seen) == {256}  # a 16x16 token grid
     assert np.array_equal(np.asarray(a[1]), np.asarray(b[0]))  # per-image generators
+
+
+def test_manifest_names_the_shipped_weights_and_their_digest(toy):
+    from slim_leakage._io import sha256_folder
+    from slim_leakage.toy.backbone import SHIPPED_ID
+
+    d = toy.describe()
+    assert d["model_id"] == SHIPPED_ID  # not the install path
+    assert d["weights_sha256"] == sha256_folder(WEIGHTS_DIR)
 
 
 def test_trained_model_draws_the_named_entity(toy):
@@ -53,7 +67,7 @@ def test_cli_render(cli, tmp_path):
     assert code == 0 and "A tiger and an okapi" in out
     from PIL import Image
 
-    assert Image.open(tmp_path / "s.png").size == (32, 32)
+    assert Image.open(tmp_path / "s.png").size == (64, 64)
     code, _, err = cli("toy", "render", "cat", "--out", str(tmp_path / "c.png"))
     assert code == 2 and "Unknown toy entity 'cat'" in err
 

@@ -62,8 +62,14 @@ def test_pooled_text_is_switched_off_and_text_is_per_token():
     assert not torch.allclose(emb[0, 4], emb[1, 4])
 
 
-def test_pipeline_geometry_32px_gives_an_8x8_token_grid():
-    pipe = build_toy_pipeline(TINY, seed=0)
+@pytest.mark.parametrize(
+    ("vae_channels", "tokens"),
+    [((4, 4), 256), ((4, 4, 4), 64)],
+    ids=["two-block-vae-16x16", "three-block-vae-8x8"],
+)
+def test_pipeline_geometry_64px_token_grid(vae_channels, tokens):
+    # the shipped layout (two autoencoder blocks) gives a 16x16 grid; each extra block halves it
+    pipe = build_toy_pipeline(dataclasses.replace(TINY, vae_channels=vae_channels), seed=0)
     seen = {}
 
     def hook(module, args, kwargs):
@@ -72,11 +78,11 @@ def test_pipeline_geometry_32px_gives_an_8x8_token_grid():
 
     handle = pipe.transformer.register_forward_pre_hook(hook, with_kwargs=True)
     image = pipe(
-        "A tiger", height=32, width=32, num_inference_steps=2, max_sequence_length=16
+        "A tiger", height=64, width=64, num_inference_steps=2, max_sequence_length=16
     ).images[0]
     handle.remove()
-    assert image.size == (32, 32)
-    assert seen == {"tokens": 64, "text": 16}
+    assert image.size == (64, 64)
+    assert seen == {"tokens": tokens, "text": 16}
 
 
 def test_train_resume_export_and_load(tmp_path):

@@ -10,6 +10,7 @@ from slim_leakage.toy import world
 from slim_leakage.toy.world import (
     ENTITY_TYPES,
     FAMILIES,
+    IMAGE_SIZE,
     SceneMix,
     caption,
     lookalike_pairs,
@@ -46,8 +47,8 @@ def test_render_ground_truth_matches_pixels():
     for _ in range(30):
         nouns = sample_nouns(rng)
         scene = render(place(nouns, rng))
-        assert scene.image.shape == (32, 32, 3) and scene.image.dtype == np.uint8
-        assert scene.masks.shape == (len(nouns), 32, 32)
+        assert scene.image.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) and scene.image.dtype == np.uint8
+        assert scene.masks.shape == (len(nouns), IMAGE_SIZE, IMAGE_SIZE)
         # masks are disjoint and every non-black pixel belongs to exactly one entity
         assert (scene.masks.sum(0) <= 1).all()
         assert ((scene.image.max(2) > 0) == scene.masks.any(0)).all()
@@ -67,7 +68,10 @@ def test_placements_do_not_overlap_and_stay_inside():
         for _ in range(20):
             pl = place(["tiger", "zebra", "perch"][:n], rng)
             for p in pl:
-                assert p.radius <= p.cx <= 32 - p.radius and p.radius <= p.cy <= 32 - p.radius
+                assert (
+                    p.radius <= p.cx <= IMAGE_SIZE - p.radius
+                    and p.radius <= p.cy <= IMAGE_SIZE - p.radius
+                )
             for i in range(n):
                 for j in range(i):
                     d = np.hypot(pl[i].cx - pl[j].cx, pl[i].cy - pl[j].cy)

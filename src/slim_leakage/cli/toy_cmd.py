@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     t.add_argument("--out", required=True, help="work folder (checkpoints, log, autoencoder)")
     t.add_argument("--export", help="write the trained pipeline here (diffusers folder)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--steps", type=int, default=None, help="transformer steps (default 1500)")
+    t.add_argument("--steps", type=int, default=None, help="transformer steps (default 3000)")
     t.add_argument("--batch-size", type=int, default=48)
     t.add_argument("--vae-steps", type=int, default=450)
     t.add_argument("--threads", type=int, default=2)
@@ -37,6 +37,9 @@ def add_parser(sub) -> None:
     m.add_argument("--checkpoint", help="measure the last checkpoint of a training folder instead")
     m.add_argument("--n-lookalike", type=int, default=96)
     m.add_argument("--n-mixed", type=int, default=48)
+    m.add_argument(
+        "--n-single", type=int, default=48, help="single-entity images (wrong-pattern floor)"
+    )
     m.add_argument("--steps", type=int, default=20)
     m.add_argument("--no-masks", action="store_true", help="skip DeLeaker's mask measurement")
     m.add_argument("--oracle-n", type=int, default=240, help="renders per injected strength")
@@ -106,12 +109,13 @@ def run_measure(args) -> int:
 
             bb = load_backbone("toy", path=args.path, device="cpu")
             pipe = bb.pipe
-            figures["model"] = {"path": bb.model_id}
+            figures["model"] = {"path": bb.model_id, "weights_sha256": bb.weights_sha256}
         pipe.set_progress_bar_config(disable=True)
         figures["generation"] = measure_generation(
             pipe,
             n_lookalike=args.n_lookalike,
             n_mixed=args.n_mixed,
+            n_single=args.n_single,
             steps=args.steps,
             masks=not args.no_masks,
         )

@@ -34,8 +34,8 @@ from .world import FAMILIES, PATTERNS, PERIOD, entity_type, pattern_texture
 
 #: Brightest-channel level (0-1) above which a pixel belongs to an entity.
 FOREGROUND = 0.3
-#: Smallest component (pixels) taken as an entity.
-MIN_AREA = 8
+#: Smallest component (pixels) taken as an entity (32 of a 64x64 image: under 1% of it).
+MIN_AREA = 32
 #: Share of an entity's cells showing another entity's pattern that counts as leakage.
 LEAK_SHARE = 1 / 3
 #: Fewest entity pixels in a 4x4 cell for the cell to vote.

@@ -22,6 +22,7 @@ import numpy as np
 from .analysis import read_image
 from .train import TEXT_LEN
 from .world import (
+    ENTITY_TYPES,
     FAMILIES,
     IMAGE_SIZE,
     PERIOD,
@@ -191,6 +192,7 @@ def measure_generation(
     *,
     n_lookalike: int = 96,
     n_mixed: int = 48,
+    n_single: int = 48,
     steps: int = 20,
     masks: bool = True,
     seed: int = 1234,
@@ -202,6 +204,9 @@ def measure_generation(
         pipe: The toy ``FluxPipeline``.
         n_lookalike: Look-alike pair images (cycling through the 24 ordered look-alike pairs).
         n_mixed: Mixed-family pair images.
+        n_single: Single-entity images (cycling through the 12 entity types): how often the
+            model draws a wrong pattern with no other entity to borrow it from, the floor under
+            the pairs' control rate.
         steps: Denoising steps.
         masks: Also run DeLeaker and measure its masks (in its own images, and with its edits
             switched off, in the vanilla images).
@@ -217,6 +222,18 @@ def measure_generation(
     vanilla, _ = generate(pipe, prompts, seeds, steps=steps, batch=batch)
     v_read = [read_image(im, p) for im, p in zip(vanilla, ents)]
     result["vanilla"] = _summarise_leak(v_read, kinds)
+    if n_single:
+        nouns = list(ENTITY_TYPES)
+        singles = [(nouns[i % len(nouns)],) for i in range(n_single)]
+        images, _ = generate(
+            pipe,
+            [caption(s) for s in singles],
+            [seed + 20_000 + i for i in range(n_single)],
+            steps=steps,
+            batch=batch,
+        )
+        reads = [read_image(im, s) for im, s in zip(images, singles)]
+        result["vanilla_single"] = _summarise_leak(reads, ["single"] * n_single)["single"]
     if masks:
         off = {
             "image_text_suppression": False,

@@ -35,9 +35,11 @@ class ToyModelConfig:
         text_layers: T5 transformer layers (0: embeddings and norm only).
         clip_dim: CLIP width (the pooled-text dim; the pooled path is switched off).
         vae_channels: Widths of the autoencoder's blocks; it downsamples by 2 per extra block.
-        latent_channels: Latent channels. With two blocks a 32x32 image gives a 16x16 latent and
-            the transformer packs 2x2 latent pixels into one token: an 8x8 token grid in which
-            every token covers 4x4 pixels, exactly one period of every pattern.
+            With two blocks a 64x64 image gives a 32x32 latent and the transformer packs 2x2
+            latent pixels into one token: a 16x16 token grid (fine enough for DeLeaker's 3x3
+            mask morphology) in which every token covers 4x4 pixels, exactly one period of
+            every pattern, so all tokens of an entity carry the same content.
+        latent_channels: Latent channels.
         pooled_text: Keep FLUX's pooled-text path (False switches it off as described above).
     """
 
@@ -62,7 +64,7 @@ def make_tokenizers():
 
 
 def build_vae(config: ToyModelConfig = ToyModelConfig()):
-    """A small ``AutoencoderKL`` without attention for 32x32 renders."""
+    """A small ``AutoencoderKL`` without attention for the toy renders."""
     from diffusers import AutoencoderKL
 
     n = len(config.vae_channels)

@@ -50,7 +50,7 @@ class TrainConfig:
     """
 
     seed: int = 0
-    steps: int = 1500
+    steps: int = 3000
     batch_size: int = 48
     lr: float = 6e-4
     warmup: int = 100

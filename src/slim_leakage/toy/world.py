@@ -18,8 +18,9 @@ import numpy as np
 
 from ..errors import ConfigError
 
-#: Image side in pixels of every toy render (and of the toy model's output).
-IMAGE_SIZE = 32
+#: Image side in pixels of every toy render (and of the toy model's output). With the toy
+#: model's 4x4-pixel tokens this is a 16x16 token grid, each token one whole pattern period.
+IMAGE_SIZE = 64
 #: Period of every pattern in pixels (a 2-pixel white band, then 2 pixels of colour).
 PERIOD = 4
 #: The patterns, each a white texture on the entity's colour.
@@ -253,7 +254,7 @@ def place(
     *,
     size: int = IMAGE_SIZE,
     radius: tuple[float, float] | None = None,
-    gap: float = 1.5,
+    gap: float | None = None,
     tries: int = 200,
 ) -> tuple[Placement, ...]:
     """Random non-overlapping placements (positions are independent of caption order).
@@ -262,13 +263,19 @@ def place(
         nouns: Entities to place.
         rng: Random generator.
         size: Image side.
-        radius: ``(low, high)`` radius range; defaults shrink with the entity count.
-        gap: Minimum free pixels between two entities' bounding circles.
+        radius: ``(low, high)`` radius range; defaults shrink with the entity count and scale
+            with ``size`` (at 64 pixels: 14-21 for one entity, 13-19 for two, 12-15 for three).
+        gap: Minimum free pixels between two entities' bounding circles (default 3 at 64 pixels,
+            scaled with ``size``).
         tries: Rejection-sampling attempts before the radius range is shrunk.
     """
     n = len(nouns)
+    scale = size / 64
     if radius is None:
-        radius = {1: (7.0, 10.5), 2: (6.5, 9.5)}.get(n, (6.0, 7.5))
+        lo, hi = {1: (14.0, 21.0), 2: (13.0, 19.0)}.get(n, (12.0, 15.0))
+        radius = (lo * scale, hi * scale)
+    if gap is None:
+        gap = 3.0 * scale
     lo, hi = radius
     for _ in range(6):
         for _ in range(tries):

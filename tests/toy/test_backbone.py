@@ -76,8 +76,9 @@ def test_measure_generation_structure(toy):
     """The in-generation measurement runs end to end on the shipped model (tiny sizes)."""
     from slim_leakage.toy.measure import measure_generation
 
-    r = measure_generation(toy.pipe, n_lookalike=2, n_mixed=1, steps=3, batch=3)
+    r = measure_generation(toy.pipe, n_lookalike=2, n_mixed=1, n_single=2, steps=3, batch=3)
     assert r["n_images"] == 3
+    assert r["vanilla_single"]["entities"] == 2
     assert r["vanilla"]["lookalike"]["entities"] == 4
     assert r["vanilla"]["mixed"]["entities"] == 2
     assert r["masks_without_edits_max_pixel_difference"] <= 2

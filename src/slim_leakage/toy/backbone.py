@@ -44,7 +44,8 @@ class ToyPreset(Preset):
         """Load as every preset does, and record the weights' digest (8 MB: cheap to hash)."""
         backbone = super().load(path=path, device=device, dtype=dtype, **overrides)
         folder = Path(backbone.model_id)
-        backbone.weights_sha256 = sha256_folder(folder)
+        if folder.is_dir():  # a hub id has no local files to hash
+            backbone.weights_sha256 = sha256_folder(folder)
         if folder.resolve() == WEIGHTS_DIR:
             backbone.model_id = SHIPPED_ID
         return backbone

@@ -75,6 +75,18 @@ def test_injected_transfer_has_the_requested_strength():
     assert entity_type("pony").pattern == "spotted"
 
 
+def test_blended_transfer_paints_the_union_of_both_patterns():
+    rng = np.random.default_rng(4)
+    mask = render(place(("zebra", "okapi"), rng)).masks[0]
+    striped, barred = pattern_texture("striped"), pattern_texture("barred")
+    full = inject("zebra", "okapi", 1.0, mask, np.random.default_rng(0), blend=True)
+    assert (full[mask] == (striped | barred)[mask]).all()  # every cell of the entity is a grid
+    half = inject("zebra", "okapi", 0.5, mask, np.random.default_rng(0), blend=True)
+    grid_px = (half & ~striped)[mask].sum()  # white pixels only the bars add
+    assert 0 < grid_px < (barred & ~striped)[mask].sum()
+    assert (half | (striped | barred) == (striped | barred)).all()  # never beyond the union
+
+
 def test_oracle_detection_is_monotone_with_no_false_alarms_on_clean_renders():
     out = measure_oracle(strengths=(0.0, 0.6, 1.0), n=24)
     by = out["by_strength"]

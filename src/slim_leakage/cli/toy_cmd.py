@@ -93,6 +93,7 @@ def run_measure(args) -> int:
 
         figures["oracle"] = measure_oracle(n=args.oracle_n)
         figures["oracle_blurred"] = measure_oracle(n=args.oracle_n, blur=0.7)
+        figures["oracle_blended"] = measure_oracle(n=args.oracle_n, blend=True)
     if args.what in ("generation", "all"):
         import torch
 

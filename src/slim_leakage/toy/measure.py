@@ -290,12 +290,20 @@ def measure_generation(
 
 
 def inject(
-    noun: str, donor: str, strength: float, mask: np.ndarray, rng: np.random.Generator
+    noun: str,
+    donor: str,
+    strength: float,
+    mask: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    blend: bool = False,
 ) -> np.ndarray:
     """A texture for ``noun`` where a share ``strength`` of its cells carries ``donor``'s pattern.
 
     Whole 4x4 cells (one pattern period) are repainted, chosen as a contiguous band from a random
-    side, so the transfer is a patch of the other pattern as leakage looks in images.
+    side, so the transfer is a patch of the other pattern as leakage looks in images. With
+    ``blend`` the chosen cells show both patterns at once (their union: stripes and bars make a
+    grid), as the toy model draws some look-alike pairs.
     """
     size = mask.shape[0]
     own = pattern_texture(entity_type(noun).pattern, size)
@@ -308,9 +316,10 @@ def inject(
     cells.sort(key=lambda c: c[0] * direction[0] + c[1] * direction[1])
     chosen = cells[: int(round(strength * len(cells)))]
     out = own.copy()
+    painted = (own | other) if blend else other
     for a, b in chosen:
         sl = (slice(a * PERIOD, (a + 1) * PERIOD), slice(b * PERIOD, (b + 1) * PERIOD))
-        out[sl] = other[sl]
+        out[sl] = painted[sl]
     return out
 
 
@@ -319,6 +328,7 @@ def measure_oracle(
     n: int = 240,
     seed: int = 7,
     blur: float = 0.0,
+    blend: bool = False,
 ) -> dict:
     """The oracle's detection rate per injected strength (0 gives the false-alarm rate).
 
@@ -328,17 +338,19 @@ def measure_oracle(
         seed: Seed of placements and transfer direction.
         blur: Standard deviation (pixels) of a Gaussian blur applied to the renders, to mimic
             the softness of generated images (0: none).
+        blend: Inject the union of both patterns instead of the donor's alone (see
+            :func:`inject`).
     """
     rng = np.random.default_rng(seed)
     la = lookalike_pairs()
-    out = {"n_per_strength": n, "blur": blur, "by_strength": {}}
+    out = {"n_per_strength": n, "blur": blur, "blend": blend, "by_strength": {}}
     for s in strengths:
         hit, clean_other, ctrl, found = [], [], [], []
         for i in range(n):
             a, b = la[i % len(la)]
             pl = place((a, b), rng)
             base = render(pl)
-            tex = inject(a, b, s, base.masks[0], rng)
+            tex = inject(a, b, s, base.masks[0], rng, blend=blend)
             r = render(pl, patterns=[tex, entity_type(b).pattern])
             img = _blur(r.image, blur) if blur > 0 else r.image
             rd = read_image(img, (a, b))

@@ -1357,18 +1357,9 @@ def is_protected(path: tuple) -> bool:
     if not path:
         return True
     if path[0] == "metrics":
-        return len(path) >= 2 and path[1] in {
-            "method",
-            "n_samples",
-            "n_labelled",
-            "judge_errors",
-            "counts",
-            "distribution",
-            "intervals",
-            "per_subset",
-            "per_family",
-            "order_flip_rate",
-        }
+        from slim_leakage.metrics import AGGREGATE_FIELDS
+
+        return len(path) >= 2 and path[1] in AGGREGATE_FIELDS
     if path[0] == "verdicts":
         return len(path) < 3 or path[2] in {"sample_id", "subset", "family", "label", "order_flip"}
     return path[0] in {"schema", "schema_version", "dataset", "judge"} and path[:2] != (

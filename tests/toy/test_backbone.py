@@ -53,8 +53,19 @@ def test_trained_model_draws_the_named_entity(toy):
     from slim_leakage.toy.analysis import read_image
 
     images = toy.generate(["A tiger"] * 4 + ["A trout"] * 4, list(range(8)), num_inference_steps=20)
-    found = [read_image(im, [n])[0].found for im, n in zip(images, ["tiger"] * 4 + ["trout"] * 4)]
-    assert sum(found) >= 6
+    reads = [read_image(im, [n])[0] for im, n in zip(images, ["tiger"] * 4 + ["trout"] * 4)]
+    assert sum(r.found for r in reads) >= 6
+    # and in its own pattern (catches weights trained on another version of the world)
+    assert sum(r.found and not r.control_fires for r in reads) >= 6
+
+
+def test_loading_the_preset_raises_no_dtype_deprecation_warning():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_backbone("toy", device="cpu")
+    assert not [w for w in caught if "torch_dtype" in str(w.message)]
 
 
 def test_bad_path_is_a_clear_error(tmp_path):

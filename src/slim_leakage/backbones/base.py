@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -194,7 +195,13 @@ class Preset:
         from ..errors import ModelNotFoundError
 
         try:
-            return pipeline_cls.from_pretrained(path, torch_dtype=torch_dtype(dtype))
+            with warnings.catch_warnings():
+                # Newer diffusers renamed the argument to ``dtype`` and warn on the old name, which
+                # older releases (still supported) require.
+                warnings.filterwarnings(
+                    "ignore", message=".*torch_dtype.*deprecated", category=FutureWarning
+                )
+                return pipeline_cls.from_pretrained(path, torch_dtype=torch_dtype(dtype))
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(
                 f"Could not load the {self.name} weights from {path!r}: {str(exc).splitlines()[0]}",

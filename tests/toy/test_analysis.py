@@ -47,7 +47,7 @@ def test_full_pattern_transfer_is_leakage_and_assignment_is_fair():
     assert tiger.own == 1.0 and not tiger.leaks
     assert leopard.other == 1.0 and leopard.leaks and leopard.typicality == -1.0
     # a pattern nobody in the caption has fires the control, not the leak
-    scene = render(pl, patterns=["barred", "spotted"])
+    scene = render(pl, patterns=["barred", "diagonal"])
     tiger, leopard = read_image(scene.image, ("tiger", "leopard"))
     assert tiger.control_fires and not tiger.leaks
 
@@ -69,10 +69,10 @@ def test_injected_transfer_has_the_requested_strength():
     mask = render(pl).masks[0]
     for s in (0.0, 0.5, 1.0):
         tex = inject("zebra", "pony", s, mask, np.random.default_rng(0))
-        r = read_image(render(pl, patterns=[tex, "spotted"]).image, ("zebra", "pony"))[0]
+        r = read_image(render(pl, patterns=[tex, "diagonal"]).image, ("zebra", "pony"))[0]
         assert r.other == pytest.approx(s, abs=0.15)
     assert (inject("zebra", "pony", 0.0, mask, rng) == pattern_texture("striped")).all()
-    assert entity_type("pony").pattern == "spotted"
+    assert entity_type("pony").pattern == "diagonal"
 
 
 def test_blended_transfer_paints_the_union_of_both_patterns():

@@ -2,7 +2,7 @@
 
 Every entity type is named by one noun and drawn as a shape in its family's colour, covered by
 its own white pattern. A family is a set of look-alikes: same shape, same colour, different
-pattern (``tiger`` striped, ``leopard`` spotted, ``lynx`` barred), just as SLIM pairs
+pattern (``tiger`` striped, ``leopard`` diagonal, ``lynx`` barred), just as SLIM pairs
 look-alike animals. A render returns the image and the ground truth of every entity (its mask
 and attributes), so leakage can be measured exactly.
 
@@ -24,7 +24,7 @@ IMAGE_SIZE = 64
 #: Period of every pattern in pixels (a 2-pixel white band, then 2 pixels of colour).
 PERIOD = 4
 #: The patterns, each a white texture on the entity's colour.
-PATTERNS: tuple[str, ...] = ("striped", "spotted", "barred")
+PATTERNS: tuple[str, ...] = ("striped", "diagonal", "barred")
 #: The shapes a family can have.
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond")
 
@@ -70,25 +70,25 @@ FAMILIES: tuple[Family, ...] = (
         "felines",
         "circle",
         (225, 120, 20),
-        (("tiger", "striped"), ("leopard", "spotted"), ("lynx", "barred")),
+        (("tiger", "striped"), ("leopard", "diagonal"), ("lynx", "barred")),
     ),
     Family(
         "equines",
         "square",
         (150, 80, 30),
-        (("zebra", "striped"), ("pony", "spotted"), ("okapi", "barred")),
+        (("zebra", "striped"), ("pony", "diagonal"), ("okapi", "barred")),
     ),
     Family(
         "fish",
         "triangle",
         (30, 80, 210),
-        (("perch", "striped"), ("trout", "spotted"), ("bass", "barred")),
+        (("perch", "striped"), ("trout", "diagonal"), ("bass", "barred")),
     ),
     Family(
         "gourds",
         "diamond",
         (30, 150, 50),
-        (("melon", "striped"), ("gourd", "spotted"), ("squash", "barred")),
+        (("melon", "striped"), ("gourd", "diagonal"), ("squash", "barred")),
     ),
 )
 
@@ -210,8 +210,10 @@ def pattern_texture(
         return ry
     if pattern == "barred":
         return rx
-    if pattern == "spotted":
-        return ry & rx
+    if pattern == "diagonal":
+        # Bands along the anti-diagonal. Not a combination of stripes and bars (as dots at their
+        # crossings would be), so a compromise between two named patterns cannot look like a third.
+        return (y + x + phase[0] + phase[1]) % PERIOD < PERIOD // 2
     raise ConfigError(f"Unknown pattern {pattern!r}.", hint=f"Use one of: {', '.join(PATTERNS)}.")
 
 
@@ -313,8 +315,8 @@ class SceneMix:
     """
 
     single: float = 0.40
-    pair_mixed: float = 0.46
-    pair_lookalike: float = 0.02
+    pair_mixed: float = 0.475
+    pair_lookalike: float = 0.005
     triplet: float = 0.12
 
     def __post_init__(self) -> None:

@@ -92,6 +92,9 @@ def test_measure_generation_structure(toy):
     assert r["vanilla_single"]["entities"] == 2
     assert r["vanilla"]["lookalike"]["entities"] == 4
     assert r["vanilla"]["mixed"]["entities"] == 2
+    by_pattern = r["vanilla"]["lookalike"]["found_by_pattern"]
+    assert sum(v["n"] for v in by_pattern.values()) == 4
+    assert sum(v["k"] for v in by_pattern.values()) == r["vanilla"]["lookalike"]["found"]["k"]
     assert r["masks_without_edits_max_pixel_difference"] <= 2
     for key in ("masks_vanilla", "masks_vanilla_unsmoothed", "masks_deleaker"):
         assert set(r[key]) == {"lookalike", "mixed"}

@@ -25,6 +25,7 @@ from .world import (
     ENTITY_TYPES,
     FAMILIES,
     IMAGE_SIZE,
+    PATTERNS,
     PERIOD,
     caption,
     entity_type,
@@ -183,6 +184,11 @@ def _summarise_leak(readings_per_image: list, kinds: list[str]) -> dict:
             "control_share": round(float(np.mean([r.control for r in found])), 4)
             if found
             else None,
+            # which entities go missing (merged into a look-alike, or never drawn)
+            "found_by_pattern": {
+                p: rate([r.found for r in ents if entity_type(r.noun).pattern == p])
+                for p in PATTERNS
+            },
         }
     return out
 

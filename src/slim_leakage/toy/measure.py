@@ -308,8 +308,8 @@ def inject(
 
     Whole 4x4 cells (one pattern period) are repainted, chosen as a contiguous band from a random
     side, so the transfer is a patch of the other pattern as leakage looks in images. With
-    ``blend`` the chosen cells show both patterns at once (their union: stripes and bars make a
-    grid), as the toy model draws some look-alike pairs.
+    ``blend`` the chosen cells show both patterns at once (their union; stripes and bars make a
+    grid): a compromise between the two patterns rather than a copy of the donor's.
     """
     size = mask.shape[0]
     own = pattern_texture(entity_type(noun).pattern, size)

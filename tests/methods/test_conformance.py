@@ -118,8 +118,14 @@ def test_generates_one_deterministic_output_per_sample(method_name, any_backbone
         for name, overlay in out.overlays.items():
             assert isinstance(name, str) and hasattr(overlay, "save")
     # The same sample alone gives the same pixels (one seed per sample, no batch coupling).
+    # CPU matrix kernels may pick another blocking for another batch size, which can move a
+    # pixel by one level after rounding (seen on tiny SANA: 1 level in 0.03% of values); a
+    # coupling between images would change far more.
     again = method.generate(tiny_backbone, SAMPLES[1:])
-    assert np.array_equal(np.asarray(again[0].image), np.asarray(outputs[1].image))
+    alone = np.asarray(again[0].image).astype(int)
+    batched = np.asarray(outputs[1].image).astype(int)
+    diff = np.abs(alone - batched)
+    assert diff.max() <= 1 and (diff > 0).mean() <= 0.005, (diff.max(), (diff > 0).mean())
     json.dumps(method.config_dict())
 
 

@@ -54,9 +54,18 @@ def test_entity_absent_from_its_prompt_fails_before_the_run_starts(
     assert not out.exists()
 
 
-def test_entities_match_whole_words_in_any_case(tmp_path):
+def test_entities_match_whole_words_in_any_case():
+    from slim_leakage.errors import EntityNotFoundError
     from slim_leakage.run import _check_entities_in_prompts
 
-    _check_entities_in_prompts(
-        [Sample(id="s", prompt="A Blue Jay and a crow.", entities=("blue jay", "crow"), seed=0)]
-    )
+    def check(prompt, *entities):
+        _check_entities_in_prompts([Sample(id="s", prompt=prompt, entities=entities, seed=0)])
+
+    # found in any case, several words long, followed by punctuation: accepted
+    check("A Blue Jay and a crow.", "blue jay", "crow")
+    check("a BLUE JAY and a Crow", "Blue Jay", "CROW")
+    # the same letters inside a longer word are not the entity, whatever their case
+    with pytest.raises(EntityNotFoundError, match="entity 'crow' does not occur"):
+        check("A Blue Jay and a Crowd.", "blue jay", "crow")
+    with pytest.raises(EntityNotFoundError, match="entity 'jay' does not occur"):
+        check("A BLUEJAY and a crow", "jay", "crow")

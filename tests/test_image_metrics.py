@@ -118,3 +118,22 @@ def test_nothing_is_downloaded_unless_allowed(tmp_path, monkeypatch):
     assert "--allow-downloads" in out["notes"]["lpips"]
     assert "weights-inception" in out["notes"]["kid"]
     assert "--allow-downloads" in out["notes"]["vqascore"]
+
+
+def test_the_registry_names_every_metric_and_its_fields(tmp_path):
+    from slim_leakage.errors import ConfigError, MetricUnavailableError
+    from slim_leakage.image_metrics import IMAGE_METRICS
+    from slim_leakage.run import RunConfig
+
+    assert list(IMAGE_METRICS) == ["lpips", "kid", "vqascore"]
+    (tmp_path / "p").mkdir()
+    out = compute_image_metrics(_images(tmp_path / "p", n=1), metrics=())
+    assert list(out) == [f for m in IMAGE_METRICS.values() for f in m.fields] + ["notes"]
+    with pytest.raises(ConfigError, match=r"Unknown image metric\(s\) \['fid'\]") as info:
+        compute_image_metrics([], metrics=("lpips", "fid"))
+    assert info.value.hint == "Use any of lpips, kid, vqascore (comma-separated), or none."
+    with pytest.raises(ConfigError, match="'fid'"):
+        RunConfig(image_metrics=("fid",))
+    with pytest.raises(MetricUnavailableError, match="at least 2 image pairs, got 1") as info:
+        kid_score(_images(tmp_path / "p", n=1), feature=TinyFeatures())
+    assert "--image-metrics" in info.value.hint

@@ -97,6 +97,14 @@ class ValidationError(SlimError):
     """A leaderboard entry or human-label file failed validation."""
 
 
+class MetricUnavailableError(SlimError):
+    """An image metric cannot be computed here (weights not local, a package missing, ...).
+
+    The run reports the metric as null with this error as its note in ``metrics.json``; it
+    never stops a run.
+    """
+
+
 class NotYetAvailableError(UsageError):
     """A subcommand or feature that this version does not provide yet."""
 

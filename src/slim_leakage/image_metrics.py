@@ -9,9 +9,12 @@ checkpoint file, or a feature extractor module for KID).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from .errors import ConfigError, MetricUnavailableError, SlimError
 
 #: The AlexNet checkpoint LPIPS uses (torchvision's file name).
 LPIPS_ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
@@ -29,9 +32,9 @@ def _require_local(filename: str, metric: str) -> None:
     """Refuse to let a library download ``filename``: it must already be in the hub cache."""
     folder = _checkpoint_dir()
     if not (folder / filename).is_file():
-        raise RuntimeError(
-            f"{metric} weights {filename} are not in {folder}; put the file there, or pass "
-            "--allow-downloads to fetch it"
+        raise MetricUnavailableError(
+            f"{metric} weights {filename} are not in {folder}",
+            hint="Put the file there, or pass --allow-downloads to fetch it.",
         )
 
 
@@ -55,8 +58,8 @@ def lpips_distance(
     """Mean LPIPS between each (vanilla, method) image pair.
 
     Raises:
-        RuntimeError: When the backbone weights are not available locally (and downloads are
-            not allowed, or fail).
+        MetricUnavailableError: When the backbone weights are not available locally (and
+            downloads are not allowed, or fail).
     """
     import lpips
     import torch
@@ -67,9 +70,9 @@ def lpips_distance(
     try:
         model = lpips.LPIPS(net=net, verbose=False)
     except Exception as exc:  # offline: torchvision cannot download the backbone
-        raise RuntimeError(
-            f"LPIPS {net} weights are not available ({type(exc).__name__}); put "
-            f"{LPIPS_ALEXNET_FILE} in $TORCH_HOME/hub/checkpoints"
+        raise MetricUnavailableError(
+            f"LPIPS {net} weights are not available ({type(exc).__name__})",
+            hint=f"Put {LPIPS_ALEXNET_FILE} in $TORCH_HOME/hub/checkpoints.",
         ) from exc
     model.eval()
     values = []
@@ -102,6 +105,10 @@ def kid_score(
 
     Returns:
         (mean, std) of the KID estimate.
+
+    Raises:
+        MetricUnavailableError: For fewer than 2 pairs, missing Inception weights, or a failed
+            computation.
     """
     import torch
     import torch.nn.functional as F
@@ -109,7 +116,10 @@ def kid_score(
 
     n = len(pairs)
     if n < 2:
-        raise RuntimeError("KID needs at least 2 image pairs")
+        raise MetricUnavailableError(
+            f"KID needs at least 2 image pairs, got {n}",
+            hint="Evaluate at least 2 samples, or leave kid out of --image-metrics.",
+        )
     if feature is None and not allow_download:
         _require_local(KID_INCEPTION_FILE, "KID")
     try:
@@ -119,8 +129,10 @@ def kid_score(
             normalize=False,
         )
     except Exception as exc:
-        raise RuntimeError(
-            f"KID's Inception weights are not available ({type(exc).__name__}: {exc})"
+        raise MetricUnavailableError(
+            f"KID's Inception weights are not available ({type(exc).__name__}: {exc})",
+            hint=f"Put {KID_INCEPTION_FILE} in $TORCH_HOME/hub/checkpoints, or pass "
+            "--allow-downloads to fetch it.",
         ) from exc
 
     def batch(paths):
@@ -136,21 +148,95 @@ def kid_score(
         kid.update(batch([b for _, b in pairs]), real=False)
         mean, std = kid.compute()
     except Exception as exc:
-        raise RuntimeError(f"KID failed ({type(exc).__name__}: {exc})") from exc
+        raise MetricUnavailableError(f"KID failed ({type(exc).__name__}: {exc})") from exc
     return float(mean), float(std)
 
 
 def vqa_score(
     images: Sequence[Path], prompts: Sequence[str], *, model: str = "clip-flant5-xxl"
 ) -> float:
-    """Mean VQAScore of images against their prompts (needs the optional ``t2v_metrics``)."""
+    """Mean VQAScore of images against their prompts (needs the optional ``t2v_metrics``).
+
+    Raises:
+        MetricUnavailableError: If ``t2v_metrics`` is not installed.
+    """
     try:
         import t2v_metrics
     except ImportError as exc:
-        raise RuntimeError("VQAScore needs the optional package t2v_metrics") from exc
+        raise MetricUnavailableError(
+            "VQAScore needs the optional package t2v_metrics",
+            hint="Install t2v_metrics, or leave vqascore out of --image-metrics.",
+        ) from exc
     scorer = t2v_metrics.VQAScore(model=model)
     scores = scorer(images=[str(p) for p in images], texts=list(prompts))
     return float(scores.diagonal().mean()) if hasattr(scores, "diagonal") else float(scores.mean())
+
+
+# -- the registry ---------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ImageMetric:
+    """One image metric the run can compute.
+
+    Attributes:
+        name: Its name in ``--image-metrics``.
+        fields: The RunMetrics fields it fills.
+        compute: ``compute(pairs, prompts=..., kid_feature=..., allow_download=...)`` -> a
+            value per field; raises :class:`MetricUnavailableError` when it cannot be computed.
+    """
+
+    name: str
+    fields: tuple[str, ...]
+    compute: Callable[..., dict[str, float]]
+
+
+def _lpips(pairs, *, prompts, kid_feature, allow_download) -> dict[str, float]:
+    return {"lpips": lpips_distance(pairs, allow_download=allow_download)}
+
+
+def _kid(pairs, *, prompts, kid_feature, allow_download) -> dict[str, float]:
+    mean, std = kid_score(pairs, feature=kid_feature, allow_download=allow_download)
+    return {"kid": mean, "kid_std": std}
+
+
+def _vqascore(pairs, *, prompts, kid_feature, allow_download) -> dict[str, float]:
+    if not allow_download:
+        raise MetricUnavailableError(
+            "VQAScore fetches its scoring model", hint="Pass --allow-downloads to use it."
+        )
+    return {"vqascore": vqa_score([b for _, b in pairs], prompts[: len(pairs)])}
+
+
+#: Name -> metric, in the order their fields appear in ``metrics.json``.
+IMAGE_METRICS: dict[str, ImageMetric] = {
+    metric.name: metric
+    for metric in (
+        ImageMetric("lpips", ("lpips",), _lpips),
+        ImageMetric("kid", ("kid", "kid_std"), _kid),
+        ImageMetric("vqascore", ("vqascore",), _vqascore),
+    )
+}
+
+
+def check_metric_names(names: Sequence[str]) -> None:
+    """Refuse names that are not in :data:`IMAGE_METRICS`.
+
+    Raises:
+        ConfigError: Naming the unknown ones and the known ones.
+    """
+    unknown = set(names) - set(IMAGE_METRICS)
+    if unknown:
+        raise ConfigError(
+            f"Unknown image metric(s) {sorted(unknown)}.",
+            hint=f"Use any of {', '.join(IMAGE_METRICS)} (comma-separated), or none.",
+        )
+
+
+def _note(exc: Exception) -> str:
+    """Why a metric is missing, as ``metrics.json`` keeps it ("not computed: why; the fix")."""
+    if isinstance(exc, SlimError) and exc.hint:
+        fix = exc.hint[:1].lower() + exc.hint[1:].rstrip(".")
+        return f"not computed: {exc.message}; {fix}"
+    return f"not computed: {exc}"
 
 
 def compute_image_metrics(
@@ -167,31 +253,20 @@ def compute_image_metrics(
     ``allow_download`` lets the metric libraries fetch missing network weights; by default
     only weights already in the local torch hub cache are used.
     """
-    out: dict[str, Any] = {
-        "lpips": None,
-        "kid": None,
-        "kid_std": None,
-        "vqascore": None,
-        "notes": {},
-    }
+    check_metric_names(metrics)
+    out: dict[str, Any] = {f: None for m in IMAGE_METRICS.values() for f in m.fields}
+    out["notes"] = {}
     if not pairs:
         return out
     for name in metrics:
         try:
-            if name == "lpips":
-                out["lpips"] = lpips_distance(pairs, allow_download=allow_download)
-            elif name == "kid":
-                out["kid"], out["kid_std"] = kid_score(
-                    pairs, feature=kid_feature, allow_download=allow_download
+            out.update(
+                IMAGE_METRICS[name].compute(
+                    pairs, prompts=prompts, kid_feature=kid_feature, allow_download=allow_download
                 )
-            elif name == "vqascore":
-                if not allow_download:
-                    raise RuntimeError(
-                        "VQAScore fetches its scoring model; pass --allow-downloads to use it"
-                    )
-                out["vqascore"] = vqa_score([b for _, b in pairs], prompts[: len(pairs)])
-        except (RuntimeError, ImportError) as exc:
-            out["notes"][name] = f"not computed: {exc}"
+            )
+        except (MetricUnavailableError, ImportError) as exc:
+            out["notes"][name] = _note(exc)
             if log:
-                log(f"{name}: not computed ({exc})")
+                log(f"{name}: not computed ({out['notes'][name].removeprefix('not computed: ')})")
     return out

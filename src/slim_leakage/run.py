@@ -45,6 +45,7 @@ from .errors import (
     RunConfigMismatchError,
     RunError,
 )
+from .image_metrics import check_metric_names
 from .records import Generation, Sample, Verdict
 
 MANIFEST_SCHEMA = 1
@@ -77,7 +78,7 @@ class RunConfig:
         ids: Evaluate only these sample ids.
         batch_size: Images per pipeline call.
         references: Generate single-entity reference images for the judge.
-        image_metrics: Image metrics to compute (``lpips``, ``kid``, ``vqascore``).
+        image_metrics: Image metrics to compute (names of ``image_metrics.IMAGE_METRICS``).
         allow_downloads: Let the image metrics fetch missing network weights (off: only the
             local torch hub cache is used, and a missing file is reported, not fetched).
         report: Write ``report.html`` at the end.
@@ -108,12 +109,7 @@ class RunConfig:
         check_range("run", "batch_size", self.batch_size, low=1)
         if self.limit is not None:
             check_range("run", "limit", self.limit, low=1)
-        unknown = set(self.image_metrics) - {"lpips", "kid", "vqascore"}
-        if unknown:
-            raise ConfigError(
-                f"Unknown image metric(s) {sorted(unknown)}.",
-                hint="Use any of lpips, kid, vqascore (comma-separated), or none.",
-            )
+        check_metric_names(self.image_metrics)
 
 
 # -- provenance ---------------------------------------------------------------------------------

@@ -105,10 +105,6 @@ class MetricUnavailableError(SlimError):
     """
 
 
-class NotYetAvailableError(UsageError):
-    """A subcommand or feature that this version does not provide yet."""
-
-
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest choice, or an empty string."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)

@@ -63,7 +63,8 @@ class RunConfig:
     """Everything that defines a run (CLI > config file > these defaults).
 
     Attributes:
-        out: The run directory.
+        out: The run directory (default ``runs/<method>-<backbone>-<config>``: see
+            :attr:`out_dir`).
         method: Registered method name.
         method_args: Method options (validated against the method's config).
         backbone: Backbone preset.
@@ -85,7 +86,7 @@ class RunConfig:
         progress: Show progress bars.
     """
 
-    out: str = "runs/default"
+    out: str | None = None
     method: str = "deleaker"
     method_args: dict = dataclasses.field(default_factory=dict)
     backbone: str = "toy"
@@ -110,6 +111,18 @@ class RunConfig:
         if self.limit is not None:
             check_range("run", "limit", self.limit, low=1)
         check_metric_names(self.image_metrics)
+
+    @property
+    def out_dir(self) -> Path:
+        """The run directory: ``out``, else ``runs/<method>-<backbone>-<config>``.
+
+        A samples file as ``config`` contributes its stem (``runs/deleaker-toy-mine`` for
+        ``--config data/mine.jsonl``).
+        """
+        if self.out:
+            return Path(self.out)
+        config_name = Path(self.config).stem if "/" in self.config else self.config
+        return Path("runs") / f"{self.method}-{self.backbone}-{config_name}"
 
 
 # -- provenance ---------------------------------------------------------------------------------
@@ -282,13 +295,14 @@ class Run:
         self, config: RunConfig, *, judge: Any = None, log: Callable[[str], None] | None = None
     ) -> None:
         self.config = config
-        self.root = Path(config.out)
+        self.root = config.out_dir
         self.shard = Shard.from_env()
         self._judge = judge
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.method = None
         self.samples: list[Sample] = []
         self.backbone = None
+        self._resolved = False
 
     # paths ----------------------------------------------------------------------------------
     def _records_dir(self) -> Path:
@@ -310,7 +324,13 @@ class Run:
 
     # resolution (cheap, before any weights load) ---------------------------------------------
     def resolve(self) -> None:
-        """Validate the method, samples and judge before loading any weights."""
+        """Validate the method, samples and judge before loading any weights.
+
+        Done once: :meth:`execute` calls it, and a caller that resolved first (to print the
+        sample count) does not pay for it twice.
+        """
+        if self._resolved:
+            return
         from .methods import get_method
         from .slim import load_samples
 
@@ -336,6 +356,7 @@ class Run:
         check = getattr(getattr(self._judge, "backend", None), "check", None)
         if callable(check):
             check()
+        self._resolved = True
 
     def judge_description(self) -> dict | None:
         if self._judge is None:

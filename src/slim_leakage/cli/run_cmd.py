@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
-#: The defaults of the main job (what `slim-eval --method deleaker` runs on a fresh machine).
-DEFAULTS = {"backbone": "toy", "judge": "oracle", "config": "toy-pairs"}
+
+def _default(field: str) -> str:
+    """A RunConfig default as the help texts show it (the defaults live in RunConfig only)."""
+    from ..run import RunConfig
+
+    value = {f.name: f.default for f in dataclasses.fields(RunConfig)}[field]
+    return ",".join(value) if isinstance(value, tuple) else str(value)
 
 
 def add_parser(sub) -> None:
+    from ..image_metrics import IMAGE_METRICS
+
     p = sub.add_parser(
         "run",
         help="generate, judge and score a method on SLIM (the main job)",
@@ -21,8 +29,8 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--method",
-        default="deleaker",
-        help="registered method (default: deleaker; see `slim-eval ls methods`)",
+        default=None,
+        help=f"registered method (default: {_default('method')}; see `slim-eval ls methods`)",
     )
     p.add_argument(
         "--method-arg",
@@ -32,7 +40,7 @@ def add_parser(sub) -> None:
         help="method option, repeatable (e.g. alpha=1.6)",
     )
     p.add_argument(
-        "--backbone", default=None, help=f"backbone preset (default: {DEFAULTS['backbone']})"
+        "--backbone", default=None, help=f"backbone preset (default: {_default('backbone')})"
     )
     p.add_argument(
         "--backbone-path", default=None, help="local folder or hub id with the backbone weights"
@@ -56,7 +64,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--judge",
         default=None,
-        help=f"judge backend, or 'none' to only generate (default: {DEFAULTS['judge']})",
+        help=f"judge backend, or 'none' to only generate (default: {_default('judge')})",
     )
     p.add_argument(
         "--judge-arg",
@@ -68,14 +76,17 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--config",
         default=None,
-        help=f"SLIM config or a samples .jsonl/.parquet (default: {DEFAULTS['config']})",
+        help=f"SLIM config or a samples .jsonl/.parquet (default: {_default('config')})",
     )
     p.add_argument("--limit", type=int, default=None, help="only the first N samples")
     p.add_argument(
         "--ids", default=None, help="comma-separated sample ids, or @FILE with one id per line"
     )
     p.add_argument(
-        "--batch-size", type=int, default=None, help="images per pipeline call (default 4)"
+        "--batch-size",
+        type=int,
+        default=None,
+        help=f"images per pipeline call (default {_default('batch_size')})",
     )
     p.add_argument(
         "--out", default=None, help="run directory (default runs/<method>-<backbone>-<config>)"
@@ -92,7 +103,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--image-metrics",
         default=None,
-        help="comma-separated: lpips,kid,vqascore, or none (default lpips,kid)",
+        help=f"comma-separated: {','.join(IMAGE_METRICS)}, or none "
+        f"(default {_default('image_metrics')})",
     )
     p.add_argument(
         "--allow-downloads",
@@ -121,12 +133,16 @@ def _read_ids(value: str | None) -> tuple[str, ...]:
 
 
 def build_run_config(args):
-    """Merge defaults < --run-config file < command line into a validated RunConfig."""
+    """Merge RunConfig's defaults < --run-config file < command line into a validated RunConfig.
+
+    Only the options given on the command line are set here; everything left out comes from
+    the file, else from :class:`~slim_leakage.run.RunConfig`.
+    """
     from .._config import build_config, parse_kv
     from ..errors import ConfigError
     from ..run import RunConfig
 
-    values: dict = dict(DEFAULTS)
+    values: dict = {}
     if args.run_config:
         path = Path(args.run_config)
         try:
@@ -174,9 +190,6 @@ def build_run_config(args):
     if args.image_metrics is not None:
         names = [m.strip() for m in args.image_metrics.split(",") if m.strip()]
         values["image_metrics"] = () if names == ["none"] else tuple(names)
-    if "out" not in values:
-        config_name = Path(values["config"]).stem if "/" in values["config"] else values["config"]
-        values["out"] = str(Path("runs") / f"{values['method']}-{values['backbone']}-{config_name}")
     return build_config(RunConfig, values, owner="run")
 
 
@@ -186,16 +199,16 @@ def run(args) -> int:
 
     config = build_run_config(args)
     runner = Run(config)
-    runner.resolve()
+    runner.resolve()  # once: execute() below does not resolve again
     print(
         f"slim-eval: method {config.method} on backbone {config.backbone}, judge {config.judge}, "
-        f"dataset {config.config} ({len(runner.samples)} samples) -> {config.out}",
+        f"dataset {config.config} ({len(runner.samples)} samples) -> {config.out_dir}",
         flush=True,
     )
     metrics = runner.execute()
     if metrics is None:  # a non-zero rank of a distributed run
         return 0
-    print_summary(metrics, Path(config.out))
+    print_summary(metrics, config.out_dir)
     if args.json:
         print(json.dumps(metrics, sort_keys=True))
     return 0

@@ -167,3 +167,29 @@ def test_mismatched_verdicts_are_rejected(verdicts, message):
 def test_bad_n_boot_is_rejected():
     with pytest.raises(ValidationError, match="n_boot=0"):
         aggregate([_verdict(0, "no-change")], _samples(1), method="deleaker", n_boot=0)
+
+
+# --- what the run adds: image figures, cost, and the unjudged run -------------------------------
+
+_FIGURES = {"lpips": 0.25, "kid": None, "kid_std": None, "vqascore": None, "notes": {"kid": "n/a"}}
+_COST = {"method": {"seconds_per_image": 0.5, "images_timed": 4, "peak_memory_bytes": None}}
+
+
+def test_run_figures_fill_the_image_fields_and_extend_extra_in_order():
+    verdicts = [_verdict(i, LABELS[i % 5]) for i in range(4)]
+    labels = aggregate(verdicts, _samples(4), method="deleaker", n_boot=10)
+    m = labels.with_run_figures(_FIGURES, _COST, judged=True)
+    assert (m.lpips, m.kid, m.kid_std, m.vqascore) == (0.25, None, None, None)
+    assert list(m.extra) == ["bootstrap", "image_metrics_notes", "cost", "judged"]
+    assert m.judged and m.cost == _COST and m.image_metrics_notes == {"kid": "n/a"}
+    assert dataclasses.replace(m, lpips=None, extra=labels.extra) == labels  # nothing else moved
+    assert list(m.to_dict()) == [f.name for f in dataclasses.fields(RunMetrics)]
+    assert RunMetrics.from_json(m.to_json()) == m
+
+
+def test_an_unjudged_run_has_no_shares_but_its_figures():
+    m = RunMetrics.unjudged("deleaker", 3).with_run_figures(_FIGURES, _COST, judged=False)
+    assert (m.method, m.n_samples, m.n_labelled, m.judge_errors) == ("deleaker", 3, 0, 0)
+    assert m.counts == m.distribution == m.intervals == m.per_subset == m.per_family == {}
+    assert m.order_flip_rate is None and m.lpips == 0.25
+    assert list(m.extra) == ["image_metrics_notes", "cost", "judged"] and not m.judged

@@ -9,8 +9,10 @@ that its generators' streams stay the same across versions, and an entry made to
 validate with tomorrow's numpy), and every figure is rounded to :data:`DECIMALS` places so that
 a recomputation compares equal with ``==``.
 
-Image metrics (LPIPS, KID, VQAScore) are not computed here; the run fills those fields of the
-returned :class:`~slim_leakage.records.RunMetrics` itself (``dataclasses.replace``).
+Image metrics (LPIPS, KID, VQAScore) are not computed here; the run adds them, its cost and its
+notes to the returned :class:`~slim_leakage.records.RunMetrics` with
+:meth:`~slim_leakage.records.RunMetrics.with_run_figures` (a run without verdicts starts from
+:meth:`~slim_leakage.records.RunMetrics.unjudged`).
 """
 
 from __future__ import annotations

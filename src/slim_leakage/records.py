@@ -316,3 +316,60 @@ class RunMetrics(Record):
     kid_std: float | None = None
     vqascore: float | None = None
     extra: dict = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def unjudged(cls, method: str, n_samples: int) -> RunMetrics:
+        """The metrics of a run without verdicts (judge ``none``): nothing labelled, no shares.
+
+        Args:
+            method: The method evaluated.
+            n_samples: Samples in the run.
+        """
+        return cls(
+            method=method,
+            n_samples=n_samples,
+            n_labelled=0,
+            judge_errors=0,
+            counts={},
+            distribution={},
+            intervals={},
+        )
+
+    def with_run_figures(
+        self, image_figures: Mapping[str, Any], cost: Mapping[str, Any], *, judged: bool
+    ) -> RunMetrics:
+        """These metrics with what the run measured besides the labels.
+
+        Args:
+            image_figures: ``image_metrics.compute_image_metrics``'s result: a value (or
+                ``None``) per image-metric field, and ``notes`` (metric -> why it is missing).
+            cost: Role -> ``seconds_per_image``, ``images_timed``, ``peak_memory_bytes``.
+            judged: Whether the run has verdicts (a run with judge ``none`` has none).
+
+        Returns:
+            A copy with the image-metric fields set and ``extra`` extended by
+            ``image_metrics_notes``, ``cost`` and ``judged`` (in that order).
+        """
+        figures = {k: v for k, v in image_figures.items() if k != "notes"}
+        extra = {
+            **self.extra,
+            "image_metrics_notes": dict(image_figures.get("notes") or {}),
+            "cost": dict(cost),
+            "judged": judged,
+        }
+        return dataclasses.replace(self, **figures, extra=extra)
+
+    @property
+    def judged(self) -> bool:
+        """Whether the run had verdicts (``extra["judged"]``)."""
+        return bool(self.extra.get("judged"))
+
+    @property
+    def cost(self) -> dict[str, Any]:
+        """Role -> seconds per image, images timed and peak memory (``extra["cost"]``)."""
+        return dict(self.extra.get("cost") or {})
+
+    @property
+    def image_metrics_notes(self) -> dict[str, str]:
+        """Image metric -> why it was not computed (``extra["image_metrics_notes"]``)."""
+        return dict(self.extra.get("image_metrics_notes") or {})

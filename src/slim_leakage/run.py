@@ -46,7 +46,7 @@ from .errors import (
     RunError,
 )
 from .image_metrics import check_metric_names
-from .records import Generation, Sample, Verdict
+from .records import Generation, RunMetrics, Sample, Verdict
 
 MANIFEST_SCHEMA = 1
 _SLUG = re.compile(r"[^a-z0-9]+")
@@ -696,6 +696,7 @@ class Run:
 
     def _finish(self, manifest: dict, cost: dict) -> dict:
         from .image_metrics import compute_image_metrics
+        from .metrics import aggregate
 
         verdicts = _unique_verdicts(self.root / "verdicts.jsonl")
         generations = {
@@ -726,13 +727,19 @@ class Run:
             allow_download=self.config.allow_downloads,
             log=self.log,
         )
-        metrics = _aggregate(verdicts, self.samples, self.method.name, image_figures, merged_cost)
-        atomic_write_json(self.root / "metrics.json", metrics)
+        name = self.method.name
+        labels = (
+            aggregate(verdicts, self.samples, method=name)
+            if verdicts
+            else RunMetrics.unjudged(name, len(self.samples))
+        )
+        metrics = labels.with_run_figures(image_figures, merged_cost, judged=bool(verdicts))
+        atomic_write_json(self.root / "metrics.json", metrics.to_dict())
         if self.config.report:
             from .report import write_report
 
             write_report(self.root)
-        return metrics
+        return metrics.to_dict()
 
 
 def _check_backbone(name: str, overrides: dict):
@@ -802,41 +809,6 @@ def _unique_verdicts(path: Path) -> list[Verdict]:
         v = Verdict.from_dict(row)
         seen.setdefault(v.sample_id, v)
     return list(seen.values())
-
-
-def _aggregate(verdicts, samples, method: str, image_figures: dict, cost: dict) -> dict:
-    from .metrics import aggregate
-
-    if verdicts:
-        metrics = aggregate(verdicts, samples, method=method)
-        data = metrics.to_dict()
-    else:
-        data = {
-            "method": method,
-            "n_samples": len(samples),
-            "n_labelled": 0,
-            "judge_errors": 0,
-            "counts": {},
-            "distribution": {},
-            "intervals": {},
-            "order_flip_rate": None,
-            "per_subset": {},
-            "per_family": {},
-            "lpips": None,
-            "kid": None,
-            "kid_std": None,
-            "vqascore": None,
-            "extra": {},
-        }
-    for key in ("lpips", "kid", "kid_std", "vqascore"):
-        if image_figures.get(key) is not None:
-            data[key] = image_figures[key]
-    extra = dict(data.get("extra") or {})
-    extra["image_metrics_notes"] = image_figures.get("notes", {})
-    extra["cost"] = cost
-    extra["judged"] = bool(verdicts)
-    data["extra"] = extra
-    return data
 
 
 def _reset_peak_memory(device: str) -> None:

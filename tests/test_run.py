@@ -17,6 +17,7 @@ pytest.importorskip("diffusers")
 from slim_leakage._io import iter_jsonl, sha256_file  # noqa: E402
 from slim_leakage.errors import ConfigError, RunConfigMismatchError  # noqa: E402
 from slim_leakage.records import LABELS, Sample, Verdict  # noqa: E402
+from slim_leakage.reference_images import REFERENCE_SEED, reference_prompt  # noqa: E402
 from slim_leakage.run import RunConfig, RunLock, evaluate  # noqa: E402
 
 SAMPLES = [
@@ -158,6 +159,11 @@ def test_end_to_end_writes_every_file(tmp_path):
     # one reference image per entity
     refs = [g for g in gens if g["role"] == "reference"]
     assert sorted(g["entity"] for g in refs) == sorted(e for s in SAMPLES for e in s.entities)
+    # drawn by the one reference rule the SLIM verifier uses too
+    assert {(g["extra"]["prompt"], g["seed"]) for g in refs if g["entity"] == "owl"} == {
+        (reference_prompt("owl"), REFERENCE_SEED)
+    }
+    assert reference_prompt("owl") == "an owl"
 
 
 def test_rerun_does_no_work(tmp_path, monkeypatch):

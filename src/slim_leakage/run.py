@@ -525,41 +525,33 @@ class Run:
 
     def _generate_references(self, samples: list[Sample], done: dict) -> None:
         from .progress import progress_bar
+        from .reference_images import generate_references
 
-        # One reference per entity (not per sample): the entity drawn alone, seed 0.
-        wanted: dict[str, Sample] = {}
-        for sample in samples:
-            for entity in sample.entities:
-                if _reference_key(entity) not in done:
-                    wanted.setdefault(entity, sample)
-        if not wanted:
+        entities = sorted({e for s in samples for e in s.entities if _reference_key(e) not in done})
+        if not entities:
             return
-        entities = sorted(wanted)
-        bs = self.config.batch_size
         with progress_bar(
             total=len(entities), desc="generate references", enabled=self.config.progress
         ) as bar:
-            for start in range(0, len(entities), bs):
-                batch = entities[start : start + bs]
-                prompts = [reference_prompt(e) for e in batch]
-                images = self.backbone.generate(prompts, [0] * len(batch))
-                for entity, image in zip(batch, images):
-                    rel = f"images/reference/{slug(entity)}.png"
-                    digest = self._save(image, rel)
+            for batch in generate_references(
+                self.backbone, entities, batch_size=self.config.batch_size
+            ):
+                for ref in batch:
+                    rel = f"images/reference/{slug(ref.entity)}.png"
                     gen = Generation(
-                        sample_id=_reference_key(entity)[1],
+                        sample_id=_reference_key(ref.entity)[1],
                         role="reference",
                         method="vanilla",
                         path=rel,
-                        sha256=digest,
-                        seed=0,
-                        width=image.width,
-                        height=image.height,
-                        entity=entity,
-                        extra={"prompt": reference_prompt(entity)},
+                        sha256=self._save(ref.image, rel),
+                        seed=ref.seed,
+                        width=ref.image.width,
+                        height=ref.image.height,
+                        entity=ref.entity,
+                        extra={"prompt": ref.prompt},
                     )
                     append_jsonl(self.generations_path, gen.to_json())
-                    done[_reference_key(entity)] = gen
+                    done[_reference_key(ref.entity)] = gen
                 bar.update(len(batch))
 
     # judging ----------------------------------------------------------------------------------
@@ -787,12 +779,6 @@ def _reference_key(entity: str) -> tuple[str, str, str]:
     sample id; the key matches ``(role, sample_id, entity)`` of every other generation.
     """
     return ("reference", f"entity:{entity}", entity)
-
-
-def reference_prompt(entity: str) -> str:
-    """The prompt of an entity's single-entity reference image ("an owl")."""
-    article = "an" if entity[:1].lower() in "aeiou" else "a"
-    return f"{article} {entity}"
 
 
 def _judge_item_cls():

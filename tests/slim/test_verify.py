@@ -4,8 +4,9 @@ import pytest
 
 from slim_leakage._io import iter_jsonl
 from slim_leakage.errors import ConfigError, DatasetError, JudgeError
+from slim_leakage.reference_images import REFERENCE_SEED, reference_prompt
 from slim_leakage.slim import folder, load_samples, load_slim
-from slim_leakage.slim.verify import reference_prompt, verify_samples
+from slim_leakage.slim.verify import verify_samples
 
 pytest.importorskip("diffusers")
 
@@ -58,12 +59,14 @@ class CountingBackbone:
         self.inner = backbone
         self.name = backbone.name
         self.prompts = []
+        self.seeds = []
 
     def describe(self):
         return self.inner.describe()
 
     def generate(self, prompts, seeds):
         self.prompts += list(prompts)
+        self.seeds += list(seeds)
         return self.inner.generate(prompts, seeds)
 
 
@@ -87,8 +90,10 @@ def test_verify_keeps_the_leaky_samples_with_image_and_verdict(tiny_backbone, sa
         2,
     )
     assert report.generated == 4 + len(entities) == len(backbone.prompts)
-    assert reference_prompt("eagle") == "A photo of an eagle"
-    assert sum(p.startswith("A photo of ") for p in backbone.prompts) == len(entities)
+    # the references are drawn by the run's rule: "a/an <entity>" at the reference seed
+    assert reference_prompt("eagle") == "an eagle" and reference_prompt("cow") == "a cow"
+    assert backbone.prompts[4:] == [reference_prompt(e) for e in sorted(entities)]
+    assert backbone.seeds[4:] == [REFERENCE_SEED] * len(entities)
 
     kept = load_samples("pairs-verified", root=tmp_path / "v" / "dataset")
     assert [s.id for s in kept] == [samples[0].id, samples[2].id]

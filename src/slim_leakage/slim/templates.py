@@ -93,14 +93,12 @@ class TemplateSet:
         templates: Every template.
         styles: Style phrases for styled subsets.
         styled: Styled subset -> the base subset whose templates it reuses.
-        reference: The single-entity template used for reference images (``{a0}``).
     """
 
     name: str
     templates: tuple[Template, ...]
     styles: tuple[Style, ...] = ()
     styled: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    reference: str = "A photo of {a0}"
 
     def __post_init__(self) -> None:
         ids = [t.id for t in self.templates]

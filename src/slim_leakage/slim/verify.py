@@ -1,7 +1,8 @@
 """Keep the samples whose vanilla image leaks: the selection step that makes SLIM.
 
 For each sample the backbone generates the image at the sample's seed, and one reference image
-per entity (the entity alone, shared by every sample that names it). The judge's
+per entity (the entity alone, shared by every sample that names it, drawn by the same rule as
+the run's references: :mod:`slim_leakage.reference_images`). The judge's
 ``check_leakage(items)`` says whether each image leaks, where an item is
 ``(sample, image_path, {entity: reference_path})`` and each answer has ``sample_id``, ``leaky``
 (``True``/``False``/``None``), ``error`` and ``scores``. The verified config keeps the leaky
@@ -32,11 +33,10 @@ from .._io import (
 )
 from ..errors import ConfigError, DatasetError, JudgeError, RunConfigMismatchError, RunError
 from ..records import Sample
+from ..reference_images import REFERENCE_RULE, generate_references
 from ..run import slug
 from . import folder as _folder
-from .builder import check_config_name, sample_seed
-from .taxonomy import SLIM_TAXONOMY, Entity, Taxonomy
-from .templates import SLIM_TEMPLATES, render
+from .builder import check_config_name
 
 KEEP = ("leaky", "all")
 
@@ -72,16 +72,6 @@ def _png(image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
-
-
-def reference_prompt(
-    entity: str, *, taxonomy: Taxonomy = SLIM_TAXONOMY, text: str | None = None
-) -> str:
-    """The single-entity prompt of a reference image ("A photo of an eagle")."""
-    known = taxonomy.get(entity) if entity in taxonomy else None
-    article = known.article if known else ("an" if entity[:1].lower() in "aeiou" else "a")
-    stand_in = Entity(name=entity, family="", description="", category="", article=article)
-    return render(text or SLIM_TEMPLATES.reference, [stand_in])
 
 
 def _validate(samples: Sequence[Sample], judge: Any, config: str, keep: str, batch_size: int):
@@ -166,18 +156,17 @@ def verify_samples(
         generated += len(batch)
         progress("vanilla", start + len(batch), len(todo))
 
-    # 2. One reference image per entity, at a seed derived from its prompt.
+    # 2. One reference image per entity, drawn as the run draws its references.
     entities = sorted({e for s in samples for e in s.entities})
     ref_paths = {e: reference_dir / f"{slug(e)}.png" for e in entities}
     missing = [e for e in entities if not ref_paths[e].is_file()]
-    for start in range(0, len(missing), batch_size):
-        batch = missing[start : start + batch_size]
-        prompts = [reference_prompt(e) for e in batch]
-        images = backbone.generate(prompts, [sample_seed(p) for p in prompts])
-        for entity, image in zip(batch, images):
-            atomic_write_bytes(ref_paths[entity], _png(image))
-        generated += len(batch)
-        progress("reference", start + len(batch), len(missing))
+    made = 0
+    for batch in generate_references(backbone, missing, batch_size=batch_size):
+        for ref in batch:
+            atomic_write_bytes(ref_paths[ref.entity], _png(ref.image))
+        made += len(batch)
+        progress("reference", made, len(missing))
+    generated += made
 
     # 3. Verdicts, appended as they arrive; samples judged before are not asked again.
     repair_jsonl(verdicts_path)
@@ -263,13 +252,15 @@ def verify_samples(
 
 
 def _identity(backbone: Any, judge_name: str) -> dict[str, Any]:
-    # What makes stored images and verdicts reusable: the same weights, settings and judge.
+    # What makes stored images and verdicts reusable: the same weights, settings, reference
+    # rule and judge.
     describe = getattr(backbone, "describe", None)
     info = describe() if callable(describe) else {}
     return {
         "backbone": str(getattr(backbone, "name", "backbone")),
         "model_id": info.get("model_id", ""),
         "settings": info.get("settings", {}),
+        "references": REFERENCE_RULE,
         "judge": judge_name,
     }
 
@@ -299,4 +290,4 @@ def _json(record: dict) -> str:
     return json.dumps(record, ensure_ascii=False, sort_keys=True, allow_nan=False, default=str)
 
 
-__all__ = ["KEEP", "VerifyReport", "reference_prompt", "verify_samples"]
+__all__ = ["KEEP", "VerifyReport", "verify_samples"]

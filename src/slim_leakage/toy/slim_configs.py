@@ -42,7 +42,6 @@ def toy_templates():
             Template("toy-pair", "toy", "{a0} and {a1}"),
             Template("toy-triplet", "toy", "{a0}, {a1} and {a2}"),
         ),
-        reference="{a0}",
     )
 
 

@@ -18,7 +18,8 @@ from slim_leakage._io import iter_jsonl, sha256_file  # noqa: E402
 from slim_leakage.errors import ConfigError, RunConfigMismatchError  # noqa: E402
 from slim_leakage.records import LABELS, Sample, Verdict  # noqa: E402
 from slim_leakage.reference_images import REFERENCE_SEED, reference_prompt  # noqa: E402
-from slim_leakage.run import RunConfig, RunLock, evaluate  # noqa: E402
+from slim_leakage.run import RunConfig, evaluate  # noqa: E402
+from slim_leakage.rundir import RunLock  # noqa: E402
 
 SAMPLES = [
     Sample(
@@ -201,7 +202,7 @@ def test_lock_refuses_a_second_process(tmp_path):
     lock = tmp_path / "run" / ".lock"
     with RunLock(lock):
         code = (
-            "from slim_leakage.run import RunLock\n"
+            "from slim_leakage.rundir import RunLock\n"
             "from pathlib import Path\n"
             f"RunLock(Path({str(lock)!r})).__enter__()\n"
         )

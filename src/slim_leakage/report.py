@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
-from ._io import atomic_write_text, iter_jsonl
+from ._io import atomic_write_text
 from .errors import RunError
-from .records import LABELS, Generation, Sample, Verdict
+from .records import LABELS, Generation
+from .rundir import RunDir, inside_run, load_run
 
 _COLOURS = {
     "mitigation-major": "#1a9850",
@@ -32,8 +32,6 @@ def _data_uri(path: Path) -> str:
 
 
 def _img(root: Path, rel: str, alt: str) -> str:
-    from .leaderboard.rundir import inside_run
-
     # never embed a file from outside the run, whatever an edited record or a link says
     uri = _data_uri(inside_run(root, rel))
     if not uri:
@@ -52,31 +50,21 @@ def _fmt(value, digits: int = 3) -> str:
 def render_report(run_dir: str | Path) -> str:
     """The HTML text of the report of ``run_dir``."""
     root = Path(run_dir)
-    metrics_path = root / "metrics.json"
-    if not metrics_path.exists():
+    metrics = RunDir(root).read_metrics()
+    if metrics is None:
         raise RunError(
             f"{root} has no metrics.json.",
             hint="Finish the run first (`slim-eval run --out DIR` resumes it).",
         )
-    metrics = json.loads(metrics_path.read_text())
-    manifest = (
-        json.loads((root / "manifest.json").read_text())
-        if (root / "manifest.json").exists()
-        else {}
-    )
-    samples = [Sample.from_dict(r) for r in iter_jsonl(root / "samples.jsonl")]
-    gens: dict[tuple, Generation] = {}
-    for row in iter_jsonl(root / "generations.jsonl"):
-        g = Generation.from_dict(row)
-        gens[(g.role, g.sample_id)] = g
-    verdicts = {
-        v.sample_id: v for v in (Verdict.from_dict(r) for r in iter_jsonl(root / "verdicts.jsonl"))
-    }
-    method = metrics.get("method", "?")
+    run = load_run(root)
+    manifest, samples = run.manifest, run.samples
+    gens: dict[tuple, Generation] = {(g.role, g.sample_id): g for g in run.generations}
+    verdicts = {v.sample_id: v for v in run.verdicts}
+    method = metrics.method
 
     # a share is null when nothing was labelled; draw it as 0 and say n/a
-    dist = {k: (v or 0.0) for k, v in (metrics.get("distribution") or {}).items()}
-    intervals = {k: v for k, v in (metrics.get("intervals") or {}).items() if v and None not in v}
+    dist = {k: (v or 0.0) for k, v in (metrics.distribution or {}).items()}
+    intervals = {k: v for k, v in (metrics.intervals or {}).items() if v and None not in v}
     bar = "".join(
         f'<div class="seg" style="width:{100 * float(dist.get(label, 0)):.2f}%;background:{_COLOURS[label]}" '
         f'title="{label}: {100 * float(dist.get(label, 0)):.1f}%"></div>'
@@ -93,16 +81,16 @@ def render_report(run_dir: str | Path) -> str:
         + "</span>"
         for label in LABELS
     )
-    cost = (metrics.get("extra") or {}).get("cost") or manifest.get("cost") or {}
+    cost = metrics.cost or manifest.get("cost") or {}
     rows_metrics = [
         ("method", method),
-        ("samples", metrics.get("n_samples")),
-        ("labelled", metrics.get("n_labelled")),
-        ("judge errors", metrics.get("judge_errors")),
-        ("order-flip rate", metrics.get("order_flip_rate")),
-        ("LPIPS (vs vanilla)", metrics.get("lpips")),
-        ("KID (vs vanilla)", metrics.get("kid")),
-        ("VQAScore", metrics.get("vqascore")),
+        ("samples", metrics.n_samples),
+        ("labelled", metrics.n_labelled),
+        ("judge errors", metrics.judge_errors),
+        ("order-flip rate", metrics.order_flip_rate),
+        ("LPIPS (vs vanilla)", metrics.lpips),
+        ("KID (vs vanilla)", metrics.kid),
+        ("VQAScore", metrics.vqascore),
         ("s/image vanilla", (cost.get("vanilla") or {}).get("seconds_per_image")),
         ("s/image method", (cost.get("method") or {}).get("seconds_per_image")),
         ("backbone", (manifest.get("backbone") or {}).get("name")),
@@ -115,7 +103,7 @@ def render_report(run_dir: str | Path) -> str:
     table = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in rows_metrics
     )
-    notes = (metrics.get("extra") or {}).get("image_metrics_notes") or {}
+    notes = metrics.image_metrics_notes
     notes_html = "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in notes.items())
 
     sample_rows = []

@@ -1,10 +1,11 @@
 """The main job: generate, judge and score a method on SLIM, resumably.
 
 ``evaluate(RunConfig(...))`` (or ``slim-eval run``) works in a run directory that is the unit of
-resumption. Every image is written atomically and recorded as one JSON line as soon as it exists;
-every verdict likewise. A re-run (after a crash or ``kill -9``) skips finished work, so it costs
-nothing twice. A run refuses to continue with a different configuration, and one process at a
-time may hold a run directory (a lock).
+resumption (its files and how they are written: :mod:`slim_leakage.rundir`). Every image is
+written atomically and recorded as one JSON line as soon as it exists; every verdict likewise.
+A re-run (after a crash or ``kill -9``) skips finished work, so it costs nothing twice. A run
+refuses to continue with a different configuration, and one process at a time may hold a run
+directory (a lock).
 
 Under ``accelerate launch -m slim_leakage.cli run ...`` the samples are sharded by rank; each rank
 writes its own shard files and rank 0 merges them and computes the metrics.
@@ -13,49 +14,26 @@ writes its own shard files and rank 0 merges them and computes the metrics.
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
-import errno
-import io
-import json
-import os
-import platform
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from ._config import check_range, config_hash
-from ._io import (
-    append_jsonl,
-    atomic_write_bytes,
-    atomic_write_json,
-    iter_jsonl,
-    repair_jsonl,
-    sha256_bytes,
-    sha256_file,
-)
-from .errors import (
-    ConfigError,
-    EntityNotFoundError,
-    OutputWriteError,
-    RunConfigMismatchError,
-    RunError,
-)
+from ._config import check_range
+from ._io import sha256_bytes
+from .errors import ConfigError, EntityNotFoundError, OutputWriteError
 from .image_metrics import check_metric_names
-from .records import Generation, RunMetrics, Sample, Verdict
-
-MANIFEST_SCHEMA = 1
-_SLUG = re.compile(r"[^a-z0-9]+")
-
-
-def slug(text: str) -> str:
-    """A file-name-safe lowercase form of ``text`` ("blue jay" -> "blue-jay")."""
-    out = _SLUG.sub("-", text.lower()).strip("-")
-    return out or "x"
+from .records import RunMetrics, Sample, StageResult, Verdict
+from .rundir import (
+    SEED_POLICY,
+    WRITE_ERRNOS,
+    RunDir,
+    Shard,
+    reference_id,
+    write_error,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,51 +103,11 @@ class RunConfig:
         return Path("runs") / f"{self.method}-{self.backbone}-{config_name}"
 
 
-# -- provenance ---------------------------------------------------------------------------------
-#: errno values that mean "this folder cannot take more data" (full, read-only, forbidden).
-_WRITE_ERRNOS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
-)
-
-
-def write_error(path: str | os.PathLike, exc: OSError) -> OutputWriteError:
-    """The error for a failed write of ``path``: names the path, the reason and the fix."""
-    reason = exc.strerror or str(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        hint = (
-            "Free some disk space (or choose another --out directory), then run the same "
-            "command again: finished work is kept."
-        )
-    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        hint = "Choose a writable directory (another --out), then run the same command again."
-    else:
-        hint = "Check the path and the disk, then run the same command again."
-    return OutputWriteError(f"Cannot write {os.fspath(path)}: {reason}.", hint=hint)
-
-
-def _git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def library_versions() -> dict[str, str | None]:
-    """Versions of Python and the libraries that shape the numbers."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in ("torch", "diffusers", "transformers", "datasets", "accelerate"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
-
+# -- the judge seam ------------------------------------------------------------------------------
+# Everything the run asks of a judge object is in this block, duck-typed: its early check (a
+# missing API key), its description for the manifest, how verdicts come back, and which of its
+# options may change on resume. The judge's typed Protocol and its own list of operational
+# options replace this block.
 
 #: Judge options that change how answers are fetched, never which answers: a run resumes with
 #: other values (e.g. a lower concurrency after rate limits, or the cache on another disk).
@@ -188,6 +126,49 @@ _OPERATIONAL_JUDGE_ARGS = frozenset(
 )
 
 
+def _check_judge(judge: Any) -> None:
+    # A missing API key must fail now, not after hours of generation.
+    check = getattr(getattr(judge, "backend", None), "check", None)
+    if callable(check):
+        check()
+
+
+def _describe_judge(judge: Any) -> dict | None:
+    if judge is None:
+        return None
+    describe = getattr(judge, "describe", None)
+    return describe() if callable(describe) else {"backend": type(judge).__name__}
+
+
+def _judge_items(
+    judge: Any,
+    items: list,
+    *,
+    on_stage: Callable[[StageResult], None],
+    on_verdict: Callable[[Verdict], None],
+    progress: bool,
+) -> None:
+    # All pending items in one call, so the judge keeps its concurrency window full; each
+    # verdict is appended the moment it exists. A judge without per-verdict callbacks
+    # (a plain duck-typed object) gets its verdicts appended when it returns.
+    import inspect
+
+    if "on_verdict" in inspect.signature(judge.judge).parameters:
+        judge.judge(items, on_stage=on_stage, progress=progress, on_verdict=on_verdict)
+    else:
+        for verdict in judge.judge(items, on_stage=on_stage, progress=progress):
+            on_verdict(verdict)
+
+
+def _judge_item_cls():
+    from .judge import JudgeItem
+
+    return JudgeItem
+
+
+# -- end of the judge seam -----------------------------------------------------------------------
+
+
 def _secret_free(options: dict) -> dict:
     """Options without anything that looks like a credential (never written to disk)."""
     return {
@@ -197,93 +178,13 @@ def _secret_free(options: dict) -> dict:
     }
 
 
-# -- distributed ---------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Shard:
-    """This process's place among ``world`` processes (from ``accelerate launch`` env vars)."""
-
-    rank: int = 0
-    world: int = 1
-
-    @classmethod
-    def from_env(cls) -> Shard:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
-        return cls(rank=rank, world=world)
-
-    def take(self, samples: Sequence[Sample]) -> list[Sample]:
-        return list(samples[self.rank :: self.world])
-
-
-class _Barrier:
-    """A file-based barrier between ranks (no process group needed; works on CPU)."""
-
-    def __init__(self, root: Path, shard: Shard, timeout: float = 24 * 3600) -> None:
-        self.root = root
-        self.shard = shard
-        self.timeout = timeout
-
-    def wait(self, name: str) -> None:
-        if self.shard.world == 1:
-            return
-        flag = self.root / "shards" / f"{name}.rank-{self.shard.rank}.done"
-        flag.parent.mkdir(parents=True, exist_ok=True)
-        flag.write_text(str(os.getpid()))
-        deadline = time.monotonic() + self.timeout
-        while True:
-            done = [
-                (self.root / "shards" / f"{name}.rank-{r}.done").exists()
-                for r in range(self.shard.world)
-            ]
-            if all(done):
-                return
-            if time.monotonic() > deadline:
-                raise RunError(f"Timed out waiting for the other ranks at {name!r}.")
-            time.sleep(0.2)
-
-
-# -- the lock ------------------------------------------------------------------------------------
-class RunLock:
-    """An exclusive ``flock`` on ``DIR/.lock`` (released automatically if the process dies)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fh = None
-
-    def __enter__(self) -> RunLock:
-        import fcntl
-
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(self.path, "a+")
-        except OSError as exc:
-            raise write_error(self.path.parent, exc) from exc
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
-            raise RunError(
-                f"The run directory {self.path.parent} is in use by {holder}.",
-                hint="Wait for that run to finish, or use another --out directory.",
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {platform.node()}")
-        fh.flush()
-        self._fh = fh
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
 # -- the run ------------------------------------------------------------------------------------
 class Run:
     """One evaluation in one directory. Use :func:`evaluate` unless you need the pieces.
+
+    The steps: :meth:`resolve` (validate everything, load nothing heavy), then :meth:`execute`:
+    generate the vanilla and method images and the references, judge, and finish (manifest,
+    image metrics, ``metrics.json``, report). Each step skips what the directory already holds.
 
     Args:
         config: The run configuration.
@@ -295,32 +196,13 @@ class Run:
         self, config: RunConfig, *, judge: Any = None, log: Callable[[str], None] | None = None
     ) -> None:
         self.config = config
-        self.root = config.out_dir
-        self.shard = Shard.from_env()
+        self.dir = RunDir(config.out_dir, Shard.from_env())
         self._judge = judge
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.method = None
         self.samples: list[Sample] = []
         self.backbone = None
         self._resolved = False
-
-    # paths ----------------------------------------------------------------------------------
-    def _records_dir(self) -> Path:
-        if self.shard.world == 1:
-            return self.root
-        return self.root / "shards" / f"rank-{self.shard.rank}"
-
-    @property
-    def generations_path(self) -> Path:
-        return self._records_dir() / "generations.jsonl"
-
-    @property
-    def judgements_path(self) -> Path:
-        return self._records_dir() / "judgements.jsonl"
-
-    @property
-    def verdicts_path(self) -> Path:
-        return self._records_dir() / "verdicts.jsonl"
 
     # resolution (cheap, before any weights load) ---------------------------------------------
     def resolve(self) -> None:
@@ -352,35 +234,12 @@ class Run:
             from .judge import get_judge
 
             self._judge = get_judge(cfg.judge, **cfg.judge_args)
-        # A missing API key must fail now, not after hours of generation.
-        check = getattr(getattr(self._judge, "backend", None), "check", None)
-        if callable(check):
-            check()
+        _check_judge(self._judge)
         self._resolved = True
-
-    def judge_description(self) -> dict | None:
-        if self._judge is None:
-            return None
-        describe = getattr(self._judge, "describe", None)
-        return describe() if callable(describe) else {"backend": type(self._judge).__name__}
 
     def sample_ids_digest(self) -> str:
         """SHA-256 of the selected sample ids in order (which samples this run covers)."""
         return sha256_bytes("\n".join(s.id for s in self.samples).encode())
-
-    def dataset_description(self) -> dict:
-        from .slim import dataset_fingerprint
-
-        try:
-            fingerprint = dataset_fingerprint(self.config.config)
-        except Exception:  # a user file without a fingerprint still runs
-            fingerprint = None
-        return {
-            "config": self.config.config,
-            "fingerprint": fingerprint,
-            "n_samples": len(self.samples),
-            "sample_ids_sha256": self.sample_ids_digest(),
-        }
 
     def identity(self) -> dict:
         """The parts of the configuration that must not change on resume."""
@@ -408,70 +267,94 @@ class Run:
             "references": cfg.references,
         }
 
-    def _check_or_write_manifest(self) -> dict:
-        path = self.root / "manifest.json"
-        identity = self.identity()
-        digest = config_hash(identity)
-        if path.exists():
-            manifest = json.loads(path.read_text())
-            old = manifest.get("identity", {})
-            if manifest.get("config_hash") != digest:
-                diff = _dict_diff(old, identity)
-                raise RunConfigMismatchError(
-                    f"{self.root} holds a run with a different configuration: {diff}.",
-                    hint="Resume with the original options, or choose a new --out directory.",
-                )
-            return manifest
-        if self.shard.rank != 0:
-            # rank 0 writes the manifest; wait for it
-            deadline = time.monotonic() + 600
-            while not path.exists():
-                if time.monotonic() > deadline:
-                    raise RunError("Rank 0 did not write the manifest.")
-                time.sleep(0.2)
-            return self._check_or_write_manifest()
-        manifest = {
-            "schema": MANIFEST_SCHEMA,
-            "package_version": __version__,
-            "git_commit": _git_commit(),
-            "versions": library_versions(),
-            "identity": identity,
-            "config_hash": digest,
-            "method": identity["method"],
+    def _describe(self) -> dict:
+        """The manifest fields of a new run besides provenance and identity."""
+        from .slim import dataset_fingerprint
+
+        try:
+            fingerprint = dataset_fingerprint(self.config.config)
+        except Exception:  # a user file without a fingerprint still runs
+            fingerprint = None
+        return {
+            "method": self.identity()["method"],
             "backbone": None,
-            "dataset": self.dataset_description(),
-            "judge": self.judge_description(),
-            "seed_policy": "each image uses its sample's seed through its own torch.Generator",
+            "dataset": {
+                "config": self.config.config,
+                "fingerprint": fingerprint,
+                "n_samples": len(self.samples),
+                "sample_ids_sha256": self.sample_ids_digest(),
+            },
+            "judge": _describe_judge(self._judge),
+            "seed_policy": SEED_POLICY,
             "cost": {},
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, manifest)
-        samples_path = self.root / "samples.jsonl"
-        atomic_write_bytes(
-            samples_path, "".join(s.to_json() + "\n" for s in self.samples).encode("utf-8")
-        )
-        return manifest
+
+    # orchestration ----------------------------------------------------------------------------
+    def execute(self) -> dict | None:
+        """Run every step that is not finished yet; returns the metrics dict (rank 0).
+
+        Raises:
+            OutputWriteError: If the run directory cannot be written (full disk, read-only):
+                finished files are kept and the same command resumes once there is room.
+        """
+        try:
+            return self._execute()
+        except OSError as exc:
+            if isinstance(exc, OutputWriteError) or exc.errno not in WRITE_ERRNOS:
+                raise
+            raise write_error(exc.filename or self.dir.root, exc) from exc
+
+    def _execute(self) -> dict | None:
+        self.resolve()
+        run = self.dir
+        with run.lock():
+            manifest = run.open_manifest(
+                self.identity(), samples=self.samples, describe=self._describe
+            )
+            run.records.repair()
+            mine = run.shard.take(self.samples)
+            done = run.finished_generations()
+            cost: dict = {}
+            if self._missing_images(mine, done):
+                self._generate(mine, done, cost)
+            self._judge_pending(mine, done)
+            run.wait_for_ranks("judged")
+            if run.shard.rank != 0:
+                return None
+            if run.shard.world > 1:
+                run.merge_shards([s.id for s in self.samples])
+            return self._finish(manifest, cost)
 
     # generation -------------------------------------------------------------------------------
-    def _finished_generations(self) -> dict[tuple, Generation]:
-        done: dict[tuple, Generation] = {}
-        for row in iter_jsonl(self.generations_path):
-            gen = Generation.from_dict(row)
-            image = self.root / gen.path
-            # a link leading out of the run is not a finished image: generate it again
-            # (the atomic write then replaces the link, not what it points at)
-            outside = not image.resolve().is_relative_to(self.root.resolve())
-            if not outside and image.exists() and sha256_file(image) == gen.sha256:
-                done[(gen.role, gen.sample_id, gen.entity)] = gen
-        return done
+    def _missing_images(self, samples: list[Sample], done: dict) -> bool:
+        if any((role, s.id, None) not in done for s in samples for role in ("vanilla", "method")):
+            return True
+        return self.config.references and any(
+            _reference_key(e) not in done for s in samples for e in s.entities
+        )
 
-    def _save(self, image, rel: str) -> str:
-        buf = io.BytesIO()
-        image.save(buf, format="PNG")
-        data = buf.getvalue()
-        atomic_write_bytes(self.root / rel, data)
-        return sha256_bytes(data)
+    def _generate(self, samples: list[Sample], done: dict, cost: dict) -> None:
+        """Load the backbone and make every missing vanilla, method and reference image."""
+        from .backbones import load_backbone
+        from .methods import get_method
+
+        cfg = self.config
+        self.log(
+            f"loading backbone {cfg.backbone}"
+            + (f" from {cfg.backbone_path}" if cfg.backbone_path else "")
+        )
+        self.backbone = load_backbone(
+            cfg.backbone,
+            path=cfg.backbone_path,
+            device=cfg.device,
+            dtype=cfg.dtype,
+            **cfg.backbone_args,
+        )
+        self.method.prepare(self.backbone, samples)
+        self._generate_role("vanilla", get_method("vanilla"), samples, done, cost)
+        self._generate_role("method", self.method, samples, done, cost)
+        if cfg.references:
+            self._generate_references(samples, done)
 
     def _generate_role(
         self, role: str, method, samples: list[Sample], done: dict, cost: dict
@@ -481,9 +364,7 @@ class Run:
         todo = [s for s in samples if (role, s.id, None) not in done]
         if not todo:
             return
-        name = method.name
-        folder = "vanilla" if role == "vanilla" else slug(name)
-        bs = self.config.batch_size
+        run, bs = self.dir, self.config.batch_size
         with progress_bar(
             total=len(todo), desc=f"generate {role}", enabled=self.config.progress
         ) as bar:
@@ -496,31 +377,9 @@ class Run:
                 peak = _peak_memory(self.backbone.device)
                 _accumulate_cost(cost, role, seconds, len(batch), peak)
                 for sample, output in zip(batch, outputs):
-                    rel = f"images/{folder}/{slug(sample.id)}.png"
-                    digest = self._save(output.image, rel)
-                    extra = dict(output.extra)
-                    if output.overlays:
-                        extra["overlays"] = {
-                            entity: f"images/masks/{slug(sample.id)}/{slug(entity)}.png"
-                            for entity in output.overlays
-                        }
-                        for entity, overlay in output.overlays.items():
-                            self._save(overlay, extra["overlays"][entity])
-                    gen = Generation(
-                        sample_id=sample.id,
-                        role=role,
-                        method=name,
-                        path=rel,
-                        sha256=digest,
-                        seed=sample.seed,
-                        width=output.image.width,
-                        height=output.image.height,
-                        seconds=round(seconds, 6),
-                        peak_memory_bytes=peak,
-                        extra=extra,
+                    done[(role, sample.id, None)] = run.save_generation(
+                        sample, role, method.name, output, seconds=seconds, peak_memory_bytes=peak
                     )
-                    append_jsonl(self.generations_path, gen.to_json())
-                    done[(role, sample.id, None)] = gen
                 bar.update(len(batch))
 
     def _generate_references(self, samples: list[Sample], done: dict) -> None:
@@ -537,178 +396,76 @@ class Run:
                 self.backbone, entities, batch_size=self.config.batch_size
             ):
                 for ref in batch:
-                    rel = f"images/reference/{slug(ref.entity)}.png"
-                    gen = Generation(
-                        sample_id=_reference_key(ref.entity)[1],
-                        role="reference",
-                        method="vanilla",
-                        path=rel,
-                        sha256=self._save(ref.image, rel),
-                        seed=ref.seed,
-                        width=ref.image.width,
-                        height=ref.image.height,
-                        entity=ref.entity,
-                        extra={"prompt": ref.prompt},
-                    )
-                    append_jsonl(self.generations_path, gen.to_json())
-                    done[_reference_key(ref.entity)] = gen
+                    done[_reference_key(ref.entity)] = self.dir.save_reference(ref)
                 bar.update(len(batch))
 
     # judging ----------------------------------------------------------------------------------
     def _judge_pending(self, samples: list[Sample], done: dict) -> None:
         if self._judge is None:
             return
-        from .records import StageResult
+        from .progress import progress_enabled
 
-        finished = {row["sample_id"] for row in iter_jsonl(self.verdicts_path)}
+        records = self.dir.records
+        finished = {v.sample_id for v in records.verdicts()}
         todo = [s for s in samples if s.id not in finished]
         if not todo:
             return
-        item_cls = _judge_item_cls()
-        method_name = self.method.name
-
         # A sample interrupted mid-judging is judged again on resume (its answers come from the
         # judge's cache); its stage records already on disk are not written twice.
-        written = {
-            (row.get("sample_id"), row.get("stage"), row.get("key"), row.get("order"))
-            for row in iter_jsonl(self.judgements_path)
-        }
+        written = {(r.sample_id, r.stage, r.key, r.order) for r in records.judgements()}
 
         def on_stage(result: StageResult) -> None:
             ident = (result.sample_id, result.stage, result.key, result.order)
             if ident in written:
                 return
             written.add(ident)
-            append_jsonl(self.judgements_path, result.to_json())
+            records.append(result)
 
-        items = []
-        for s in todo:
-            refs = {
-                e: self.root / done[_reference_key(e)].path
-                for e in s.entities
-                if _reference_key(e) in done
-            }
-            items.append(
-                item_cls(
-                    sample=s,
-                    method=method_name,
-                    vanilla_image=self.root / done[("vanilla", s.id, None)].path,
-                    method_image=self.root / done[("method", s.id, None)].path,
-                    reference_images=refs,
-                )
+        root, item_cls = self.dir.root, _judge_item_cls()
+        items = [
+            item_cls(
+                sample=s,
+                method=self.method.name,
+                vanilla_image=root / done[("vanilla", s.id, None)].path,
+                method_image=root / done[("method", s.id, None)].path,
+                reference_images={
+                    e: root / done[_reference_key(e)].path
+                    for e in s.entities
+                    if _reference_key(e) in done
+                },
             )
+            for s in todo
+        ]
+        _judge_items(
+            self._judge,
+            items,
+            on_stage=on_stage,
+            on_verdict=records.append,
+            progress=progress_enabled(self.config.progress),
+        )
 
-        def on_verdict(verdict: Verdict) -> None:
-            append_jsonl(self.verdicts_path, verdict.to_json())
-
-        # All pending items in one call, so the judge keeps its concurrency window full; each
-        # verdict is appended the moment it exists. A judge without per-verdict callbacks
-        # (a plain duck-typed object) gets its verdicts appended when it returns.
-        import inspect
-
-        from .progress import progress_enabled
-
-        show = progress_enabled(self.config.progress)
-        if "on_verdict" in inspect.signature(self._judge.judge).parameters:
-            self._judge.judge(items, on_stage=on_stage, progress=show, on_verdict=on_verdict)
-        else:
-            for verdict in self._judge.judge(items, on_stage=on_stage, progress=show):
-                on_verdict(verdict)
-
-    # orchestration ----------------------------------------------------------------------------
-    def execute(self) -> dict | None:
-        """Run every step that is not finished yet; returns the metrics dict (rank 0).
-
-        Raises:
-            OutputWriteError: If the run directory cannot be written (full disk, read-only):
-                finished files are kept and the same command resumes once there is room.
-        """
-        try:
-            return self._execute()
-        except OSError as exc:
-            if isinstance(exc, OutputWriteError) or exc.errno not in _WRITE_ERRNOS:
-                raise
-            raise write_error(exc.filename or self.root, exc) from exc
-
-    def _execute(self) -> dict | None:
-        cfg = self.config
-        self.resolve()
-        lock_name = ".lock" if self.shard.world == 1 else f".lock.rank-{self.shard.rank}"
-        with RunLock(self.root / lock_name):
-            manifest = self._check_or_write_manifest()
-            for path in (self.generations_path, self.judgements_path, self.verdicts_path):
-                repair_jsonl(path)
-            mine = self.shard.take(self.samples)
-            done = self._finished_generations()
-            cost: dict = {}
-            needs_images = any(
-                (role, s.id, None) not in done for s in mine for role in ("vanilla", "method")
-            )
-            needs_refs = cfg.references and any(
-                _reference_key(e) not in done for s in mine for e in s.entities
-            )
-            if needs_images or needs_refs:
-                from .backbones import load_backbone
-                from .methods import get_method
-
-                self.log(
-                    f"loading backbone {cfg.backbone}"
-                    + (f" from {cfg.backbone_path}" if cfg.backbone_path else "")
-                )
-                self.backbone = load_backbone(
-                    cfg.backbone,
-                    path=cfg.backbone_path,
-                    device=cfg.device,
-                    dtype=cfg.dtype,
-                    **cfg.backbone_args,
-                )
-                self.method.prepare(self.backbone, mine)
-                vanilla = get_method("vanilla")
-                self._generate_role("vanilla", vanilla, mine, done, cost)
-                self._generate_role("method", self.method, mine, done, cost)
-                if cfg.references:
-                    self._generate_references(mine, done)
-            self._judge_pending(mine, done)
-            _Barrier(self.root, self.shard).wait("judged")
-            if self.shard.rank != 0:
-                return None
-            if self.shard.world > 1:
-                self._merge_shards()
-            return self._finish(manifest, cost)
-
-    def _merge_shards(self) -> None:
-        by_id = {s.id: i for i, s in enumerate(self.samples)}
-        for name in ("generations.jsonl", "judgements.jsonl", "verdicts.jsonl"):
-            rows: list[dict] = []
-            for r in range(self.shard.world):
-                rows.extend(iter_jsonl(self.root / "shards" / f"rank-{r}" / name))
-            rows.sort(key=lambda row: by_id.get(row.get("sample_id"), len(by_id)))
-            text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-            atomic_write_bytes(self.root / name, text.encode("utf-8"))
-
+    # the end ----------------------------------------------------------------------------------
     def _finish(self, manifest: dict, cost: dict) -> dict:
+        """Complete the manifest, compute the image metrics, write metrics.json and the report."""
         from .image_metrics import compute_image_metrics
         from .metrics import aggregate
 
-        verdicts = _unique_verdicts(self.root / "verdicts.jsonl")
-        generations = {
-            (g.role, g.sample_id): g
-            for g in (Generation.from_dict(r) for r in iter_jsonl(self.root / "generations.jsonl"))
-        }
+        run = self.dir
+        verdicts = run.merged.unique_verdicts()
+        generations = {(g.role, g.sample_id): g for g in run.merged.generations()}
         # cost: this invocation's measurement, else what an earlier invocation recorded
-        old_cost = manifest.get("cost") or {}
-        merged_cost = {**old_cost, **_cost_summary(cost)}
+        merged_cost = {**(manifest.get("cost") or {}), **_cost_summary(cost)}
         if self.backbone is not None:
             manifest["backbone"] = self.backbone.describe()
         manifest["cost"] = merged_cost
-        manifest["judge"] = self.judge_description() or manifest.get("judge")
-        atomic_write_json(self.root / "manifest.json", manifest)
+        manifest["judge"] = _describe_judge(self._judge) or manifest.get("judge")
+        run.write_manifest(manifest)
+
+        def image(role: str, sample: Sample) -> Path:
+            return run.root / generations[(role, sample.id)].path
 
         pairs = [
-            (
-                self.root / generations[("vanilla", s.id)].path,
-                self.root / generations[("method", s.id)].path,
-            )
+            (image("vanilla", s), image("method", s))
             for s in self.samples
             if ("vanilla", s.id) in generations and ("method", s.id) in generations
         ]
@@ -726,11 +483,11 @@ class Run:
             else RunMetrics.unjudged(name, len(self.samples))
         )
         metrics = labels.with_run_figures(image_figures, merged_cost, judged=bool(verdicts))
-        atomic_write_json(self.root / "metrics.json", metrics.to_dict())
+        run.write_metrics(metrics)
         if self.config.report:
             from .report import write_report
 
-            write_report(self.root)
+            write_report(run.root)
         return metrics.to_dict()
 
 
@@ -775,28 +532,12 @@ def _check_entities_in_prompts(samples: Sequence[Sample]) -> None:
 def _reference_key(entity: str) -> tuple[str, str, str]:
     """The key of an entity's reference image among finished generations.
 
-    References are per entity, not per sample, so their records carry ``entity:<name>`` as
-    sample id; the key matches ``(role, sample_id, entity)`` of every other generation.
+    It matches ``(role, sample_id, entity)`` of every other generation.
     """
-    return ("reference", f"entity:{entity}", entity)
+    return ("reference", reference_id(entity), entity)
 
 
-def _judge_item_cls():
-    from .judge import JudgeItem
-
-    return JudgeItem
-
-
-def _unique_verdicts(path: Path) -> list[Verdict]:
-    # A crash between a verdict's append and the next one can never duplicate (we skip judged
-    # samples), but merging shards or a hand-edited file could: keep the first per sample.
-    seen: dict[str, Verdict] = {}
-    for row in iter_jsonl(path):
-        v = Verdict.from_dict(row)
-        seen.setdefault(v.sample_id, v)
-    return list(seen.values())
-
-
+# -- cost ---------------------------------------------------------------------------------------
 def _reset_peak_memory(device: str) -> None:
     if device.startswith("cuda"):
         import torch
@@ -829,17 +570,6 @@ def _cost_summary(cost: dict) -> dict:
             "peak_memory_bytes": slot["peak_memory_bytes"],
         }
     return out
-
-
-def _dict_diff(old: Any, new: Any, prefix: str = "") -> str:
-    """A short human-readable difference between two nested dicts."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        parts = []
-        for key in sorted(set(old) | set(new)):
-            if old.get(key) != new.get(key):
-                parts.append(_dict_diff(old.get(key), new.get(key), f"{prefix}{key}."))
-        return "; ".join(p for p in parts if p)
-    return f"{prefix.rstrip('.')} was {old!r}, now {new!r}"
 
 
 def evaluate(config: RunConfig | None = None, *, judge: Any = None, **options: Any) -> dict | None:

@@ -29,7 +29,7 @@ def test_the_out_folder_rule_lives_in_runconfig():
     assert mine.out_dir == Path("runs/vanilla-tiny-random-mine")
     assert RunConfig(out="elsewhere").out_dir == Path("elsewhere")
     # evaluate() and the command line agree on where a run goes
-    assert Run(mine).root == mine.out_dir
+    assert Run(mine).dir.root == mine.out_dir
     assert (
         _config(
             "--method", "vanilla", "--backbone", "tiny-random", "--config", "data/mine.jsonl"

@@ -15,8 +15,8 @@ from slim_leakage.judge.agreement import (
     spearman,
     spearman_interval,
 )
-from slim_leakage.leaderboard.rundir import write_run
 from slim_leakage.records import LABELS, Sample, Verdict
+from slim_leakage.rundir import RunDir
 
 HEADER = ["sample_id", "method", "annotator", "label"]
 
@@ -203,8 +203,12 @@ def _write(tmp_path, name, labels, *, method="deleaker", judge="gemini/x"):
         else Verdict(sample_id=s.id, method=method, label=None, error="timeout")
         for s, lab in zip(samples, labels)
     ]
-    manifest = {"schema": 1, "method": {"name": method, "config": {}}}
-    return write_run(tmp_path / name, manifest=manifest, samples=samples, verdicts=verdicts)
+    run = RunDir(tmp_path / name)
+    run.write_manifest({"schema": 1, "method": {"name": method, "config": {}}})
+    run.write_samples(samples)
+    for verdict in verdicts:
+        run.records.append(verdict)
+    return run.root
 
 
 def _label(code):

@@ -8,10 +8,10 @@ import pytest
 
 from slim_leakage._io import atomic_write_bytes, sha256_bytes
 from slim_leakage.leaderboard.build import load_pinned
-from slim_leakage.leaderboard.rundir import write_run
 from slim_leakage.leaderboard.validate import DatasetReference
 from slim_leakage.metrics import aggregate
 from slim_leakage.records import LABELS, Generation, Sample, Verdict
+from slim_leakage.rundir import RunDir
 
 FINGERPRINT = "f" * 16
 
@@ -86,14 +86,13 @@ def make_run(root, *, method="deleaker", labels=None, judge=None, n=10):
             "method": {"seconds_per_image": 0.75, "images_timed": n, "peak_memory_bytes": 1024},
         },
     }
-    return write_run(
-        root,
-        manifest=manifest,
-        samples=samples,
-        generations=generations,
-        verdicts=verdicts,
-        metrics=metrics,
-    )
+    run = RunDir(root)
+    run.write_manifest(manifest)
+    run.write_samples(samples)
+    for record in (*generations, *verdicts):
+        run.records.append(record)
+    run.write_metrics(metrics)
+    return run.root
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from slim_leakage.annotate.server import (
 )
 from slim_leakage.errors import UsageError, ValidationError
 from slim_leakage.judge.agreement import read_labels
-from slim_leakage.leaderboard.rundir import load_run
 from slim_leakage.records import LABELS
+from slim_leakage.rundir import load_run
 
 
 def test_answers_map_to_method_relative_labels():

@@ -6,10 +6,10 @@ import pytest
 
 from slim_leakage.leaderboard.build import build_entry, load_pinned
 from slim_leakage.leaderboard.rejudge import rejudge
-from slim_leakage.leaderboard.rundir import load_run
 from slim_leakage.leaderboard.schema import ENTRY_V1, check_structure, describe_fields
 from slim_leakage.leaderboard.validate import ValidationReport, validate_entry
 from slim_leakage.records import Verdict
+from slim_leakage.rundir import load_run
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,10 +8,10 @@ import pytest
 from slim_leakage._io import atomic_write_bytes, sha256_bytes
 from slim_leakage.leaderboard.build import build_entry
 from slim_leakage.leaderboard.rejudge import rejudge
-from slim_leakage.leaderboard.rundir import load_run, write_run
 from slim_leakage.leaderboard.validate import DatasetReference, validate_entry
 from slim_leakage.metrics import aggregate
 from slim_leakage.records import Generation, Sample
+from slim_leakage.rundir import RunDir, load_run
 
 
 def _png(array) -> bytes:
@@ -62,9 +62,9 @@ def _toy_run(root, n=6):
         items.append(JudgeItem(sample, "deleaker", paths["vanilla"], paths["method"], {}))
     judge = get_judge("oracle")
     verdicts = judge.judge(items, progress=False)
-    write_run(
-        root,
-        manifest={
+    run = RunDir(root)
+    run.write_manifest(
+        {
             "schema": 1,
             "package_version": "0.1.0",
             "git_commit": None,
@@ -73,12 +73,12 @@ def _toy_run(root, n=6):
             "dataset": {"config": "toy-pairs", "fingerprint": "toyfp", "n_samples": n},
             "judge": judge.describe(),
             "cost": {},
-        },
-        samples=samples,
-        generations=generations,
-        verdicts=verdicts,
-        metrics=aggregate(verdicts, samples, method="deleaker", n_boot=100),
+        }
     )
+    run.write_samples(samples)
+    for record in (*generations, *verdicts):
+        run.records.append(record)
+    run.write_metrics(aggregate(verdicts, samples, method="deleaker", n_boot=100))
     return root, samples
 
 

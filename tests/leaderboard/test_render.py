@@ -5,7 +5,7 @@ import pytest
 from slim_leakage.errors import ValidationError
 from slim_leakage.leaderboard.build import build_entry
 from slim_leakage.leaderboard.render import markdown_table, render, update_readme
-from slim_leakage.leaderboard.rundir import load_run
+from slim_leakage.rundir import load_run
 
 GOOD = ["mitigation-major"] * 6 + ["mitigation-minor", "no-change", "no-change", None]
 WEAK = ["mitigation-minor", "no-change", "degradation-major", "degradation-minor"] * 2 + [

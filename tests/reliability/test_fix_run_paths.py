@@ -38,7 +38,7 @@ def test_generation_paths_inside_the_run_are_kept():
 
 
 def test_inside_run_refuses_a_link_leading_out(tmp_path):
-    from slim_leakage.leaderboard.rundir import inside_run
+    from slim_leakage.rundir import inside_run
 
     run = tmp_path / "run"
     (run / "images").mkdir(parents=True)

@@ -33,7 +33,7 @@ def test_write_failure_names_the_folder_and_the_fix(
 
 
 def test_write_error_is_also_an_oserror():
-    from slim_leakage.run import write_error
+    from slim_leakage.rundir import write_error
 
     exc = write_error("/x/y", OSError(errno.ENOSPC, "No space left on device"))
     assert isinstance(exc, OutputWriteError) and isinstance(exc, OSError)
@@ -41,7 +41,7 @@ def test_write_error_is_also_an_oserror():
 
 
 def test_lock_in_an_unwritable_folder_is_a_write_error(tmp_path, monkeypatch):
-    from slim_leakage.run import RunLock
+    from slim_leakage.rundir import RunLock
 
     def refuse(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "r"))

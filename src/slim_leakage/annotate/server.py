@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlparse
 from .._io import append_jsonl
 from ..errors import UsageError, ValidationError
 from ..judge.agreement import CSV_COLUMNS, read_labels
-from ..leaderboard.rundir import RunData
+from ..rundir import RunData
 from .page import PAGE
 
 #: The five answers, in button / key order (1-5), as seen by the annotator.

@@ -36,7 +36,7 @@ def _fmt(value) -> str:
 def run(args) -> int:
     """Compute and print the agreement report."""
     from ..judge.agreement import agreement, labels_from_verdicts, read_labels
-    from ..leaderboard.rundir import load_run
+    from ..rundir import load_run
 
     if args.n_boot < 1:
         raise UsageError(f"--n-boot {args.n_boot} must be at least 1.", hint="Use --n-boot 1000.")

@@ -28,7 +28,7 @@ def run(args) -> int:
     """Serve until interrupted."""
     from ..annotate import AnnotationSession, make_server
     from ..errors import UsageError
-    from ..leaderboard.rundir import load_run
+    from ..rundir import load_run
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a port number.", hint="Use e.g. 8765.")

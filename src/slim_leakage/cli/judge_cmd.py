@@ -10,7 +10,6 @@ re-asking free anyway.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 
@@ -41,38 +40,34 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "judge"
-
-
 def load_items(run_dir: Path, method: str | None = None, limit: int | None = None):
     """The :class:`~slim_leakage.judge.JudgeItem` list of a run directory.
 
     Raises:
         UsageError: If the run lacks its records or a sample lacks an image.
     """
-    from .._io import iter_jsonl
     from ..errors import UsageError
     from ..judge import JudgeItem
-    from ..records import Generation, Sample
+    from ..rundir import RunDir, inside_run
 
-    for name in ("samples.jsonl", "generations.jsonl"):
-        if not (run_dir / name).is_file():
+    run = RunDir(run_dir)
+    for path in (run.samples_path, run.merged.generations_path):
+        if not path.is_file():
             raise UsageError(
-                f"{str(run_dir)!r} has no {name}; it is not a finished run directory.",
+                f"{str(run_dir)!r} has no {path.name}; it is not a finished run directory.",
                 hint="Run `slim-eval run --out DIR ...` first, or point at its folder.",
             )
-    samples = [Sample.from_dict(row) for row in iter_jsonl(run_dir / "samples.jsonl")]
+    samples = list(run.samples())
     if limit is not None:
         if limit < 0:
             raise UsageError(f"--limit {limit} is negative.", hint="Pass --limit 10")
         samples = samples[:limit]
-    gens = [Generation.from_dict(row) for row in iter_jsonl(run_dir / "generations.jsonl")]
+    gens = run.merged.generations()
     methods = sorted({g.method for g in gens if g.role == "method"})
     if method is None:
-        manifest = run_dir / "manifest.json"
-        if manifest.is_file():
-            method = json.loads(manifest.read_text()).get("method", {}).get("name")
+        manifest = run.read_manifest()
+        if manifest is not None:
+            method = manifest.get("method", {}).get("name")
         if method is None and len(methods) == 1:
             method = methods[0]
     if method not in methods:
@@ -80,8 +75,6 @@ def load_items(run_dir: Path, method: str | None = None, limit: int | None = Non
             f"The run has no images of method {method!r}.",
             hint=f"Methods in this run: {', '.join(methods) or '(none)'}; pass --method.",
         )
-    from ..leaderboard.rundir import inside_run
-
     vanilla = {g.sample_id: g.path for g in gens if g.role == "vanilla"}
     made = {g.sample_id: g.path for g in gens if g.role == "method" and g.method == method}
     refs = {g.entity: g.path for g in gens if g.role == "reference" and g.entity}
@@ -110,9 +103,10 @@ def load_items(run_dir: Path, method: str | None = None, limit: int | None = Non
 def run(args) -> int:
     """Run ``slim-eval judge``; returns the exit code."""
     from .._config import parse_kv
-    from .._io import append_jsonl, atomic_write_json, iter_jsonl, repair_jsonl
+    from .._io import atomic_write_json
     from ..judge import get_judge
-    from ..records import LABELS, Verdict
+    from ..records import LABELS
+    from ..rundir import Records, RunDir
 
     run_dir = Path(args.run_dir)
     items = load_items(run_dir, args.method, args.limit)
@@ -121,21 +115,18 @@ def run(args) -> int:
     out = (
         Path(args.out)
         if args.out
-        else run_dir / "judged" / _slug(f"{info['backend']}-{info['model_id']}")
+        else RunDir(run_dir).judged_dir(info["backend"], info["model_id"])
     )
     out.mkdir(parents=True, exist_ok=True)
-    verdicts_path, stages_path = out / "verdicts.jsonl", out / "judgements.jsonl"
-    for path in (verdicts_path, stages_path):
-        repair_jsonl(path)
-    done = {row["sample_id"]: Verdict.from_dict(row) for row in iter_jsonl(verdicts_path)}
+    records = Records(out)
+    records.repair()
+    done = {v.sample_id: v for v in records.verdicts()}
     todo = [i for i in items if i.sample.id not in done]
     verdicts = judge.judge(
-        todo,
-        on_stage=lambda r: append_jsonl(stages_path, r.to_json()),
-        progress=not args.no_progress and not args.json,
+        todo, on_stage=records.append, progress=not args.no_progress and not args.json
     )
     for v in verdicts:
-        append_jsonl(verdicts_path, v.to_json())
+        records.append(v)
         done[v.sample_id] = v
     ordered = [done[i.sample.id] for i in items]
     labelled = [v for v in ordered if v.label is not None]

@@ -31,7 +31,7 @@ def run(args) -> int:
     """Build and write the entry."""
     from .._io import atomic_write_json
     from ..leaderboard.build import build_entry, judge_matches_pinned, load_pinned
-    from ..leaderboard.rundir import load_run
+    from ..rundir import load_run
 
     pinned = load_pinned(args.pinned)
     data = load_run(args.run)

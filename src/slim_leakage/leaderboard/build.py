@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
-from .rundir import RunData
+from ..rundir import RunData
 from .schema import CURRENT_VERSION, SCHEMA_NAME
 
 #: File name of the pinned judge configuration (package data, mirrored in ``leaderboard/``).

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import sha256_file
-from .rundir import load_run
+from ..rundir import load_run
 from .validate import ValidationReport
 
 

@@ -34,7 +34,7 @@ from .._io import (
 from ..errors import ConfigError, DatasetError, JudgeError, RunConfigMismatchError, RunError
 from ..records import Sample
 from ..reference_images import REFERENCE_RULE, generate_references
-from ..run import slug
+from ..rundir import image_file, reference_file
 from . import folder as _folder
 from .builder import check_config_name
 
@@ -137,8 +137,7 @@ def verify_samples(
     name = judge_name or str(getattr(judge, "name", type(judge).__name__))
     backbone_name = str(getattr(backbone, "name", "backbone"))
     _check_or_write_identity(out, _identity(backbone, name))
-    vanilla_dir = out / "images" / "vanilla"
-    reference_dir = out / "images" / "reference"
+    image_paths = {s.id: out / image_file("vanilla", s.id) for s in samples}
     verdicts_path = out / "verdicts.jsonl"
     generated = 0
 
@@ -147,18 +146,18 @@ def verify_samples(
             on_progress(stage, done, total)
 
     # 1. Vanilla images at each sample's seed.
-    todo = [s for s in samples if not (vanilla_dir / f"{s.id}.png").is_file()]
+    todo = [s for s in samples if not image_paths[s.id].is_file()]
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
         images = backbone.generate([s.prompt for s in batch], [s.seed for s in batch])
         for sample, image in zip(batch, images):
-            atomic_write_bytes(vanilla_dir / f"{sample.id}.png", _png(image))
+            atomic_write_bytes(image_paths[sample.id], _png(image))
         generated += len(batch)
         progress("vanilla", start + len(batch), len(todo))
 
     # 2. One reference image per entity, drawn as the run draws its references.
     entities = sorted({e for s in samples for e in s.entities})
-    ref_paths = {e: reference_dir / f"{slug(e)}.png" for e in entities}
+    ref_paths = {e: out / reference_file(e) for e in entities}
     missing = [e for e in entities if not ref_paths[e].is_file()]
     made = 0
     for batch in generate_references(backbone, missing, batch_size=batch_size):
@@ -174,9 +173,7 @@ def verify_samples(
     pending = [s for s in samples if s.id not in done]
     for start in range(0, len(pending), batch_size):
         batch = pending[start : start + batch_size]
-        items = [
-            (s, vanilla_dir / f"{s.id}.png", {e: ref_paths[e] for e in s.entities}) for s in batch
-        ]
+        items = [(s, image_paths[s.id], {e: ref_paths[e] for e in s.entities}) for s in batch]
         answers = list(judge.check_leakage(items))
         by_id = {getattr(a, "sample_id", None): a for a in answers}
         if len(answers) != len(batch) or set(by_id) != {s.id for s in batch}:
@@ -198,7 +195,7 @@ def verify_samples(
                 "leaky": leaky,
                 "error": error,
                 "scores": dict(getattr(answer, "scores", {}) or {}),
-                "image_sha256": sha256_bytes((vanilla_dir / f"{sample.id}.png").read_bytes()),
+                "image_sha256": sha256_bytes(image_paths[sample.id].read_bytes()),
             }
             append_jsonl(verdicts_path, _json(record))
             done[sample.id] = record
@@ -215,7 +212,7 @@ def verify_samples(
         if leaky is None or (keep == "leaky" and not leaky):
             continue
         kept = dataclasses.replace(sample, config=config, source=source)
-        image = (vanilla_dir / f"{sample.id}.png").read_bytes()
+        image = image_paths[sample.id].read_bytes()
         rows.append(_folder.sample_row(kept, reference_image=image, leakage=leaky))
     dataset_dir = out / "dataset"
     kinds = sorted({s.kind for s in samples})

@@ -1,0 +1,82 @@
+"""The run directory: where every file of a run lives, and the one way to write or read it.
+
+A run directory (``slim-eval run --out DIR``, by default ``runs/<method>-<backbone>-<config>``)
+is the unit of resumption::
+
+    DIR/manifest.json        provenance and the identity a resume must match; written first
+    DIR/samples.jsonl        the Sample records of the run
+    DIR/images/vanilla/<sample>.png
+    DIR/images/<method>/<sample>.png
+    DIR/images/reference/<entity>.png          one single-entity image per entity
+    DIR/images/masks/<sample>/<entity>.png     methods that produce overlays
+    DIR/generations.jsonl    Generation records, appended as each image is saved
+    DIR/judgements.jsonl     StageResult records, appended as each judge stage finishes
+    DIR/verdicts.jsonl       one Verdict per sample, appended as each exists
+    DIR/metrics.json         RunMetrics
+    DIR/report.html          the self-contained report
+    DIR/.lock                held while a process works on the run
+    DIR/shards/rank-R/       each rank's record files under ``accelerate launch``
+    DIR/judged/<judge>/      ``slim-eval judge``: the same run judged again by another judge
+
+File names in ``images/`` are :func:`slug` forms of the sample id, method and entity. Writers
+(:class:`RunDir`) append each record as one complete line and write every other file
+atomically, so a killed process loses nothing finished; readers (:func:`load_run`) get typed
+records and never follow a path out of the directory.
+
+This package sits low in the import graph: it uses the records, the file helpers and the errors
+only, so the run, the report, the leaderboard, the annotation page, the SLIM verifier and the
+command line can all read and write runs through it. Import from here, not the submodules:
+``layout`` (names), ``processes`` (shards, the lock, failed writes), ``writer`` (:class:`RunDir`,
+:class:`Records`), ``reader`` (:func:`load_run`, :class:`RunData`).
+"""
+
+from __future__ import annotations
+
+from .layout import (
+    GENERATIONS,
+    JUDGEMENTS,
+    MANIFEST,
+    MANIFEST_SCHEMA,
+    METRICS,
+    REPORT,
+    SAMPLES,
+    SEED_POLICY,
+    VERDICTS,
+    image_file,
+    inside_run,
+    mask_file,
+    reference_file,
+    reference_id,
+    slug,
+)
+from .processes import WRITE_ERRNOS, RunLock, Shard, write_error
+from .reader import RunData, load_run
+from .writer import Records, RunDir, git_commit, library_versions
+
+__all__ = [
+    "GENERATIONS",
+    "JUDGEMENTS",
+    "MANIFEST",
+    "MANIFEST_SCHEMA",
+    "METRICS",
+    "REPORT",
+    "SAMPLES",
+    "SEED_POLICY",
+    "VERDICTS",
+    "WRITE_ERRNOS",
+    "Records",
+    "RunData",
+    "RunDir",
+    "RunLock",
+    "Shard",
+    "git_commit",
+    "image_file",
+    "inside_run",
+    "library_versions",
+    "load_run",
+    "mask_file",
+    "reference_file",
+    "reference_id",
+    "slug",
+    "write_error",
+]

@@ -1,0 +1,463 @@
+"""Writing a run directory: the manifest, the record files, images, shards and metrics.
+
+Each record is appended as one complete line and every other file is written atomically, so a
+process killed at any moment loses nothing finished.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from .._config import config_hash
+from .._io import (
+    append_jsonl,
+    atomic_write_bytes,
+    atomic_write_json,
+    iter_jsonl,
+    repair_jsonl,
+    sha256_bytes,
+    sha256_file,
+)
+from ..errors import DatasetError, RunConfigMismatchError, RunError, SlimError
+from ..records import Generation, Record, RunMetrics, Sample, StageResult, Verdict
+from ..reference_images import ReferenceImage
+from .layout import (
+    GENERATIONS,
+    JUDGEMENTS,
+    MANIFEST,
+    MANIFEST_SCHEMA,
+    METRICS,
+    REPORT,
+    SAMPLES,
+    VERDICTS,
+    image_file,
+    judged_folder,
+    mask_file,
+    reference_file,
+    reference_id,
+)
+from .processes import RunLock, Shard
+
+
+# -- provenance ----------------------------------------------------------------------------------
+def git_commit() -> str | None:
+    """The commit of the installed source tree, if it is a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of Python and the libraries that shape the numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("torch", "diffusers", "transformers", "datasets", "accelerate"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _dict_diff(old: Any, new: Any, prefix: str = "") -> str:
+    """A short human-readable difference between two nested dicts."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        parts = []
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                parts.append(_dict_diff(old.get(key), new.get(key), f"{prefix}{key}."))
+        return "; ".join(p for p in parts if p)
+    return f"{prefix.rstrip('.')} was {old!r}, now {new!r}"
+
+
+# -- record files --------------------------------------------------------------------------------
+_RECORD_FILES: dict[str, str] = {
+    Generation.record_type: GENERATIONS,
+    StageResult.record_type: JUDGEMENTS,
+    Verdict.record_type: VERDICTS,
+}
+
+
+def _read_records(path: Path, cls: type[Record]) -> tuple:
+    out = []
+    for number, data in enumerate(iter_jsonl(path), 1):
+        try:
+            out.append(cls.from_dict(data))
+        except SlimError as exc:
+            raise DatasetError(
+                f"{path} record {number} is not a valid {cls.__name__}: {exc.message}",
+                hint="The file was edited or written by another version; restore it.",
+            ) from exc
+    return tuple(out)
+
+
+class Records:
+    """The append-only record files of one folder: generations, judgements and verdicts.
+
+    A run keeps them at its top level (one rank's at ``shards/rank-R/`` under ``accelerate
+    launch``); ``slim-eval judge`` keeps its own in ``judged/<judge>/``.
+
+    Args:
+        folder: The folder holding the three files.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    @property
+    def generations_path(self) -> Path:
+        """``generations.jsonl``."""
+        return self.folder / GENERATIONS
+
+    @property
+    def judgements_path(self) -> Path:
+        """``judgements.jsonl``."""
+        return self.folder / JUDGEMENTS
+
+    @property
+    def verdicts_path(self) -> Path:
+        """``verdicts.jsonl``."""
+        return self.folder / VERDICTS
+
+    def repair(self) -> None:
+        """Cut the torn last line a killed writer may have left off each file."""
+        for name in _RECORD_FILES.values():
+            repair_jsonl(self.folder / name)
+
+    def append(self, record: Generation | StageResult | Verdict) -> None:
+        """Append one record, as one complete line, to the file of its type."""
+        append_jsonl(self.folder / _RECORD_FILES[record.record_type], record.to_json())
+
+    def generations(self) -> tuple[Generation, ...]:
+        """The Generation records, in file order.
+
+        Raises:
+            DatasetError: If a line is not a valid record (naming the file and the line).
+        """
+        return _read_records(self.generations_path, Generation)
+
+    def judgements(self) -> tuple[StageResult, ...]:
+        """The StageResult records, in file order."""
+        return _read_records(self.judgements_path, StageResult)
+
+    def verdicts(self) -> tuple[Verdict, ...]:
+        """The Verdict records, in file order."""
+        return _read_records(self.verdicts_path, Verdict)
+
+    def unique_verdicts(self) -> list[Verdict]:
+        """One Verdict per sample: the first one written.
+
+        A resumed run never judges a sample twice, but merged shards or a hand-edited file
+        could hold a second one.
+        """
+        seen: dict[str, Verdict] = {}
+        for verdict in self.verdicts():
+            seen.setdefault(verdict.sample_id, verdict)
+        return list(seen.values())
+
+
+# -- the writer ----------------------------------------------------------------------------------
+class RunDir:
+    """One run directory, as the process that works on it sees it.
+
+    Args:
+        root: The run directory.
+        shard: This process's place among the ranks (default: a single process).
+    """
+
+    def __init__(self, root: str | Path, shard: Shard | None = None) -> None:
+        self.root = Path(root)
+        self.shard = shard or Shard()
+
+    # layout -------------------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        """``manifest.json``."""
+        return self.root / MANIFEST
+
+    @property
+    def samples_path(self) -> Path:
+        """``samples.jsonl``."""
+        return self.root / SAMPLES
+
+    @property
+    def metrics_path(self) -> Path:
+        """``metrics.json``."""
+        return self.root / METRICS
+
+    @property
+    def report_path(self) -> Path:
+        """``report.html``."""
+        return self.root / REPORT
+
+    def _shard_dir(self, rank: int) -> Path:
+        return self.root / "shards" / f"rank-{rank}"
+
+    @property
+    def records(self) -> Records:
+        """This process's record files (the top level, or its rank's shard)."""
+        if self.shard.world == 1:
+            return Records(self.root)
+        return Records(self._shard_dir(self.shard.rank))
+
+    @property
+    def merged(self) -> Records:
+        """The top-level record files (every rank's records once merged)."""
+        return Records(self.root)
+
+    def judged_dir(self, backend: str, model_id: str) -> Path:
+        """Where ``slim-eval judge`` keeps a re-judging by ``backend``/``model_id``."""
+        return self.root / judged_folder(backend, model_id)
+
+    # processes ----------------------------------------------------------------------------
+    def lock(self) -> RunLock:
+        """The exclusive lock of this process (one per rank under ``accelerate launch``)."""
+        name = ".lock" if self.shard.world == 1 else f".lock.rank-{self.shard.rank}"
+        return RunLock(self.root / name)
+
+    def wait_for_ranks(self, step: str, timeout: float = 24 * 3600) -> None:
+        """A barrier through files: return once every rank has reached ``step``.
+
+        No process group is needed, so it works the same on CPU.
+
+        Raises:
+            RunError: If the other ranks do not arrive within ``timeout`` seconds.
+        """
+        if self.shard.world == 1:
+            return
+
+        def flag(rank: int) -> Path:
+            return self.root / "shards" / f"{step}.rank-{rank}.done"
+
+        mine = flag(self.shard.rank)
+        mine.parent.mkdir(parents=True, exist_ok=True)
+        mine.write_text(str(os.getpid()))
+        deadline = time.monotonic() + timeout
+        while not all(flag(r).exists() for r in range(self.shard.world)):
+            if time.monotonic() > deadline:
+                raise RunError(f"Timed out waiting for the other ranks at {step!r}.")
+            time.sleep(0.2)
+
+    # the manifest -------------------------------------------------------------------------
+    def read_manifest(self) -> dict[str, Any] | None:
+        """``manifest.json`` as a dict, or ``None`` if there is none.
+
+        Raises:
+            RunError: If it is not a JSON object.
+        """
+        if not self.manifest_path.is_file():
+            return None
+        try:
+            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RunError(f"{self.manifest_path} is not valid JSON ({exc}).") from exc
+        if not isinstance(manifest, dict):
+            raise RunError(f"{self.manifest_path} must hold a JSON object.")
+        return manifest
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        """Write ``manifest.json`` atomically."""
+        atomic_write_json(self.manifest_path, manifest)
+
+    def open_manifest(
+        self,
+        identity: dict[str, Any],
+        *,
+        samples: Sequence[Sample],
+        describe: Callable[[], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """The manifest of a run with ``identity``: checked on resume, else written.
+
+        A new run gets ``manifest.json`` (provenance, ``identity`` and its hash, then what
+        ``describe()`` returns) and ``samples.jsonl``; an existing one must have the same
+        identity. Under ``accelerate launch`` rank 0 writes and the other ranks wait for it.
+
+        Args:
+            identity: What must not change on resume (JSON-compatible).
+            samples: The run's samples (written once, with the manifest).
+            describe: The further manifest fields (method, backbone, dataset, judge, ...);
+                called only when the manifest is written.
+
+        Raises:
+            RunConfigMismatchError: If the directory holds a run of another identity, naming
+                what differs.
+            RunError: If rank 0 does not write the manifest within 10 minutes.
+        """
+        digest = config_hash(identity)
+        if self.manifest_path.exists():
+            manifest = self.read_manifest() or {}
+            if manifest.get("config_hash") != digest:
+                diff = _dict_diff(manifest.get("identity", {}), identity)
+                raise RunConfigMismatchError(
+                    f"{self.root} holds a run with a different configuration: {diff}.",
+                    hint="Resume with the original options, or choose a new --out directory.",
+                )
+            return manifest
+        if self.shard.rank != 0:  # rank 0 writes the manifest; wait for it
+            deadline = time.monotonic() + 600
+            while not self.manifest_path.exists():
+                if time.monotonic() > deadline:
+                    raise RunError("Rank 0 did not write the manifest.")
+                time.sleep(0.2)
+            return self.open_manifest(identity, samples=samples, describe=describe)
+        manifest = {
+            "schema": MANIFEST_SCHEMA,
+            "package_version": __version__,
+            "git_commit": git_commit(),
+            "versions": library_versions(),
+            "identity": identity,
+            "config_hash": digest,
+            **describe(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.write_manifest(manifest)
+        self.write_samples(samples)
+        return manifest
+
+    # whole files --------------------------------------------------------------------------
+    def write_samples(self, samples: Iterable[Sample]) -> None:
+        """Write ``samples.jsonl`` atomically."""
+        text = "".join(s.to_json() + "\n" for s in samples)
+        atomic_write_bytes(self.samples_path, text.encode("utf-8"))
+
+    def samples(self) -> tuple[Sample, ...]:
+        """The Sample records of ``samples.jsonl`` (empty if there is none)."""
+        return _read_records(self.samples_path, Sample)
+
+    def write_metrics(self, metrics: RunMetrics) -> None:
+        """Write ``metrics.json`` atomically."""
+        atomic_write_json(self.metrics_path, metrics.to_dict())
+
+    def read_metrics(self) -> RunMetrics | None:
+        """``metrics.json``, or ``None`` before the run has finished.
+
+        Raises:
+            RunError: If it is not a valid RunMetrics.
+        """
+        if not self.metrics_path.exists():
+            return None
+        try:
+            data = json.loads(self.metrics_path.read_text(encoding="utf-8"))
+            return RunMetrics.from_dict(data)
+        except (json.JSONDecodeError, SlimError) as exc:
+            raise RunError(f"{self.metrics_path} is not a valid RunMetrics ({exc}).") from exc
+
+    def save_image(self, image, rel: str) -> str:
+        """Write a PIL image as PNG at ``rel`` atomically; returns the SHA-256 of its bytes."""
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        data = buf.getvalue()
+        atomic_write_bytes(self.root / rel, data)
+        return sha256_bytes(data)
+
+    # images and their records -------------------------------------------------------------
+    def save_generation(
+        self,
+        sample: Sample,
+        role: str,
+        method: str,
+        output: Any,
+        *,
+        seconds: float,
+        peak_memory_bytes: int | None,
+    ) -> Generation:
+        """Save a sample's ``vanilla`` or ``method`` image and its overlays; append its record.
+
+        Args:
+            sample: The sample drawn.
+            role: ``vanilla`` or ``method``.
+            method: The name of the method that drew it.
+            output: A method output: ``image``, ``extra`` (JSON dict) and ``overlays`` (entity
+                -> PIL image, saved as masks and listed in ``extra["overlays"]``).
+            seconds: Seconds per image.
+            peak_memory_bytes: Peak accelerator memory of its batch, if measured.
+
+        Returns:
+            The record appended to ``generations.jsonl``.
+        """
+        rel = image_file(role, sample.id, method)
+        digest = self.save_image(output.image, rel)
+        extra = dict(output.extra)
+        if output.overlays:
+            extra["overlays"] = {entity: mask_file(sample.id, entity) for entity in output.overlays}
+            for entity, overlay in output.overlays.items():
+                self.save_image(overlay, extra["overlays"][entity])
+        gen = Generation(
+            sample_id=sample.id,
+            role=role,
+            method=method,
+            path=rel,
+            sha256=digest,
+            seed=sample.seed,
+            width=output.image.width,
+            height=output.image.height,
+            seconds=round(seconds, 6),
+            peak_memory_bytes=peak_memory_bytes,
+            extra=extra,
+        )
+        self.records.append(gen)
+        return gen
+
+    def save_reference(self, ref: ReferenceImage) -> Generation:
+        """Save an entity's reference image and append its record (``role="reference"``)."""
+        rel = reference_file(ref.entity)
+        gen = Generation(
+            sample_id=reference_id(ref.entity),
+            role="reference",
+            method="vanilla",
+            path=rel,
+            sha256=self.save_image(ref.image, rel),
+            seed=ref.seed,
+            width=ref.image.width,
+            height=ref.image.height,
+            entity=ref.entity,
+            extra={"prompt": ref.prompt},
+        )
+        self.records.append(gen)
+        return gen
+
+    # resumption ---------------------------------------------------------------------------
+    def finished_generations(self) -> dict[tuple[str, str, str | None], Generation]:
+        """This process's finished images, keyed ``(role, sample_id, entity)``.
+
+        An image counts as finished only if its file is inside the run and has the recorded
+        SHA-256; anything else is generated again.
+        """
+        done: dict[tuple[str, str, str | None], Generation] = {}
+        inside = self.root.resolve()
+        for gen in self.records.generations():
+            image = self.root / gen.path
+            # a link leading out of the run is not a finished image: generate it again
+            # (the atomic write then replaces the link, not what it points at)
+            outside = not image.resolve().is_relative_to(inside)
+            if not outside and image.exists() and sha256_file(image) == gen.sha256:
+                done[(gen.role, gen.sample_id, gen.entity)] = gen
+        return done
+
+    def merge_shards(self, sample_ids: Sequence[str]) -> None:
+        """Merge every rank's record files into the top-level ones, in ``sample_ids`` order."""
+        order = {sample_id: i for i, sample_id in enumerate(sample_ids)}
+        for name in _RECORD_FILES.values():
+            rows: list[dict] = []
+            for rank in range(self.shard.world):
+                rows.extend(iter_jsonl(self._shard_dir(rank) / name))
+            rows.sort(key=lambda row: order.get(row.get("sample_id"), len(order)))
+            text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+            atomic_write_bytes(self.root / name, text.encode("utf-8"))

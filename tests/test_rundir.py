@@ -1,0 +1,187 @@
+"""The run directory: names, record files, the manifest check, shards and the reader."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from PIL import Image
+
+from slim_leakage.errors import DatasetError, RunConfigMismatchError, RunError
+from slim_leakage.records import Generation, Sample, StageResult, Verdict
+from slim_leakage.reference_images import ReferenceImage
+from slim_leakage.rundir import (
+    Records,
+    RunDir,
+    Shard,
+    image_file,
+    load_run,
+    mask_file,
+    reference_file,
+    reference_id,
+    slug,
+)
+
+SAMPLES = (
+    Sample(id="s1", prompt="a cow and a blue jay", entities=("cow", "blue jay"), seed=1),
+    Sample(id="S 2", prompt="a cat and a dog", entities=("cat", "dog"), seed=2),
+)
+
+
+@dataclasses.dataclass
+class Output:
+    """A method output as the run hands it to the directory."""
+
+    image: Image.Image
+    extra: dict = dataclasses.field(default_factory=dict)
+    overlays: dict = dataclasses.field(default_factory=dict)
+
+
+def _image(shade: int) -> Image.Image:
+    return Image.new("RGB", (8, 8), (shade, 0, 0))
+
+
+def test_file_names_are_slugs_of_ids_methods_and_entities():
+    assert slug("Blue Jay!") == "blue-jay" and slug("???") == "x"
+    assert image_file("vanilla", "S 2") == "images/vanilla/s-2.png"
+    assert image_file("method", "S 2", "Instruction Prompt") == "images/instruction-prompt/s-2.png"
+    assert reference_file("blue jay") == "images/reference/blue-jay.png"
+    assert mask_file("s1", "blue jay") == "images/masks/s1/blue-jay.png"
+    assert reference_id("blue jay") == "entity:blue jay"
+    run = RunDir("r")
+    assert run.judged_dir("openai-compatible", "Qwen2.5 VL").as_posix() == (
+        "r/judged/openai-compatible-Qwen2.5-VL"
+    )
+
+
+def test_records_go_to_the_file_of_their_type_and_read_back_typed(tmp_path):
+    records = Records(tmp_path)
+    gen = Generation("s1", "vanilla", "vanilla", "images/vanilla/s1.png", "0" * 64, 1, 8, 8)
+    stage = StageResult("s1", "ranking", "v1", "k", {"label": "no-change"}, order="ab")
+    first = Verdict("s1", "m", "no-change")
+    second = Verdict("s1", "m", "mitigation-major")
+    for record in (gen, stage, first, second):
+        records.append(record)
+    assert records.generations() == (gen,)
+    assert records.judgements() == (stage,)
+    assert records.verdicts() == (first, second)
+    assert records.unique_verdicts() == [first]  # the first verdict of a sample counts
+    assert json.loads(records.verdicts_path.read_text().splitlines()[0]) == first.to_dict()
+
+
+def test_a_torn_last_line_is_cut_off_before_the_next_append(tmp_path):
+    records = Records(tmp_path)
+    records.append(Verdict("s1", "m", "no-change"))
+    with open(records.verdicts_path, "ab") as fh:
+        fh.write(b'{"sample_id": "s2", "met')
+    assert [v.sample_id for v in records.verdicts()] == ["s1"]  # readers skip it
+    records.repair()
+    records.append(Verdict("s2", "m", "no-change"))
+    assert [v.sample_id for v in records.verdicts()] == ["s1", "s2"]
+
+
+def test_a_malformed_record_names_its_file_and_line(tmp_path):
+    records = Records(tmp_path)
+    records.append(Verdict("s1", "m", "no-change"))
+    with open(records.verdicts_path, "a") as fh:
+        fh.write('{"sample_id": "s2", "method": "m", "label": "better"}\n')
+    with pytest.raises(DatasetError, match=r"verdicts.jsonl record 2 is not a valid Verdict"):
+        records.verdicts()
+
+
+def test_the_manifest_is_written_once_and_checked_on_resume(tmp_path):
+    run = RunDir(tmp_path / "run")
+    calls = []
+
+    def describe():
+        calls.append(1)
+        return {"method": {"name": "m"}, "cost": {}}
+
+    identity = {"method": {"name": "m", "config": {"alpha": 1.0}}}
+    manifest = run.open_manifest(identity, samples=SAMPLES, describe=describe)
+    assert list(manifest)[:6] == [
+        "schema",
+        "package_version",
+        "git_commit",
+        "versions",
+        "identity",
+        "config_hash",
+    ]
+    assert manifest["method"] == {"name": "m"} and list(manifest)[-1] == "created"
+    assert run.samples() == SAMPLES
+    assert run.open_manifest(identity, samples=SAMPLES, describe=describe) == manifest
+    assert len(calls) == 1  # described when written, not on resume
+    other = {"method": {"name": "m", "config": {"alpha": 2.0}}}
+    with pytest.raises(RunConfigMismatchError, match="method.config.alpha was 1.0, now 2.0"):
+        run.open_manifest(other, samples=SAMPLES, describe=describe)
+
+
+def test_saved_images_are_finished_until_their_file_changes(tmp_path):
+    run = RunDir(tmp_path)
+    output = Output(_image(10), extra={"k": 1}, overlays={"blue jay": _image(20)})
+    gen = run.save_generation(
+        SAMPLES[0], "method", "M", output, seconds=0.1234567, peak_memory_bytes=None
+    )
+    assert gen.path == "images/m/s1.png" and gen.seconds == 0.123457 and gen.seed == 1
+    assert gen.extra == {"k": 1, "overlays": {"blue jay": "images/masks/s1/blue-jay.png"}}
+    assert (tmp_path / "images/masks/s1/blue-jay.png").is_file()
+    ref = run.save_reference(ReferenceImage("blue jay", "a blue jay", 0, _image(30)))
+    assert (ref.sample_id, ref.role, ref.path) == (
+        "entity:blue jay",
+        "reference",
+        "images/reference/blue-jay.png",
+    )
+    assert run.records.generations() == (gen, ref)
+    done = run.finished_generations()
+    assert set(done) == {("method", "s1", None), ("reference", "entity:blue jay", "blue jay")}
+    _image(99).save(tmp_path / gen.path)  # other pixels than recorded
+    assert set(run.finished_generations()) == {("reference", "entity:blue jay", "blue jay")}
+
+
+def test_each_rank_writes_its_shard_and_the_merge_keeps_sample_order(tmp_path):
+    ids = ["a", "b", "c", "d"]
+    for rank in (0, 1):
+        run = RunDir(tmp_path, Shard(rank=rank, world=2))
+        assert run.records.folder == tmp_path / "shards" / f"rank-{rank}"
+        for sample_id in reversed(ids[rank::2]):
+            run.records.append(Verdict(sample_id, "m", "no-change"))
+    RunDir(tmp_path, Shard(rank=0, world=2)).merge_shards(ids)
+    assert [v.sample_id for v in Records(tmp_path).verdicts()] == ids
+    assert Shard(rank=1, world=2).take(ids) == ["b", "d"]
+
+
+def _finished(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.write_manifest({"method": {"name": "M", "config": {}}})
+    run.write_samples(SAMPLES)
+    return run
+
+
+def test_load_run_reads_the_records_and_finds_images_by_record_or_name(tmp_path):
+    run = _finished(tmp_path)
+    run.save_generation(
+        SAMPLES[0], "method", "M", Output(_image(1)), seconds=0, peak_memory_bytes=None
+    )
+    run.save_reference(ReferenceImage("cow", "a cow", 0, _image(2)))
+    run.records.append(Verdict("s1", "M", "no-change"))
+    data = load_run(run.root)
+    assert data.samples == SAMPLES and data.method == "M" and data.metrics is None
+    assert [v.sample_id for v in data.verdicts] == ["s1"]
+    assert data.image_path("s1", "method") == run.root / "images/m/s1.png"
+    # without a record: where the run puts it
+    assert data.image_path("S 2", "vanilla") == run.root / "images/vanilla/s-2.png"
+    assert data.image_path("S 2", "method") == run.root / "images/m/s-2.png"
+    assert data.reference_path("cow") == run.root / "images/reference/cow.png"
+    assert data.reference_path("blue jay") == run.root / "images/reference/blue-jay.png"
+
+
+def test_load_run_refuses_what_is_not_a_run(tmp_path):
+    with pytest.raises(RunError, match="does not exist"):
+        load_run(tmp_path / "nothing")
+    with pytest.raises(RunError, match="has no manifest.json"):
+        load_run(tmp_path)
+    run = _finished(tmp_path)
+    run.samples_path.write_text("")
+    with pytest.raises(RunError, match="samples.jsonl is missing or empty"):
+        load_run(run.root)

@@ -183,6 +183,21 @@ def test_rejudge_reproduces_labels(entry, finished_run):
     assert any("below 0.9" in p for p in report.problems)
 
 
+def test_rejudge_shows_the_judge_the_runs_reference_images(entry, finished_run):
+    from PIL import Image
+
+    from slim_leakage.reference_images import ReferenceImage
+    from slim_leakage.rundir import RunDir
+
+    cat = ReferenceImage("cat", "a cat", 0, Image.new("RGB", (8, 8)))
+    RunDir(finished_run).save_reference(cat)  # the run drew "cat" alone, not "cheetah"
+    labels = {r["sample_id"]: r["label"] for r in entry["verdicts"] if r["label"]}
+    judge = _ReplayJudge(labels)
+    assert rejudge(entry, finished_run, report=ValidationReport(), judge=judge) == 1.0
+    refs = [item.reference_images for item in judge.seen]
+    assert refs == [{"cat": finished_run / "images" / "reference" / "cat.png"}] * 9
+
+
 def test_rejudge_refuses_images_that_do_not_match(entry, finished_run):
     (finished_run / "images" / "deleaker" / "p002.png").write_bytes(b"other pixels")
     report = ValidationReport()

@@ -50,7 +50,7 @@ def _judge_items(entry: dict, run_dir: str | Path, report: ValidationReport) -> 
             continue
         refs = {}
         for entity in sample.entities:
-            ref = data.path / "images" / "reference" / sample.id / f"{entity}.png"
+            ref = data.reference_path(entity)
             if ref.is_file():
                 refs[entity] = ref
         items.append(JudgeItem(sample, method, paths["vanilla"], paths["method"], refs))

@@ -8,7 +8,8 @@ model (the toy world's ``oracle``) can compute its answer from the images and th
 instead of reading the prompt.
 
 A backend signals a failure worth retrying by raising :class:`TransientBackendError` (rate limit,
-server error, timeout, dropped connection); any other exception is final for that request.
+server error, timeout, dropped connection; defined in :mod:`slim_leakage.errors`, importable
+from here); any other exception is final for that request.
 A minimal backend::
 
     from slim_leakage.judge import JUDGES
@@ -28,7 +29,16 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from ...errors import JudgeError
+from ...errors import TransientBackendError
+
+__all__ = [
+    "Backend",
+    "BackendRequest",
+    "BackendResponse",
+    "Decoding",
+    "ImageInput",
+    "TransientBackendError",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,23 +147,6 @@ class BackendResponse:
     input_tokens: int | None = None
     output_tokens: int | None = None
     model: str | None = None
-
-
-class TransientBackendError(JudgeError):
-    """A failure worth retrying: rate limit, server error, timeout or dropped connection.
-
-    Args:
-        message: What happened.
-        retry_after: Seconds the server asked us to wait (``Retry-After``), if it said.
-        status: The HTTP status, if there was one.
-    """
-
-    def __init__(
-        self, message: str, *, retry_after: float | None = None, status: int | None = None
-    ) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.status = status
 
 
 class Backend:

@@ -1,11 +1,12 @@
 """The backend contract: a list of requests in, the same number of responses out, async.
 
 A backend knows how to send one rendered judge question (text, images, a JSON schema and the
-decoding parameters) to a model and return its raw answer text. Everything else (stages,
-caching, rate limits, retries, parsing, order handling) lives in the protocol, so a backend is
-small. Each request also carries a structured ``context`` so a backend that is not a language
-model (the toy world's ``oracle``) can compute its answer from the images and the stage inputs
-instead of reading the prompt.
+decoding parameters) to a model and return its raw answer text. Everything else lives in the
+stage objects (:mod:`slim_leakage.judge.stages`: what is asked, parsing) and the runner
+(caching, rate limits, retries, order handling), so a backend is small. Each request also
+carries a structured ``context`` so a backend that is not a language model (the toy world's
+``oracle``) can compute its answer from the images and the stage inputs instead of reading the
+prompt; the request's question reads those facts for it (``Question.asked_in``).
 
 A backend signals a failure worth retrying by raising :class:`TransientBackendError` (rate limit,
 server error, timeout, dropped connection; defined in :mod:`slim_leakage.errors`, importable
@@ -114,7 +115,7 @@ class BackendRequest:
             ``images`` (each image's :meth:`ImageInput.describe`, in order), ``inputs`` (the
             stage's inputs, such as merged features or typicality reports) and, for the ranking,
             ``order`` (``ab``: vanilla is Image 1; ``ba``: the method image is Image 1).
-        key: The cache key of the request (set by the protocol).
+        key: The cache key of the request (set by the judge).
     """
 
     stage: str
@@ -201,7 +202,7 @@ class Backend:
         """Answer ``requests``, one response per request, in order.
 
         Raises:
-            TransientBackendError: For a failure the protocol should retry with backoff.
+            TransientBackendError: For a failure the judge should retry with backoff.
             JudgeError: For a failure that retrying will not fix (bad key, unknown model).
         """
         raise NotImplementedError

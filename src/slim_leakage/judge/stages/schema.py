@@ -1,71 +1,24 @@
-"""The judge's stages as pure definitions: name, version, prompt, schema and parser.
+"""The answer format every stage shares: JSON objects checked against a JSON-schema subset.
 
-Four questions make up the protocol (``docs/judge.md`` explains the reasoning):
-
-- ``extraction-text``: distinguishing features of each entity from the prompt alone;
-- ``extraction-images``: the same from one single-entity reference image per entity;
-- ``typicality``: for one image, how typical each entity looks (1-5) and which features of the
-  other entities it shows;
-- ``ranking``: from two typicality reports, which image leaks less, and by how much.
-
-Prompts are versioned files ``prompts/<stage>.<version>.txt``; changing one means a new version
-(the version is part of every cache key and of every manifest). Parsers accept an answer only if
-it is one JSON object matching the stage's schema and naming each entity exactly once.
+Stages build their schemas from :func:`object_schema` and :func:`entity_array` (the schema's
+``title`` is the question's name; entity names are an ``enum``), read answers with
+:func:`extract_json` (tolerating code fences and text around the object) and check them with
+:func:`validate`. Backends whose strict structured-output modes reject some keywords send
+:func:`portable_schema`; the parser checks the full schema either way.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
-import string
 from collections.abc import Callable, Mapping, Sequence
-from functools import cache
-from importlib import resources
 from typing import Any
 
-from ..errors import ConfigError, JudgeParseError
-
-#: The 1-5 typicality scale (stated in the typicality prompt).
-TYPICALITY_MIN, TYPICALITY_MAX = 1, 5
-#: Features kept per entity after merging the two extraction answers.
-MAX_MERGED_FEATURES = 12
+from ...errors import JudgeParseError
 
 
-@cache
-def load_prompt(stage: str, version: str) -> str:
-    """The prompt template text of ``stage`` at ``version`` (packaged file).
-
-    Raises:
-        ConfigError: If no such prompt file exists.
-    """
-    name = f"{stage}.{version}.txt"
-    try:
-        return resources.files("slim_leakage.judge").joinpath("prompts", name).read_text("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"No judge prompt {name!r}.",
-            hint="Prompt files live in slim_leakage/judge/prompts/<stage>.<version>.txt.",
-        ) from None
-
-
-def render(stage: str, version: str, **fields: str) -> str:
-    """Fill the ``$field`` placeholders of a prompt template (all must be given)."""
-    try:
-        return string.Template(load_prompt(stage, version)).substitute(fields)
-    except KeyError as exc:
-        raise ConfigError(f"Prompt {stage}.{version} needs the field {exc.args[0]!r}.") from None
-
-
-def entity_list(entities: Sequence[str]) -> str:
-    """``"cat", "cheetah"`` as the prompts quote entity names."""
-    return ", ".join(f'"{e}"' for e in entities)
-
-
-# -- schemas ------------------------------------------------------------------------------------
-
-
-def _entity_array(entities: Sequence[str], item_properties: dict, required: list[str]) -> dict:
+def entity_array(entities: Sequence[str], item_properties: dict, required: list[str]) -> dict:
+    """An array with one object per entity: ``name`` (one of ``entities``) and the given keys."""
     return {
         "type": "array",
         "minItems": len(entities),
@@ -79,7 +32,8 @@ def _entity_array(entities: Sequence[str], item_properties: dict, required: list
     }
 
 
-def _object(title: str, properties: dict) -> dict:
+def object_schema(title: str, properties: dict) -> dict:
+    """A closed object whose every property is required; ``title`` names the question."""
     return {
         "title": title,
         "type": "object",
@@ -87,37 +41,6 @@ def _object(title: str, properties: dict) -> dict:
         "required": list(properties),
         "additionalProperties": False,
     }
-
-
-def extraction_schema(stage: str, entities: Sequence[str]) -> dict:
-    """Schema of both extraction answers: features per entity."""
-    features = {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 12}
-    return _object(
-        stage, {"entities": _entity_array(entities, {"features": features}, ["features"])}
-    )
-
-
-def typicality_schema(entities: Sequence[str]) -> dict:
-    """Schema of a typicality answer: one rating per entity."""
-    props = {
-        "present": {"type": "boolean"},
-        "typicality": {"type": "integer", "minimum": TYPICALITY_MIN, "maximum": TYPICALITY_MAX},
-        "borrowed_features": {"type": "array", "items": {"type": "string"}},
-        "evidence": {"type": "string"},
-    }
-    return _object("typicality", {"entities": _entity_array(entities, props, list(props))})
-
-
-def ranking_schema() -> dict:
-    """Schema of a ranking answer."""
-    return _object(
-        "ranking",
-        {
-            "less_leaky": {"type": "string", "enum": ["image1", "image2", "neither"]},
-            "magnitude": {"type": "string", "enum": ["major", "minor", "none"]},
-            "reason": {"type": "string"},
-        },
-    )
 
 
 #: Keywords some structured-output APIs reject in strict mode; the local parser still checks them.
@@ -225,7 +148,12 @@ def validate(value: Any, schema: Mapping[str, Any], path: str = "$") -> None:
             validate(item, schema.get("items", {}), f"{path}[{i}]")
 
 
-def _per_entity(data: dict, entities: Sequence[str]) -> dict[str, dict]:
+def per_entity(data: dict, entities: Sequence[str]) -> dict[str, dict]:
+    """The rows of a validated ``entities`` array by name; each entity exactly once.
+
+    Raises:
+        JudgeParseError: If an entity is listed twice or missing.
+    """
     out: dict[str, dict] = {}
     for row in data["entities"]:
         if row["name"] in out:
@@ -237,7 +165,8 @@ def _per_entity(data: dict, entities: Sequence[str]) -> dict[str, dict]:
     return out
 
 
-def _clean(items: Sequence[str]) -> list[str]:
+def clean_items(items: Sequence[str]) -> list[str]:
+    """Strings with whitespace collapsed, empty ones dropped, de-duplicated case-insensitively."""
     seen: set[str] = set()
     out = []
     for item in items:
@@ -248,142 +177,9 @@ def _clean(items: Sequence[str]) -> list[str]:
     return out
 
 
-def parse_extraction(text: str, entities: Sequence[str], stage: str = "extraction-text") -> dict:
-    """Parse an extraction answer into ``{"features": {entity: [feature, ...]}}``."""
-    data = extract_json(text)
-    validate(data, extraction_schema(stage, entities))
-    rows = _per_entity(data, entities)
-    features = {e: _clean(rows[e]["features"]) for e in entities}
-    empty = [e for e, f in features.items() if not f]
-    if empty:
-        raise JudgeParseError(f"The answer gives no usable feature for {empty[0]!r}.")
-    return {"features": features}
-
-
-def parse_typicality(text: str, entities: Sequence[str]) -> dict:
-    """Parse a typicality answer into ``{"entities": {entity: {present, typicality, ...}}}``."""
-    data = extract_json(text)
-    validate(data, typicality_schema(entities))
-    rows = _per_entity(data, entities)
-    out = {}
-    for e in entities:
-        row = rows[e]
-        out[e] = {
-            "present": row["present"],
-            "typicality": row["typicality"] if row["present"] else TYPICALITY_MIN,
-            "borrowed_features": _clean(row["borrowed_features"]),
-            "evidence": " ".join(row["evidence"].split()),
-        }
-    return {"entities": out}
-
-
-def parse_ranking(text: str) -> dict:
-    """Parse a ranking answer; ``neither`` goes with ``none`` and an image with a magnitude."""
-    data = extract_json(text)
-    validate(data, ranking_schema())
-    if (data["less_leaky"] == "neither") != (data["magnitude"] == "none"):
-        raise JudgeParseError(
-            f"less_leaky={data['less_leaky']!r} does not fit magnitude={data['magnitude']!r}: "
-            "'neither' goes with 'none', and image1/image2 with 'minor' or 'major'."
-        )
-    return {
-        "less_leaky": data["less_leaky"],
-        "magnitude": data["magnitude"],
-        "reason": " ".join(data["reason"].split()),
-    }
-
-
-# -- pure combinators ---------------------------------------------------------------------------
-
-
-def merge_features(
-    entities: Sequence[str], *answers: Mapping[str, Sequence[str]] | None
-) -> dict[str, list[str]]:
-    """Merge extraction answers per entity: in order, de-duplicated, at most 12 each."""
-    merged = {}
-    for e in entities:
-        items: list[str] = []
-        for answer in answers:
-            if answer:
-                items.extend(answer.get(e, ()))
-        merged[e] = _clean(items)[:MAX_MERGED_FEATURES]
-    return merged
-
-
-def feature_block(features: Mapping[str, Sequence[str]]) -> str:
-    """Features as the typicality prompt lists them."""
-    return "\n".join(f"- {e}: {'; '.join(fs)}" for e, fs in features.items())
-
-
-def report_text(report: Mapping[str, Any]) -> str:
-    """A typicality report as the ranking prompt shows it (compact JSON, one entity a line)."""
-    lines = []
-    for name, row in report["entities"].items():
-        lines.append(json.dumps({"name": name, **row}, ensure_ascii=False, sort_keys=False))
-    return "\n".join(lines)
-
-
-def is_leaky(report: Mapping[str, Any]) -> bool:
-    """A single image leaks when some entity shows a feature borrowed from another entity."""
-    return any(row["borrowed_features"] for row in report["entities"].values())
-
-
-def ranking_label(ranking: Mapping[str, str], order: str) -> str:
-    """The five-way label of one ranking answer, from the method image's point of view.
-
-    Args:
-        ranking: A parsed ranking answer.
-        order: ``ab`` (Image 1 is vanilla, Image 2 the method) or ``ba`` (the reverse).
-    """
-    if ranking["less_leaky"] == "neither":
-        return "no-change"
-    method_image = "image2" if order == "ab" else "image1"
-    direction = "mitigation" if ranking["less_leaky"] == method_image else "degradation"
-    return f"{direction}-{ranking['magnitude']}"
-
-
-def combine_orders(label_ab: str, label_ba: str) -> tuple[str, bool]:
-    """Resolve the two presentation orders into one label and an order-flip flag.
-
-    Orders that disagree on the direction (one says the method image leaks less, the other says
-    more or no change) are an order flip and resolve to ``no-change``. Orders that agree on the
-    direction but not on the magnitude give the smaller magnitude (``minor``), not a flip.
-    """
-    if label_ab == label_ba:
-        return label_ab, False
-    dir_ab, dir_ba = label_ab.split("-")[0], label_ba.split("-")[0]
-    if dir_ab == dir_ba:
-        return f"{dir_ab}-minor", False
-    return "no-change", True
-
-
-@dataclasses.dataclass(frozen=True)
-class StageSpec:
-    """One stage of the protocol: its name, prompt version and parser."""
-
-    name: str
-    version: str
-
-    def parse(self, text: str, entities: Sequence[str]) -> dict:
-        """Parse an answer of this stage (raises :class:`JudgeParseError`)."""
-        if self.name.startswith("extraction"):
-            return parse_extraction(text, entities, self.name)
-        if self.name == "typicality":
-            return parse_typicality(text, entities)
-        if self.name == "ranking":
-            return parse_ranking(text)
-        raise ConfigError(f"Unknown judge stage {self.name!r}.")
-
-
-#: The stages and their current prompt versions.
-STAGES: dict[str, StageSpec] = {
-    name: StageSpec(name, "v1")
-    for name in ("extraction-text", "extraction-images", "typicality", "ranking")
-}
-#: Version of the repair prompt.
-REPAIR_VERSION = "v1"
-
-
-def prompt_versions() -> dict[str, str]:
-    """Stage name -> prompt version (recorded in manifests)."""
-    return {**{n: s.version for n, s in STAGES.items()}, "repair": REPAIR_VERSION}
+def entities_in_schema(schema: Mapping[str, Any] | None) -> list[str]:
+    """The entity names of a schema built with :func:`entity_array` (``[]`` if it has none)."""
+    try:
+        return list(schema["properties"]["entities"]["items"]["properties"]["name"]["enum"])
+    except (KeyError, TypeError):
+        return []

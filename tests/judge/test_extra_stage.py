@@ -8,7 +8,6 @@ server answers it once it is in the server's pipeline.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -71,7 +70,7 @@ class Found(Stage):
     questions: ClassVar[tuple[Question, ...]] = (FOUND,)
 
     def ask(self, unit: Unit, values: Mapping[str, Any]) -> list[Ask]:
-        image = dataclasses.replace(unit.image, label="Image")
+        image = unit.image.with_label("Image")
         return [Ask(FOUND, sample_fields(unit.sample), (image,))]
 
     def conclude(self, unit, values, answers) -> tuple[dict, dict]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import hashlib
 import mimetypes
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
@@ -71,15 +70,13 @@ async def _together(coros: Sequence[Coroutine[Any, Any, Any]]) -> list[Any]:
 
 
 def _units(stage: Stage, subject: Unit) -> list[Unit]:
+    sample, refs = subject.sample, subject.references
     if stage.scope == "sample":
         return [subject]
     if stage.scope == "image":
-        return [dataclasses.replace(subject, images=(image,)) for image in subject.images]
+        return [Unit(sample, (image,), refs) for image in subject.images]
     first, second = subject.images
-    return [
-        dataclasses.replace(subject, order="ab"),
-        dataclasses.replace(subject, images=(second, first), order="ba"),
-    ]
+    return [Unit(sample, (first, second), refs, "ab"), Unit(sample, (second, first), refs, "ba")]
 
 
 def _key(stage: Stage, unit: Unit) -> str:

@@ -193,7 +193,7 @@ class OracleBackend(Backend):
 
     def answer(self, request: BackendRequest) -> dict:
         """The answer object for one request (see the module docstring)."""
-        question = PROTOCOL.questions().get(request.base_stage)
+        question = PROTOCOL.question(request.stage)
         if question is None:
             raise JudgeError(f"The oracle does not know the stage {request.stage!r}.")
         asked = question.asked_in(request)

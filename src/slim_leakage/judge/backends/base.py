@@ -67,6 +67,19 @@ class ImageInput:
     width: int = 0
     height: int = 0
 
+    def with_label(self, label: str) -> ImageInput:
+        """The same image under another caption."""
+        return ImageInput(
+            self.data,
+            self.mime,
+            self.sha256,
+            self.role,
+            self.entity,
+            label,
+            self.width,
+            self.height,
+        )
+
     def describe(self) -> dict[str, Any]:
         """The image without its bytes (for ``context`` and logs)."""
         return {

@@ -22,9 +22,9 @@ limits, retries, the repair round and the error records.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import string
 from collections.abc import Mapping, Sequence
-from functools import cache
 from importlib import resources
 from typing import Any, ClassVar, Literal
 
@@ -45,7 +45,7 @@ REPAIR_VERSION = "v1"
 LOCAL_FEATURE_KINDS = ("head shape", "ears", "coat pattern", "body proportions", "tail")
 
 
-@cache
+@functools.cache
 def load_prompt(name: str, version: str, package: str = "slim_leakage.judge") -> str:
     """The prompt template ``prompts/<name>.<version>.txt`` shipped in ``package``.
 
@@ -340,7 +340,16 @@ class Pipeline:
 
     def questions(self) -> dict[str, Question]:
         """Every question asked, by name."""
+        return dict(self._questions)
+
+    @functools.cached_property
+    def _questions(self) -> dict[str, Question]:
+        # Looked up per request by the local server and the oracle; a pipeline never changes.
         return {q.name: q for s in self.stages for q in s.questions}
+
+    def question(self, name: str) -> Question | None:
+        """The question called ``name`` (a ``+repair`` suffix ignored), if it is asked."""
+        return self._questions.get(name.split("+", 1)[0])
 
     def prompt_versions(self) -> dict[str, str]:
         """Question name -> prompt version, the repair prompt included (for manifests)."""

@@ -10,7 +10,6 @@ merged features are the stage's value, which the typicality questions list.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -102,7 +101,7 @@ class Extraction(Stage):
         asks = [Ask(EXTRACTION_TEXT, fields)]
         if unit.references:
             refs = tuple(
-                dataclasses.replace(im, label=f"Reference image {i} ({im.entity})")
+                im.with_label(f"Reference image {i} ({im.entity})")
                 for i, im in enumerate(unit.references, 1)
             )
             listed = reference_list([str(im.entity) for im in refs])

@@ -10,7 +10,6 @@ decides each verdict.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -143,10 +142,7 @@ class Ranking(Stage):
             "report_1": report_text(report_1),
             "report_2": report_text(report_2),
         }
-        about = (
-            dataclasses.replace(first, label="Image 1"),
-            dataclasses.replace(second, label="Image 2"),
-        )
+        about = (first.with_label("Image 1"), second.with_label("Image 2"))
         inputs = {"image1": report_1, "image2": report_2}
         return [Ask(RANKING_QUESTION, fields, (), inputs, about)]
 

@@ -10,7 +10,6 @@ single-image leakage checks: an image leaks when some entity shows a borrowed fe
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -108,7 +107,7 @@ class Typicality(Stage):
     def ask(self, unit: Unit, values: Mapping[str, Any]) -> list[Ask]:
         """The image, captioned ``Image``, with the features of every entity."""
         features = values["extraction"]
-        image = dataclasses.replace(unit.image, label="Image")
+        image = unit.image.with_label("Image")
         fields = {**sample_fields(unit.sample), "feature_block": feature_block(features)}
         return [Ask(TYPICALITY_QUESTION, fields, (image,), {"features": features})]
 

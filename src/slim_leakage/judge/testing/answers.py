@@ -26,7 +26,7 @@ def default_answer(request: RecordedRequest | BackendRequest, pipeline: Pipeline
         The question's local answer; ``{"answer": "unknown stage"}`` for a question that is
         not in ``pipeline`` (which no stage parser accepts).
     """
-    question = pipeline.questions().get(request.stage.split("+", 1)[0])
+    question = pipeline.question(request.stage)
     if question is None:
         return json.dumps({"answer": "unknown stage"})
     if isinstance(request, BackendRequest):

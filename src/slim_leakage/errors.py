@@ -76,6 +76,32 @@ class JudgeParseError(JudgeError):
     """A judge answer could not be parsed against its stage's schema."""
 
 
+class TransientBackendError(JudgeError):
+    """A judge backend failure worth retrying: rate limit, server error, timeout, lost connection.
+
+    The judge retries it with backoff within its shared limits; every other :class:`JudgeError`
+    from a backend fails its request at once.
+
+    Args:
+        message: What happened.
+        retry_after: Seconds the server asked us to wait (``Retry-After``), if it said.
+        status: The HTTP status, if there was one.
+        hint: How to fix it, if retrying alone may not.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+        self.status = status
+
+
 class RunError(SlimError):
     """A run could not proceed (locked, config mismatch, corrupt records)."""
 

@@ -1,4 +1,4 @@
-"""Judge test helpers: small images on disk, and an in-process scripted backend."""
+"""Judge test helpers: small images on disk, an in-process scripted backend, a tiny local VLM."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from slim_leakage.judge import JUDGES, JudgeItem
+from slim_leakage.judge import JUDGES, PROTOCOL, JudgeItem
 from slim_leakage.judge.backends.base import Backend, BackendResponse, TransientBackendError
-from slim_leakage.judge.testing import RecordedRequest, default_answer
+from slim_leakage.judge.testing import default_answer
 from slim_leakage.records import Sample
 
 
@@ -60,7 +60,8 @@ def items(tmp_path):
 class FakeBackend(Backend):
     """Answers like the local server's default, with per-stage scripted overrides.
 
-    ``script[stage]`` is a queue of texts or exceptions consumed by requests of that stage.
+    ``script[stage]`` is a queue of texts or exceptions consumed by requests of that stage;
+    other requests get their question's local answer (questions of ``self.pipeline``).
     """
 
     name = "fake"
@@ -73,6 +74,7 @@ class FakeBackend(Backend):
         self.requests = []
         self.answer: Callable | None = None
         self.delay = 0.0
+        self.pipeline = PROTOCOL
 
     def push(self, stage: str, *replies) -> None:
         self.script[stage].extend(replies)
@@ -90,27 +92,96 @@ class FakeBackend(Backend):
                     raise reply
                 out.append(BackendResponse(text=reply, input_tokens=10, output_tokens=5))
                 continue
-            recorded = RecordedRequest(
-                protocol="fake",
-                path="",
-                model=self.model,
-                stage=request.stage,
-                text=request.text,
-                images=tuple(im.sha256 for im in request.images),
-                schema=request.schema,
-                body={},
-                has_auth=False,
-            )
             text = self.answer(request) if self.answer else None
-            out.append(
-                BackendResponse(
-                    text=text or default_answer(recorded), input_tokens=10, output_tokens=5
-                )
-            )
+            text = text or default_answer(request, self.pipeline)
+            out.append(BackendResponse(text=text, input_tokens=10, output_tokens=5))
         return out
 
     def count(self, stage: str | None = None) -> int:
         return sum(1 for r in self.requests if stage is None or r.stage == stage)
+
+
+def build_tiny_vlm(folder):
+    """A 1-layer LLaVA (CLIP vision + Llama text) with a byte-level tokenizer, saved to folder."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
+
+    vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    for special in ("<s>", "</s>", "<pad>", "<image>"):
+        vocab[special] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
+    template = (
+        "{% for m in messages %}{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>"
+        "{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %}"
+        "{% if add_generation_prompt %}\nANSWER:{% endif %}"
+    )
+    processor = LlavaProcessor(
+        image_processor=CLIPImageProcessor(
+            size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}
+        ),
+        tokenizer=tokenizer,
+        patch_size=8,
+        vision_feature_select_strategy="default",
+        chat_template=template,
+        image_token="<image>",
+        num_additional_image_tokens=1,
+    )
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=16,
+            patch_size=8,
+            projection_dim=16,
+        ),
+        text_config=LlamaConfig(
+            vocab_size=len(vocab),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=8192,
+            bos_token_id=vocab["<s>"],
+            eos_token_id=vocab["</s>"],
+            pad_token_id=vocab["<pad>"],
+        ),
+        image_token_index=vocab["<image>"],
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+    )
+    torch.manual_seed(0)
+    LlavaForConditionalGeneration(config).eval().save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory):
+    """A tiny random LLaVA folder (its answers never parse), built once per session."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm"))
 
 
 @pytest.fixture

@@ -13,86 +13,6 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 
-def build_tiny_vlm(folder):
-    """A 1-layer LLaVA (CLIP vision + Llama text) with a byte-level tokenizer, saved to folder."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-        PreTrainedTokenizerFast,
-    )
-
-    vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    for special in ("<s>", "</s>", "<pad>", "<image>"):
-        vocab[special] = len(vocab)
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        extra_special_tokens={"image_token": "<image>"},
-    )
-    template = (
-        "{% for m in messages %}{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>"
-        "{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %}"
-        "{% if add_generation_prompt %}\nANSWER:{% endif %}"
-    )
-    processor = LlavaProcessor(
-        image_processor=CLIPImageProcessor(
-            size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}
-        ),
-        tokenizer=tokenizer,
-        patch_size=8,
-        vision_feature_select_strategy="default",
-        chat_template=template,
-        image_token="<image>",
-        num_additional_image_tokens=1,
-    )
-    config = LlavaConfig(
-        vision_config=CLIPVisionConfig(
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            image_size=16,
-            patch_size=8,
-            projection_dim=16,
-        ),
-        text_config=LlamaConfig(
-            vocab_size=len(vocab),
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            max_position_embeddings=8192,
-            bos_token_id=vocab["<s>"],
-            eos_token_id=vocab["</s>"],
-            pad_token_id=vocab["<pad>"],
-        ),
-        image_token_index=vocab["<image>"],
-        vision_feature_layer=-1,
-        vision_feature_select_strategy="default",
-    )
-    torch.manual_seed(0)
-    LlavaForConditionalGeneration(config).eval().save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_vlm(tmp_path_factory):
-    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm"))
-
-
 def test_hf_local_answers_like_a_direct_generate_call(tiny_vlm, tmp_path):
     import asyncio
 
@@ -108,10 +28,18 @@ def test_hf_local_answers_like_a_direct_generate_call(tiny_vlm, tmp_path):
         cache_dir=str(tmp_path / "c"),
     )
     items = build_items(tmp_path / "img", 1)
-    from slim_leakage.judge.protocol import _load_image
+    from slim_leakage.judge.backends.base import BackendRequest
+    from slim_leakage.judge.runner import load_image
 
-    image = _load_image(items[0].vanilla_image, "vanilla", None, "")
-    request = judge._request("typicality", "Rate it.", [image], {"title": "typicality"}, {})
+    image = load_image(items[0].vanilla_image, "vanilla")
+    request = BackendRequest(
+        stage="typicality",
+        version="v1",
+        text="Rate it.",
+        images=(image,),
+        schema={"title": "typicality"},
+        decoding=judge.decoding,
+    )
     answer = asyncio.run(judge.backend.complete([request]))[0]
 
     # The reference: the same template and greedy decoding, called by hand.

@@ -292,3 +292,12 @@ def test_progress_bar_names_the_judge_and_counts_items(make_judge, items, capsys
     make_judge().judge(items, progress=True)
     err = capsys.readouterr().err
     assert "judge fake/fake-1" in err and "4/4" in err
+
+
+def test_a_relabelled_image_is_the_same_image_under_another_caption():
+    import dataclasses
+
+    from slim_leakage.judge.backends.base import ImageInput
+
+    image = ImageInput(b"png", "image/png", "ab" * 32, "vanilla", "cat", "Image", 3, 4)
+    assert image.with_label("Image 2") == dataclasses.replace(image, label="Image 2")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -103,14 +104,20 @@ def test_the_documented_backend_example_works(tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(JUDGES.names()))
-def test_every_registered_backend_honours_the_contract(name):
-    """Conformance over every registered backend, plug-ins included."""
+def test_every_registered_backend_declares_the_contract(name):
+    """What listing and option checks read, over every registered backend, plug-ins included.
+
+    How each backend behaves when judging is in ``test_conformance.py``.
+    """
     cls = JUDGES.get(name)
     assert isinstance(cls, type) and issubclass(cls, Backend)
     assert cls.name == name
     info = cls.info()
     assert isinstance(info["description"], str) and info["description"]
+    assert info["model_id"] == cls.default_model
     assert isinstance(cls.options, dict)
     with pytest.raises(ConfigError, match="no option"):
         cls(no_such_option_xyz=1)
-    assert callable(cls.complete)
+    # It answers requests itself, asynchronously (the base class only raises).
+    assert cls.complete is not Backend.complete
+    assert inspect.iscoroutinefunction(cls.complete)

@@ -1,4 +1,4 @@
-"""Stage parsers on stored answer texts, schemas, prompts and the pure label logic."""
+"""The stage objects' parsers on stored answer texts, schemas, prompts and the pure label logic."""
 
 from __future__ import annotations
 
@@ -8,6 +8,13 @@ import pytest
 
 from slim_leakage.errors import ConfigError, JudgeParseError
 from slim_leakage.judge import stages
+from slim_leakage.judge.stages import (
+    EXTRACTION_IMAGES,
+    EXTRACTION_TEXT,
+    PROTOCOL,
+    RANKING_QUESTION,
+    TYPICALITY_QUESTION,
+)
 
 ANSWERS = Path(__file__).parent / "answers"
 ENTITIES = ("cat", "cheetah")
@@ -18,7 +25,7 @@ def answer(name: str) -> str:
 
 
 def test_extraction_parses_fenced_json_and_deduplicates():
-    out = stages.parse_extraction(answer("extraction_fenced.txt"), ENTITIES)
+    out = EXTRACTION_TEXT.parse(answer("extraction_fenced.txt"), ENTITIES)
     assert out["features"]["cat"] == [
         "short rounded muzzle",
         "plain grey tabby stripes",
@@ -36,17 +43,17 @@ def test_extraction_parses_fenced_json_and_deduplicates():
 )
 def test_extraction_rejects_wrong_entities(name, match):
     with pytest.raises(JudgeParseError, match=match):
-        stages.parse_extraction(answer(name), ENTITIES)
+        EXTRACTION_TEXT.parse(answer(name), ENTITIES)
 
 
 def test_extraction_rejects_duplicate_entity():
     text = '{"entities": [{"name": "cat", "features": ["a"]}, {"name": "cat", "features": ["b"]}]}'
     with pytest.raises(JudgeParseError, match="listed twice"):
-        stages.parse_extraction(text, ENTITIES)
+        EXTRACTION_TEXT.parse(text, ENTITIES)
 
 
 def test_typicality_parses_scores_and_borrowed_features():
-    out = stages.parse_typicality(answer("typicality_good.txt"), ENTITIES)
+    out = TYPICALITY_QUESTION.parse(answer("typicality_good.txt"), ENTITIES)
     assert out["entities"]["cat"]["typicality"] == 2
     assert out["entities"]["cat"]["borrowed_features"] == ["solid black spots", "tear marks"]
     assert out["entities"]["cheetah"]["borrowed_features"] == []
@@ -54,7 +61,7 @@ def test_typicality_parses_scores_and_borrowed_features():
 
 
 def test_typicality_of_a_missing_entity_is_the_minimum():
-    out = stages.parse_typicality(answer("typicality_missing_entity.txt"), ENTITIES)
+    out = TYPICALITY_QUESTION.parse(answer("typicality_missing_entity.txt"), ENTITIES)
     assert out["entities"]["cat"]["present"] is False
     assert out["entities"]["cat"]["typicality"] == stages.TYPICALITY_MIN
     assert stages.is_leaky(out) is False
@@ -69,12 +76,12 @@ def test_typicality_of_a_missing_entity_is_the_minimum():
 )
 def test_typicality_rejects_bad_answers(name, match):
     with pytest.raises(JudgeParseError, match=match):
-        stages.parse_typicality(answer(name), ENTITIES)
+        TYPICALITY_QUESTION.parse(answer(name), ENTITIES)
 
 
 def test_ranking_parses_and_tolerates_surrounding_text():
-    assert stages.parse_ranking(answer("ranking_good.txt"))["less_leaky"] == "image2"
-    neither = stages.parse_ranking(answer("ranking_neither.txt"))
+    assert RANKING_QUESTION.parse(answer("ranking_good.txt"), ENTITIES)["less_leaky"] == "image2"
+    neither = RANKING_QUESTION.parse(answer("ranking_neither.txt"), ENTITIES)
     assert (neither["less_leaky"], neither["magnitude"]) == ("neither", "none")
 
 
@@ -84,7 +91,7 @@ def test_ranking_parses_and_tolerates_surrounding_text():
 )
 def test_ranking_rejects_bad_answers(name, match):
     with pytest.raises(JudgeParseError, match=match):
-        stages.parse_ranking(answer(name))
+        RANKING_QUESTION.parse(answer(name), ENTITIES)
 
 
 def test_extract_json_errors_on_empty_and_non_objects():
@@ -104,13 +111,13 @@ def test_validate_checks_types_strictly():
 
 
 def test_schemas_name_their_stage_and_constrain_entities():
-    schema = stages.typicality_schema(ENTITIES)
+    schema = TYPICALITY_QUESTION.schema(ENTITIES)
     assert schema["title"] == "typicality"
     item = schema["properties"]["entities"]["items"]
     assert item["properties"]["name"]["enum"] == list(ENTITIES)
     assert set(item["required"]) == set(item["properties"])
-    assert stages.ranking_schema()["title"] == "ranking"
-    assert stages.extraction_schema("extraction-images", ENTITIES)["title"] == "extraction-images"
+    assert RANKING_QUESTION.schema(ENTITIES)["title"] == "ranking"
+    assert EXTRACTION_IMAGES.schema(ENTITIES)["title"] == "extraction-images"
 
 
 @pytest.mark.parametrize(
@@ -156,29 +163,29 @@ def test_merge_features_keeps_order_and_drops_duplicates():
 
 
 def test_prompts_render_every_placeholder():
-    text = stages.render(
-        "ranking",
-        "v1",
-        prompt="a cat and a cheetah",
-        entity_list='"cat", "cheetah"',
-        report_1="R1",
-        report_2="R2",
+    text = RANKING_QUESTION.render(
+        {
+            "prompt": "a cat and a cheetah",
+            "entity_list": '"cat", "cheetah"',
+            "report_1": "R1",
+            "report_2": "R2",
+        }
     )
     assert "$" not in text and "R1" in text and "a cat and a cheetah" in text
     with pytest.raises(ConfigError, match="needs the field"):
-        stages.render("ranking", "v1", prompt="x")
+        RANKING_QUESTION.render({"prompt": "x"})
     with pytest.raises(ConfigError, match="No judge prompt"):
         stages.load_prompt("ranking", "v9")
 
 
 def test_every_stage_has_a_prompt_file():
-    for name, spec in stages.STAGES.items():
-        assert stages.load_prompt(name, spec.version).strip()
-    assert set(stages.prompt_versions()) == {*stages.STAGES, "repair"}
+    for question in PROTOCOL.questions().values():
+        assert question.template().strip()
+    assert set(PROTOCOL.prompt_versions()) == {*PROTOCOL.questions(), "repair"}
 
 
 def test_portable_schema_drops_bounds_and_titles_only():
-    schema = stages.typicality_schema(ENTITIES)
+    schema = TYPICALITY_QUESTION.schema(ENTITIES)
     wire = stages.portable_schema(schema)
     text = str(wire)
     for keyword in ("title", "minimum", "maximum", "minItems", "maxItems"):

@@ -8,7 +8,14 @@ import urllib.request
 
 import pytest
 
-from slim_leakage.judge import stages
+from slim_leakage.errors import JudgeParseError
+from slim_leakage.judge.stages import (
+    EXTRACTION_IMAGES,
+    EXTRACTION_TEXT,
+    RANKING_QUESTION,
+    TYPICALITY_QUESTION,
+    report_text,
+)
 from slim_leakage.judge.testing import (
     RecordedRequest,
     Reply,
@@ -41,10 +48,10 @@ def chat(schema: dict, text: str = "hello") -> dict:
 
 def test_default_answers_parse_for_every_stage():
     entities = ("cat", "cheetah")
-    for stage in ("extraction-text", "extraction-images"):
-        schema = stages.extraction_schema(stage, entities)
-        req = RecordedRequest("openai", "", "m", stage, "", (), schema, {}, False)
-        assert stages.parse_extraction(default_answer(req), entities, stage)
+    for question in (EXTRACTION_TEXT, EXTRACTION_IMAGES):
+        schema = question.schema(entities)
+        req = RecordedRequest("openai", "", "m", question.name, "", (), schema, {}, False)
+        assert question.parse(default_answer(req), entities)
     req = RecordedRequest(
         "openai",
         "",
@@ -52,38 +59,38 @@ def test_default_answers_parse_for_every_stage():
         "typicality",
         "",
         ("ab" * 32,),
-        stages.typicality_schema(entities),
+        TYPICALITY_QUESTION.schema(entities),
         {},
         False,
     )
-    report = stages.parse_typicality(default_answer(req), entities)
+    report = TYPICALITY_QUESTION.parse(default_answer(req), entities)
     assert report["entities"]["cat"]["typicality"] == typicality_of("ab" * 32, "cat")
-    text = stages.render(
-        "ranking",
-        "v1",
-        prompt="p",
-        entity_list="e",
-        report_1=stages.report_text(report),
-        report_2=stages.report_text(report),
+    text = RANKING_QUESTION.render(
+        {
+            "prompt": "p",
+            "entity_list": "e",
+            "report_1": report_text(report),
+            "report_2": report_text(report),
+        }
     )
     req = RecordedRequest(
-        "openai", "", "m", "ranking", text, (), stages.ranking_schema(), {}, False
+        "openai", "", "m", "ranking", text, (), RANKING_QUESTION.schema(entities), {}, False
     )
-    assert stages.parse_ranking(default_answer(req))["less_leaky"] == "neither"
+    assert RANKING_QUESTION.parse(default_answer(req), entities)["less_leaky"] == "neither"
 
 
 def test_openai_and_gemini_routes_and_recording():
     with ScriptedServer() as server:
         status, _, body = post(
             f"{server.openai_base_url}/chat/completions",
-            chat(stages.ranking_schema()),
+            chat(RANKING_QUESTION.schema(("a", "b"))),
             {"Authorization": "Bearer k"},
         )
         assert status == 200 and body["object"] == "chat.completion"
         assert body["usage"]["total_tokens"] > 0
         gemini = {
             "contents": [{"parts": [{"text": "hi"}]}],
-            "generationConfig": {"responseJsonSchema": stages.ranking_schema()},
+            "generationConfig": {"responseJsonSchema": RANKING_QUESTION.schema(("a", "b"))},
         }
         status, _, body = post(f"{server.url}/v1beta/models/g-1:generateContent", gemini)
         assert status == 200 and body["candidates"][0]["content"]["parts"][0]["text"]
@@ -101,23 +108,23 @@ def test_scripted_replies_are_consumed_in_order_and_by_stage():
     with ScriptedServer() as server:
         server.push(Reply.error(429, retry_after=2.5, stage="typicality"), Reply.error(500))
         url = f"{server.openai_base_url}/chat/completions"
-        status, _, _ = post(url, chat(stages.ranking_schema()))
+        status, _, _ = post(url, chat(RANKING_QUESTION.schema(("a", "b"))))
         assert status == 500  # the typicality-only reply waits for a typicality request
-        status, headers, body = post(url, chat(stages.typicality_schema(("a", "b"))))
+        status, headers, body = post(url, chat(TYPICALITY_QUESTION.schema(("a", "b"))))
         assert status == 429 and headers["Retry-After"] == "2.5"
         assert body["error"]["type"] == "rate_limit_error"
         assert server.pending() == 0
         server.push(Reply.truncated())
-        _, _, body = post(url, chat(stages.ranking_schema()))
-        with pytest.raises(stages.JudgeParseError):
-            stages.parse_ranking(body["choices"][0]["message"]["content"])
+        _, _, body = post(url, chat(RANKING_QUESTION.schema(("a", "b"))))
+        with pytest.raises(JudgeParseError):
+            RANKING_QUESTION.parse(body["choices"][0]["message"]["content"], ("a", "b"))
 
 
 def test_fault_rates_are_seeded_and_validated():
     def run(seed):
         with ScriptedServer(fault_rates={"500": 0.5}, seed=seed) as server:
             url = f"{server.openai_base_url}/chat/completions"
-            return [post(url, chat(stages.ranking_schema()))[0] for _ in range(12)]
+            return [post(url, chat(RANKING_QUESTION.schema(("a", "b"))))[0] for _ in range(12)]
 
     first = run(1)
     assert first == run(1) and {200, 500} == set(first)

@@ -1,25 +1,22 @@
 """The judge: extraction -> typicality -> ranking over pluggable VLM backends.
 
-``get_judge(name, **options)`` builds a :class:`Judge` around a backend from :data:`JUDGES`.
+``get_judge(name, **options)`` builds a :class:`Judge` (the runner of the stage pipeline in
+:mod:`.stages`) around a backend from :data:`JUDGES`. Every judge keeps the :class:`JudgeLike`
+contract; :func:`operational_options` names the options a run may change when it resumes.
 Listing backends imports no SDK; a backend's SDK is imported when it first answers.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from .._registry import Registry
-from ..errors import ConfigError, did_you_mean
-from .backends.base import (
-    Backend,
-    BackendRequest,
-    BackendResponse,
-    Decoding,
-    ImageInput,
-    TransientBackendError,
-)
-from .protocol import Judge, JudgeConfig, JudgeItem, JudgeStats, LeakageCheck
+from ..errors import ConfigError, TransientBackendError, did_you_mean
+from .backends.base import Backend, BackendRequest, BackendResponse, Decoding, ImageInput
+from .config import JUDGE_OPTIONS, JudgeConfig, operational_options
+from .protocol import JudgeItem, JudgeLike, JudgeStats, LeakageCheck
+from .runner import Judge
+from .stages import PROTOCOL, Pipeline, Question, Stage
 
 JUDGES: Registry = Registry(
     "judge backend",
@@ -32,9 +29,6 @@ JUDGES: Registry = Registry(
         "oracle": "slim_leakage.toy.oracle:OracleBackend",
     },
 )
-
-#: Option names that configure the judge itself; every other option goes to the backend.
-JUDGE_OPTIONS = frozenset(f.name for f in dataclasses.fields(JudgeConfig))
 
 
 def get_judge(name: str, **options: Any) -> Judge:
@@ -79,6 +73,8 @@ def get_judge(name: str, **options: Any) -> Judge:
 
 __all__ = [
     "JUDGES",
+    "JUDGE_OPTIONS",
+    "PROTOCOL",
     "Backend",
     "BackendRequest",
     "BackendResponse",
@@ -87,8 +83,13 @@ __all__ = [
     "Judge",
     "JudgeConfig",
     "JudgeItem",
+    "JudgeLike",
     "JudgeStats",
     "LeakageCheck",
+    "Pipeline",
+    "Question",
+    "Stage",
     "TransientBackendError",
     "get_judge",
+    "operational_options",
 ]

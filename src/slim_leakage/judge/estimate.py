@@ -9,14 +9,23 @@ not counted: they are rare, and the run's stats report them.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigError, did_you_mean
 from ..records import Sample
 from . import pricing
-from .stages import STAGES, entity_list, feature_block, render
+from .config import JUDGE_OPTIONS
+from .stages import (
+    EXTRACTION_IMAGES,
+    EXTRACTION_TEXT,
+    PROTOCOL,
+    RANKING_QUESTION,
+    TYPICALITY_QUESTION,
+    feature_block,
+    sample_fields,
+)
+from .stages.extraction import reference_list
 
 #: Characters of one merged feature, and features per entity, assumed before extraction.
 FEATURE_CHARS, FEATURES_PER_ENTITY = 24, 8
@@ -63,15 +72,9 @@ def estimate(
     Raises:
         ConfigError: For an unknown option or a bad count.
     """
-    from .protocol import JudgeConfig
-
     cls = _backend_class(judge)
     options = dict(options or {})
-    known = {
-        "model",
-        *getattr(cls, "options", {}),
-        *(f.name for f in dataclasses.fields(JudgeConfig)),
-    }
+    known = {"model", *getattr(cls, "options", {}), *JUDGE_OPTIONS}
     for key in options:
         if key not in known:
             raise ConfigError(
@@ -85,9 +88,10 @@ def estimate(
     family = pricing.token_family(backend, model)
     per_image = pricing.image_tokens(*image_size, family=family)
 
-    calls = dict.fromkeys(STAGES, 0)
-    tokens_in = dict.fromkeys(STAGES, 0)
-    tokens_out = dict.fromkeys(STAGES, 0)
+    questions = PROTOCOL.questions()
+    calls = dict.fromkeys(questions, 0)
+    tokens_in = dict.fromkeys(questions, 0)
+    tokens_out = dict.fromkeys(questions, 0)
     image_tokens = 0
 
     def add(stage: str, text: str, n_images: int, times: int) -> None:
@@ -99,34 +103,17 @@ def estimate(
 
     for sample in samples:
         ents = list(sample.entities)
-        common = {"prompt": sample.prompt, "entity_list": entity_list(ents)}
-        add(
-            "extraction-text",
-            render("extraction-text", STAGES["extraction-text"].version, **common),
-            0,
-            1,
-        )
+        common = sample_fields(sample)
+        add(EXTRACTION_TEXT.name, EXTRACTION_TEXT.render(common), 0, 1)
         if references:
-            refs = ", ".join(f'reference image {i} shows "{e}"' for i, e in enumerate(ents, 1))
-            text = render(
-                "extraction-images",
-                STAGES["extraction-images"].version,
-                reference_list=refs,
-                **common,
-            )
-            add("extraction-images", text, len(ents), 1)
-        text = render(
-            "typicality",
-            STAGES["typicality"].version,
-            feature_block=feature_block(_placeholder_features(ents)),
-            **common,
-        )
-        add("typicality", text, 1, 1 + methods)
+            text = EXTRACTION_IMAGES.render({**common, "reference_list": reference_list(ents)})
+            add(EXTRACTION_IMAGES.name, text, len(ents), 1)
+        features = feature_block(_placeholder_features(ents))
+        text = TYPICALITY_QUESTION.render({**common, "feature_block": features})
+        add(TYPICALITY_QUESTION.name, text, 1, 1 + methods)
         report = _placeholder_report(ents)
-        text = render(
-            "ranking", STAGES["ranking"].version, report_1=report, report_2=report, **common
-        )
-        add("ranking", text, 0, 2 * methods)
+        text = RANKING_QUESTION.render({**common, "report_1": report, "report_2": report})
+        add(RANKING_QUESTION.name, text, 0, 2 * methods)
 
     total_in, total_out = sum(tokens_in.values()), sum(tokens_out.values())
     cost, priced = pricing.cost_usd(backend, model, total_in, total_out)

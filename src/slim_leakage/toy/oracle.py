@@ -1,7 +1,8 @@
 """The ``oracle`` judge backend: exact measurements instead of a language model, for toy images.
 
-It answers the judge's stages from the toy world's ground truth and from
-:mod:`slim_leakage.toy.analysis`, not from the rendered prompt:
+It answers each question of the judge's protocol from the facts the question reads off the
+request (entities, image bytes, stage inputs), using the toy world's ground truth and
+:mod:`slim_leakage.toy.analysis`, never the rendered prompt:
 
 - **extraction** (both kinds): each entity's distinguishing features are its pattern, colour
   and shape as the toy world defines them;
@@ -21,11 +22,19 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from ..errors import JudgeError
 from ..judge.backends.base import Backend, BackendRequest, BackendResponse
+from ..judge.stages import (
+    EXTRACTION_IMAGES,
+    EXTRACTION_TEXT,
+    PROTOCOL,
+    RANKING_QUESTION,
+    TYPICALITY_QUESTION,
+    Asked,
+)
 
 #: Mean-typicality differences (in [-2, 2]) below this are "no change".
 NO_CHANGE = 0.125
@@ -45,10 +54,9 @@ def rating(typicality: float, found: bool) -> int:
     return 1
 
 
-def _nouns(context: dict) -> list[str]:
+def _nouns(entities: Sequence[str]) -> list[str]:
     from .world import ENTITY_TYPES
 
-    entities = list(context.get("entities") or [])
     unknown = [e for e in entities if e not in ENTITY_TYPES]
     if not entities or unknown:
         raise JudgeError(
@@ -56,7 +64,7 @@ def _nouns(context: dict) -> list[str]:
             "is not a toy entity.",
             hint=f"Use toy entities ({', '.join(ENTITY_TYPES)}) with --backbone toy, or a VLM judge.",
         )
-    return entities
+    return list(entities)
 
 
 def extraction_answer(entities: Sequence[str]) -> dict:
@@ -151,6 +159,27 @@ def ranking_answer(report_1: dict, report_2: dict) -> dict:
     }
 
 
+def _typicality(asked: Asked, entities: list[str]) -> dict:
+    if len(asked.data) != 1:
+        raise JudgeError(f"A typicality request needs one image, got {len(asked.data)}.")
+    return typicality_answer(asked.data[0], entities)
+
+
+def _ranking(asked: Asked, entities: list[str]) -> dict:
+    if "image1" not in asked.inputs or "image2" not in asked.inputs:
+        raise JudgeError("A ranking request lacks the two typicality reports in its context.")
+    return ranking_answer(asked.inputs["image1"], asked.inputs["image2"])
+
+
+#: The oracle's exact answer to each question of the judging protocol.
+_ANSWERS: dict[str, Callable[[Asked, list[str]], dict]] = {
+    EXTRACTION_TEXT.name: lambda asked, entities: extraction_answer(entities),
+    EXTRACTION_IMAGES.name: lambda asked, entities: extraction_answer(entities),
+    TYPICALITY_QUESTION.name: _typicality,
+    RANKING_QUESTION.name: _ranking,
+}
+
+
 class OracleBackend(Backend):
     """Exact leakage measurement on toy-world images (no model, no network, deterministic)."""
 
@@ -164,25 +193,11 @@ class OracleBackend(Backend):
 
     def answer(self, request: BackendRequest) -> dict:
         """The answer object for one request (see the module docstring)."""
-        stage = request.base_stage
-        context = request.context or {}
-        entities = _nouns(context)
-        if stage in ("extraction-text", "extraction-images"):
-            return extraction_answer(entities)
-        if stage == "typicality":
-            if len(request.images) != 1:
-                raise JudgeError(
-                    f"A typicality request needs one image, got {len(request.images)}."
-                )
-            return typicality_answer(request.images[0].data, entities)
-        if stage == "ranking":
-            inputs = context.get("inputs") or {}
-            if "image1" not in inputs or "image2" not in inputs:
-                raise JudgeError(
-                    "A ranking request lacks the two typicality reports in its context."
-                )
-            return ranking_answer(inputs["image1"], inputs["image2"])
-        raise JudgeError(f"The oracle does not know the stage {request.stage!r}.")
+        question = PROTOCOL.question(request.stage)
+        if question is None:
+            raise JudgeError(f"The oracle does not know the stage {request.stage!r}.")
+        asked = question.asked_in(request)
+        return _ANSWERS[question.name](asked, _nouns(asked.entities))
 
     async def complete(self, requests: Sequence[BackendRequest]) -> list[BackendResponse]:
         """Answer every request exactly (JSON text matching its schema)."""

@@ -1,14 +1,16 @@
 """The backend contract: a list of requests in, the same number of responses out, async.
 
 A backend knows how to send one rendered judge question (text, images, a JSON schema and the
-decoding parameters) to a model and return its raw answer text. Everything else (stages,
-caching, rate limits, retries, parsing, order handling) lives in the protocol, so a backend is
-small. Each request also carries a structured ``context`` so a backend that is not a language
-model (the toy world's ``oracle``) can compute its answer from the images and the stage inputs
-instead of reading the prompt.
+decoding parameters) to a model and return its raw answer text. Everything else lives in the
+stage objects (:mod:`slim_leakage.judge.stages`: what is asked, parsing) and the runner
+(caching, rate limits, retries, order handling), so a backend is small. Each request also
+carries a structured ``context`` so a backend that is not a language model (the toy world's
+``oracle``) can compute its answer from the images and the stage inputs instead of reading the
+prompt; the request's question reads those facts for it (``Question.asked_in``).
 
 A backend signals a failure worth retrying by raising :class:`TransientBackendError` (rate limit,
-server error, timeout, dropped connection); any other exception is final for that request.
+server error, timeout, dropped connection; defined in :mod:`slim_leakage.errors`, importable
+from here); any other exception is final for that request.
 A minimal backend::
 
     from slim_leakage.judge import JUDGES
@@ -28,7 +30,16 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from ...errors import JudgeError
+from ...errors import TransientBackendError
+
+__all__ = [
+    "Backend",
+    "BackendRequest",
+    "BackendResponse",
+    "Decoding",
+    "ImageInput",
+    "TransientBackendError",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +66,19 @@ class ImageInput:
     label: str = ""
     width: int = 0
     height: int = 0
+
+    def with_label(self, label: str) -> ImageInput:
+        """The same image under another caption."""
+        return ImageInput(
+            self.data,
+            self.mime,
+            self.sha256,
+            self.role,
+            self.entity,
+            label,
+            self.width,
+            self.height,
+        )
 
     def describe(self) -> dict[str, Any]:
         """The image without its bytes (for ``context`` and logs)."""
@@ -104,7 +128,7 @@ class BackendRequest:
             ``images`` (each image's :meth:`ImageInput.describe`, in order), ``inputs`` (the
             stage's inputs, such as merged features or typicality reports) and, for the ranking,
             ``order`` (``ab``: vanilla is Image 1; ``ba``: the method image is Image 1).
-        key: The cache key of the request (set by the protocol).
+        key: The cache key of the request (set by the judge).
     """
 
     stage: str
@@ -137,23 +161,6 @@ class BackendResponse:
     input_tokens: int | None = None
     output_tokens: int | None = None
     model: str | None = None
-
-
-class TransientBackendError(JudgeError):
-    """A failure worth retrying: rate limit, server error, timeout or dropped connection.
-
-    Args:
-        message: What happened.
-        retry_after: Seconds the server asked us to wait (``Retry-After``), if it said.
-        status: The HTTP status, if there was one.
-    """
-
-    def __init__(
-        self, message: str, *, retry_after: float | None = None, status: int | None = None
-    ) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.status = status
 
 
 class Backend:
@@ -208,7 +215,7 @@ class Backend:
         """Answer ``requests``, one response per request, in order.
 
         Raises:
-            TransientBackendError: For a failure the protocol should retry with backoff.
+            TransientBackendError: For a failure the judge should retry with backoff.
             JudgeError: For a failure that retrying will not fix (bad key, unknown model).
         """
         raise NotImplementedError

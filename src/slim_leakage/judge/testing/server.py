@@ -1,42 +1,31 @@
-"""A local judge server for tests and benchmarks: OpenAI and Gemini REST on 127.0.0.1.
+"""The local protocol server: scripted and random faults over the OpenAI and Gemini wire.
 
-:class:`ScriptedServer` is a real HTTP/1.1 server (asyncio, in a background thread, or a
-separate process with ``python -m slim_leakage.judge.testing``) that speaks
-
-- OpenAI chat completions: ``POST <base>/chat/completions`` (use ``server.openai_base_url``);
-- Gemini ``generateContent``: ``POST /v1beta/models/<model>:generateContent``
-  (use ``server.url`` as the SDK's ``base_url``).
-
-By default it answers every judge stage sensibly, so a whole run can be judged through it:
-extraction lists generic features per entity, typicality is a deterministic function of the
-image bytes, and the ranking compares the two reports it is given (so both orders agree).
-Faults are injected either scripted (the next requests get the replies you push) or at random
-rates: ``429`` with ``Retry-After``, ``500``, dropped connections, delays past the client's
-timeout, malformed, truncated or wrong-schema JSON answers, and position bias (a ranking that
-prefers whichever image comes first). Every request is recorded.
-
-Example::
-
-    with ScriptedServer(latency=0.05) as server:
-        server.push(Reply.status(429, retry_after=0.1), Reply.malformed())
-        judge = get_judge("openai-compatible", base_url=server.openai_base_url)
+See the package docstring (:mod:`slim_leakage.judge.testing`) for what it speaks and answers.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import collections
 import dataclasses
-import hashlib
 import json
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+
+from ..stages import PROTOCOL, RANKING_QUESTION, Pipeline
+from .answers import default_answer
+from .wire import (
+    REASONS,
+    RecordedRequest,
+    error_body,
+    gemini_body,
+    openai_body,
+    parse_gemini,
+    parse_openai,
+)
 
 #: Fault kinds accepted by ``fault_rates``.
 FAULT_KINDS = (
@@ -116,256 +105,8 @@ class Reply:
         return cls("answer", text='{"verdict": "looks fine", "score": 11}', stage=stage)
 
 
-@dataclasses.dataclass(frozen=True)
-class RecordedRequest:
-    """A request as the server saw it (no header values are kept, so no keys).
-
-    Attributes:
-        protocol: ``openai`` or ``gemini``.
-        path: The HTTP path.
-        model: The model id asked for.
-        stage: The stage (the schema's ``title``), or ``""``.
-        text: The text parts joined by newlines.
-        images: SHA-256 of each image, in order.
-        schema: The answer schema sent, if any.
-        body: The decoded JSON body with image data replaced by its SHA-256.
-        has_auth: Whether an API key header was present.
-        reply: The reply kind given (``answer``, ``status:429``, ``drop`` ...).
-        time: Monotonic arrival time.
-    """
-
-    protocol: str
-    path: str
-    model: str
-    stage: str
-    text: str
-    images: tuple[str, ...]
-    schema: dict | None
-    body: dict
-    has_auth: bool
-    reply: str = ""
-    time: float = 0.0
-
-
-# -- default protocol answers -------------------------------------------------------------------
-
-_FEATURE_KINDS = ("head shape", "ears", "coat pattern", "body proportions", "tail")
-
-
-def _entities_from_schema(schema: Mapping[str, Any] | None) -> list[str]:
-    try:
-        return list(schema["properties"]["entities"]["items"]["properties"]["name"]["enum"])
-    except (KeyError, TypeError):
-        return []
-
-
-def _unit(*parts: str) -> int:
-    return int(hashlib.sha256("|".join(parts).encode()).hexdigest()[:8], 16)
-
-
-def typicality_of(image_sha256: str, entity: str) -> int:
-    """The default answer's typicality (1-5) of ``entity`` in the image with that SHA-256."""
-    return 1 + _unit(image_sha256, entity) % 5
-
-
-_REPORT = re.compile(r'<report image="(\d)">\s*(.*?)\s*</report>', re.S)
-
-
-def _report_score(block: str) -> float:
-    rows = [json.loads(line) for line in block.splitlines() if line.strip().startswith("{")]
-    if not rows:
-        return 0.0
-    return sum(r.get("typicality", 0) for r in rows) / len(rows)
-
-
-def default_answer(request: RecordedRequest) -> str:
-    """A schema-valid, sensible answer to a judge request (see the module docstring)."""
-    stage = request.stage.split("+", 1)[0]
-    entities = _entities_from_schema(request.schema)
-    if stage.startswith("extraction"):
-        source = "reference" if stage == "extraction-images" else "typical"
-        return json.dumps(
-            {
-                "entities": [
-                    {"name": e, "features": [f"{source} {e} {kind}" for kind in _FEATURE_KINDS[:3]]}
-                    for e in entities
-                ]
-            }
-        )
-    if stage == "typicality":
-        image = request.images[0] if request.images else ""
-        rows = []
-        for e in entities:
-            score = typicality_of(image, e)
-            others = [o for o in entities if o != e]
-            borrowed = [f"{others[0]} {_FEATURE_KINDS[score % 5]}"] if score <= 3 and others else []
-            rows.append(
-                {
-                    "name": e,
-                    "present": True,
-                    "typicality": score,
-                    "borrowed_features": borrowed,
-                    "evidence": f"the {e} looks {'typical' if score >= 4 else 'mixed'}",
-                }
-            )
-        return json.dumps({"entities": rows})
-    if stage == "ranking":
-        scores = {n: _report_score(b) for n, b in _REPORT.findall(request.text)}
-        diff = scores.get("2", 0.0) - scores.get("1", 0.0)
-        if abs(diff) < 0.25:
-            return json.dumps(
-                {"less_leaky": "neither", "magnitude": "none", "reason": "similar reports"}
-            )
-        return json.dumps(
-            {
-                "less_leaky": "image2" if diff > 0 else "image1",
-                "magnitude": "major" if abs(diff) >= 1.5 else "minor",
-                "reason": f"mean typicality differs by {abs(diff):.2f}",
-            }
-        )
-    return json.dumps({"answer": "unknown stage"})
-
-
-# -- request parsing ----------------------------------------------------------------------------
-
-
-def _b64(text: str) -> bytes:
-    # The Gemini SDK sends URL-safe base64, sometimes without padding.
-    text = text.replace("-", "+").replace("_", "/")
-    return base64.b64decode(text + "=" * (-len(text) % 4))
-
-
-def _parse_openai(path: str, body: dict, has_auth: bool) -> RecordedRequest:
-    texts, images = [], []
-    for message in body.get("messages", []):
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(content)
-            continue
-        for part in content or []:
-            if part.get("type") == "text":
-                texts.append(part.get("text", ""))
-            elif part.get("type") == "image_url":
-                url = part["image_url"]["url"]
-                data = _b64(url.split(",", 1)[1]) if url.startswith("data:") else b""
-                sha = hashlib.sha256(data).hexdigest()
-                images.append(sha)
-                part["image_url"]["url"] = f"sha256:{sha}"
-    json_schema = (body.get("response_format") or {}).get("json_schema", {})
-    schema = json_schema.get("schema")
-    # Strict-mode schemas carry no title; the response format's name is the stage.
-    stage = (schema or {}).get("title") or json_schema.get("name", "").replace("_", "-")
-    return RecordedRequest(
-        protocol="openai",
-        path=path,
-        model=body.get("model", ""),
-        stage=stage,
-        text="\n".join(texts),
-        images=tuple(images),
-        schema=schema,
-        body=body,
-        has_auth=has_auth,
-    )
-
-
-def _parse_gemini(path: str, body: dict, has_auth: bool) -> RecordedRequest:
-    texts, images = [], []
-    for content in body.get("contents", []):
-        for part in content.get("parts", []):
-            if "text" in part:
-                texts.append(part["text"])
-            inline = part.get("inlineData") or part.get("inline_data")
-            if inline:
-                sha = hashlib.sha256(_b64(inline["data"])).hexdigest()
-                images.append(sha)
-                inline["data"] = f"sha256:{sha}"
-    config = body.get("generationConfig") or body.get("generation_config") or {}
-    schema = config.get("responseJsonSchema") or config.get("responseSchema")
-    model = path.split("/models/", 1)[-1].split(":", 1)[0]
-    return RecordedRequest(
-        protocol="gemini",
-        path=path,
-        model=model,
-        stage=(schema or {}).get("title", ""),
-        text="\n".join(texts),
-        images=tuple(images),
-        schema=schema,
-        body=body,
-        has_auth=has_auth,
-    )
-
-
-def _openai_body(request: RecordedRequest, text: str) -> dict:
-    return {
-        "id": f"chatcmpl-{hashlib.sha256(text.encode()).hexdigest()[:12]}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": request.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
-                "finish_reason": "stop",
-                "logprobs": None,
-            }
-        ],
-        "usage": _usage(request, text, "openai"),
-    }
-
-
-def _gemini_body(request: RecordedRequest, text: str) -> dict:
-    return {
-        "candidates": [
-            {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}
-        ],
-        "usageMetadata": _usage(request, text, "gemini"),
-        "modelVersion": request.model,
-    }
-
-
-def _usage(request: RecordedRequest, text: str, protocol: str) -> dict:
-    prompt = len(request.text) // 4 + 258 * len(request.images)
-    out = max(1, len(text) // 4)
-    if protocol == "gemini":
-        return {
-            "promptTokenCount": prompt,
-            "candidatesTokenCount": out,
-            "totalTokenCount": prompt + out,
-        }
-    return {"prompt_tokens": prompt, "completion_tokens": out, "total_tokens": prompt + out}
-
-
-def _error_body(protocol: str, status: int) -> dict:
-    message = {429: "Resource exhausted: slow down", 500: "Internal error"}.get(
-        status, f"error {status}"
-    )
-    if protocol == "gemini":
-        names = {
-            429: "RESOURCE_EXHAUSTED",
-            500: "INTERNAL",
-            503: "UNAVAILABLE",
-            400: "INVALID_ARGUMENT",
-        }
-        return {
-            "error": {"code": status, "message": message, "status": names.get(status, "UNKNOWN")}
-        }
-    kinds = {429: "rate_limit_error", 400: "invalid_request_error", 401: "authentication_error"}
-    return {"error": {"message": message, "type": kinds.get(status, "server_error"), "code": None}}
-
-
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
-
-
 class ScriptedServer:
-    """The local OpenAI + Gemini protocol server (see the module docstring).
+    """The local OpenAI + Gemini protocol server (see the package docstring).
 
     Args:
         latency: Seconds every request waits before its reply (an injected per-request latency).
@@ -376,6 +117,8 @@ class ScriptedServer:
         answer: ``f(request) -> str | None`` overriding the default answers (``None``: default).
         seed: Seed of the fault generator.
         port: TCP port (0: any free port).
+        pipeline: The stages whose questions get default answers (each question's
+            :meth:`~slim_leakage.judge.stages.Question.local_answer`).
     """
 
     def __init__(
@@ -388,6 +131,7 @@ class ScriptedServer:
         answer: Callable[[RecordedRequest], str | None] | None = None,
         seed: int = 0,
         port: int = 0,
+        pipeline: Pipeline = PROTOCOL,
     ) -> None:
         unknown = sorted(set(fault_rates or {}) - set(FAULT_KINDS))
         if unknown:
@@ -397,6 +141,7 @@ class ScriptedServer:
         self.retry_after = retry_after
         self.timeout_delay = timeout_delay
         self.answer = answer
+        self.pipeline = pipeline
         self.requests: list[RecordedRequest] = []
         self._script: collections.deque[Reply] = collections.deque()
         self._lock = threading.Lock()
@@ -499,7 +244,7 @@ class ScriptedServer:
                     del self._script[i]
                     return reply
             for kind, rate in self.fault_rates.items():
-                if kind == "position_bias" and stage.split("+", 1)[0] != "ranking":
+                if kind == "position_bias" and stage.split("+", 1)[0] != RANKING_QUESTION.name:
                     continue  # bias is a property of comparisons only
                 if self._rng.random() < rate:
                     return self._fault(kind)
@@ -576,9 +321,9 @@ class ScriptedServer:
             return True
         route = path.split("?", 1)[0]
         if route.endswith("/chat/completions"):
-            request = _parse_openai(route, body, has_auth)
+            request = parse_openai(route, body, has_auth)
         elif ":generateContent" in route:
-            request = _parse_gemini(route, body, has_auth)
+            request = parse_gemini(route, body, has_auth)
         else:
             await self._send(writer, 404, {"error": {"message": f"no route {route}"}})
             return True
@@ -601,17 +346,17 @@ class ScriptedServer:
             if reply.retry_after is not None:
                 extra["Retry-After"] = f"{reply.retry_after:g}"
             await self._send(
-                writer, reply.status, _error_body(request.protocol, reply.status), extra
+                writer, reply.status, error_body(request.protocol, reply.status), extra
             )
             return True
         text = reply.text
         if text is None and self.answer is not None:
             text = self.answer(request)
         if text is None:
-            text = default_answer(request)
+            text = default_answer(request, self.pipeline)
         if reply.transform == "truncate":
             text = text[: len(text) // 2]
-        payload = (_openai_body if request.protocol == "openai" else _gemini_body)(request, text)
+        payload = (openai_body if request.protocol == "openai" else gemini_body)(request, text)
         await self._send(writer, 200, payload)
         return True
 
@@ -619,7 +364,7 @@ class ScriptedServer:
     async def _send(writer, status: int, payload: dict, extra: dict | None = None) -> None:
         data = json.dumps(payload).encode()
         head = [
-            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
+            f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}",
             "Content-Type: application/json",
             f"Content-Length: {len(data)}",
         ]
@@ -661,7 +406,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         server.stop()
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

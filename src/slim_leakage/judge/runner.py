@@ -1,0 +1,393 @@
+"""The judge: runs a pipeline of stages over items, through one backend.
+
+For each item the runner loads the images, then runs the pipeline's stages in order. A stage
+fans out by its scope (once for the sample, once per image, or once per presentation order of
+the two images, ``ab`` then ``ba``); each unit's questions go to the backend together through
+the :class:`~slim_leakage.judge.asking.Asker` (cache, limits, retries, repair), and the stage
+concludes one :class:`~slim_leakage.records.StageResult` per unit from the answers. A unit
+whose answer failed gets a record with the error, and the item a ``Verdict`` with
+``label=None`` and that error: counted, never dropped, never guessed. Otherwise the deciding
+stage labels the verdict and every stage adds its figures to its scores.
+
+What the stages ask and mean lives in :mod:`slim_leakage.judge.stages`; nothing here depends
+on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import mimetypes
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .._config import build_config
+from ..errors import ConfigError, UsageError
+from ..records import Sample, StageResult, Verdict
+from .asking import Asker
+from .backends.base import Backend, BackendRequest, ImageInput
+from .config import JudgeConfig
+from .protocol import JudgeItem, JudgeStats, LeakageCheck
+from .stages import PROTOCOL, Ask, Pipeline, Stage, Unit
+
+
+def load_image(path: Path, role: str, entity: str | None = None) -> ImageInput:
+    """An image file as a request input (bytes, type, SHA-256, size), with no caption."""
+    from PIL import Image
+
+    data = path.read_bytes()
+    mime = mimetypes.guess_type(path.name)[0] or "image/png"
+    with Image.open(path) as im:
+        width, height = im.size
+    return ImageInput(
+        data=data,
+        mime=mime,
+        sha256=hashlib.sha256(data).hexdigest(),
+        role=role,
+        entity=entity,
+        width=width,
+        height=height,
+    )
+
+
+def _run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coro`` to completion, also when called from inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _together(coros: Sequence[Coroutine[Any, Any, Any]]) -> list[Any]:
+    """Await ``coros`` concurrently (a lone one directly, as its own step of the caller)."""
+    if len(coros) == 1:
+        return [await coros[0]]
+    return list(await asyncio.gather(*coros))
+
+
+def _units(stage: Stage, subject: Unit) -> list[Unit]:
+    sample, refs = subject.sample, subject.references
+    if stage.scope == "sample":
+        return [subject]
+    if stage.scope == "image":
+        return [Unit(sample, (image,), refs) for image in subject.images]
+    first, second = subject.images
+    return [Unit(sample, (first, second), refs, "ab"), Unit(sample, (second, first), refs, "ba")]
+
+
+def _key(stage: Stage, unit: Unit) -> str:
+    """Where a unit's value goes in the stage's value dict: the image role or the order."""
+    return unit.image.role if stage.scope == "image" else str(unit.order)
+
+
+class Judge:
+    """A judge: one backend behind a pipeline of stages, a cache and request limits.
+
+    Args:
+        backend: The backend answering the questions.
+        config: Backend-independent options (:class:`JudgeConfig`); or give them as keywords.
+        pipeline: The stages to run (default :data:`~slim_leakage.judge.stages.PROTOCOL`).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: JudgeConfig | None = None,
+        *,
+        pipeline: Pipeline | None = None,
+        **options: Any,
+    ) -> None:
+        if config is not None and options:
+            raise ConfigError("Judge: pass either a JudgeConfig or options, not both.")
+        self.config = config or build_config(JudgeConfig, options, owner="judge")
+        self.backend = backend
+        self.pipeline = pipeline or PROTOCOL
+        self.stats = JudgeStats()
+        self._asker = Asker(backend, self.config, self.stats)
+        self.decoding = self._asker.decoding
+        self.cache = self._asker.cache
+        self.limiter = self._asker.limiter
+
+    # -- the judge contract -------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """``backend/model-id``."""
+        return f"{self.backend.name}/{self.backend.model}"
+
+    def check(self) -> None:
+        """Fail now if the backend cannot answer (missing SDK, API key or model)."""
+        check = getattr(self.backend, "check", None)
+        if callable(check):
+            check()
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, model id, prompt versions and decoding parameters (for manifests)."""
+        return {
+            **self.backend.describe(),
+            "prompt_versions": self.pipeline.prompt_versions(),
+            "decoding": self.decoding.to_dict(),
+        }
+
+    def judge(
+        self,
+        items: Iterable[JudgeItem],
+        on_stage: Callable[[StageResult], None] | None = None,
+        progress: bool = True,
+        on_verdict: Callable[[Verdict], None] | None = None,
+    ) -> list[Verdict]:
+        """Judge every item; one :class:`~slim_leakage.records.Verdict` per item, in order.
+
+        Args:
+            items: The comparisons to judge.
+            on_stage: Called with each stage result as soon as it exists.
+            progress: Show a progress bar with an ETA on stderr.
+            on_verdict: Called with each verdict as soon as it exists (in completion order),
+                so a caller can persist it before the rest are done.
+
+        Raises:
+            UsageError: Before any request, if an item is malformed or an image is missing.
+        """
+        items = list(items)
+        for item in items:
+            self._check_item(item)
+        if not items:
+            return []
+        self.check()
+        return _run_sync(self._judge_all(items, on_stage, progress, on_verdict))
+
+    def check_leakage(
+        self,
+        items: Sequence[tuple[Sample, Path, Mapping[str, Path]]],
+        progress: bool = False,
+    ) -> list[LeakageCheck]:
+        """Whether each single image leaks (the pipeline up to its checking stage).
+
+        Args:
+            items: ``(sample, image, reference_images)`` triples.
+            progress: Show a progress bar.
+        """
+        triples = [(s, Path(p), {k: Path(v) for k, v in (r or {}).items()}) for s, p, r in items]
+        for sample, image, refs in triples:
+            self._check_paths(sample, {"image": image}, refs)
+        if not triples:
+            return []
+        self.check()
+        return _run_sync(self._check_all(triples, progress))
+
+    def close(self) -> None:
+        """Close the cache."""
+        self._asker.close()
+
+    # -- validation -----------------------------------------------------------------------------
+    def _check_item(self, item: JudgeItem) -> None:
+        if not isinstance(item, JudgeItem):
+            raise UsageError(
+                f"Judge.judge() takes JudgeItem objects, got {type(item).__name__}.",
+                hint="Build items with slim_leakage.judge.JudgeItem(sample, method, ...).",
+            )
+        self._check_paths(
+            item.sample,
+            {"vanilla": Path(item.vanilla_image), "method": Path(item.method_image)},
+            {k: Path(v) for k, v in item.reference_images.items()},
+        )
+
+    @staticmethod
+    def _check_paths(sample: Sample, images: dict[str, Path], refs: dict[str, Path]) -> None:
+        if len(sample.entities) < 2:
+            raise UsageError(
+                f"Sample {sample.id!r} has {len(sample.entities)} entity; leakage needs two or more.",
+                hint="Judge only pair and triplet samples.",
+            )
+        unknown = sorted(set(refs) - set(sample.entities))
+        if unknown:
+            raise UsageError(
+                f"Sample {sample.id!r} has a reference image for {unknown[0]!r}, which is not "
+                f"one of its entities {list(sample.entities)!r}.",
+                hint="Key reference images by the sample's entity names.",
+            )
+        for role, path in [*images.items(), *((f"reference {e}", p) for e, p in refs.items())]:
+            if not path.is_file():
+                raise UsageError(
+                    f"The {role} image of sample {sample.id!r} does not exist: {str(path)!r}.",
+                    hint="Generate the images first, or fix the path.",
+                )
+
+    # -- the pipeline ---------------------------------------------------------------------------
+    def _subject(self, sample: Sample, images: dict[str, Path], refs: Mapping[str, Path]) -> Unit:
+        return Unit(
+            sample=sample,
+            images=tuple(load_image(Path(path), role) for role, path in images.items()),
+            references=tuple(
+                load_image(Path(refs[e]), "reference", e) for e in sample.entities if e in refs
+            ),
+        )
+
+    def _request(self, ask: Ask, unit: Unit) -> BackendRequest:
+        question, sample = ask.question, unit.sample
+        context: dict[str, Any] = {
+            "sample_id": sample.id,
+            "prompt": sample.prompt,
+            "entities": list(sample.entities),
+            "stage": question.name,
+        }
+        if unit.order is not None:
+            context["order"] = unit.order
+        about = ask.images if ask.about is None else ask.about
+        context["images"] = [image.describe() for image in about]
+        context["inputs"] = dict(ask.inputs)
+        return self._asker.request(
+            question,
+            question.render(ask.fields),
+            ask.images,
+            question.schema(sample.entities),
+            context,
+        )
+
+    async def _run_unit(
+        self, stage: Stage, unit: Unit, values: Mapping[str, Any]
+    ) -> tuple[Any, StageResult]:
+        asks = stage.ask(unit, values)
+        entities = unit.sample.entities
+        answers = await _together(
+            [self._asker.ask(self._request(a, unit), a.question, entities) for a in asks]
+        )
+        errors = [a.error for a in answers if a.error]
+        key = (
+            answers[0].key
+            if len(answers) == 1
+            else hashlib.sha256("".join(a.key for a in answers).encode()).hexdigest()
+        )
+        value, output = (
+            (None, {})
+            if errors
+            else stage.conclude(unit, values, [a.output for a in answers if a.output is not None])
+        )
+        record = StageResult(
+            sample_id=unit.sample.id,
+            stage=stage.name,
+            version=stage.version,
+            key=key,
+            output=output,
+            order=unit.order,
+            error="; ".join(errors) or None,
+            calls=sum(a.calls for a in answers),
+        )
+        return value, record
+
+    async def _run_stages(
+        self,
+        stages: Sequence[Stage],
+        subject: Unit,
+        emit: Callable[[StageResult], None],
+    ) -> tuple[dict[str, Any], str | None]:
+        """Every stage in order; the values so far and the first failed stage's error."""
+        values: dict[str, Any] = {}
+        for stage in stages:
+            units = _units(stage, subject)
+            outcomes = await _together([self._run_unit(stage, unit, values) for unit in units])
+            for _, record in outcomes:
+                emit(record)
+            errors = [record.error for _, record in outcomes if record.error]
+            if errors:
+                return values, "; ".join(errors)
+            if stage.scope == "sample":
+                values[stage.name] = outcomes[0][0]
+            else:
+                values[stage.name] = {
+                    _key(stage, unit): value for unit, (value, _) in zip(units, outcomes)
+                }
+        return values, None
+
+    async def _judge_one(self, item: JudgeItem, emit: Callable[[StageResult], None]) -> Verdict:
+        sample = item.sample
+        subject = self._subject(
+            sample,
+            {"vanilla": item.vanilla_image, "method": item.method_image},
+            item.reference_images,
+        )
+        values, error = await self._run_stages(self.pipeline.stages, subject, emit)
+        if error:
+            return Verdict(
+                sample_id=sample.id, method=item.method, label=None, error=error, judge=self.name
+            )
+        decider = self.pipeline.stage(self.pipeline.decides)
+        label, flip, rationale = decider.decide(values[decider.name])
+        scores: dict[str, Any] = {}
+        for stage in self.pipeline.stages:
+            scores.update(stage.scores(values[stage.name]))
+        return Verdict(
+            sample_id=sample.id,
+            method=item.method,
+            label=label,
+            order_flip=flip,
+            rationale=rationale,
+            judge=self.name,
+            scores=scores,
+        )
+
+    async def _check_one(self, sample: Sample, image: Path, refs: dict[str, Path]) -> LeakageCheck:
+        subject = self._subject(sample, {"image": image}, refs)
+        stages = self.pipeline.single_image_stages()
+        values, error = await self._run_stages(stages, subject, lambda result: None)
+        if error:
+            return LeakageCheck(sample.id, None, error)
+        leaky, scores = stages[-1].leaks(values[stages[-1].name])
+        return LeakageCheck(sample.id, leaky, None, scores)
+
+    # -- many items -----------------------------------------------------------------------------
+    async def _run_window(
+        self, n: int, make: Callable[[int], Coroutine], progress: bool, unit: str
+    ) -> list[Any]:
+        from tqdm.auto import tqdm
+
+        results: list[Any] = [None] * n
+        # Enough items in flight to keep every request slot busy, few enough that items finish
+        # (and their results are written) steadily instead of all at the end.
+        window = asyncio.Semaphore(max(2, 2 * self.config.concurrency))
+        bar = tqdm(total=n, unit=unit, disable=not progress, desc=f"judge {self.name}")
+
+        failed = 0
+
+        async def one(i: int) -> None:
+            nonlocal failed
+            async with window:
+                results[i] = await make(i)
+            failed += getattr(results[i], "error", None) is not None
+            bar.update(1)
+            bar.set_postfix(
+                calls=self.stats.calls, cached=self.stats.cache_hits, errors=failed, refresh=False
+            )
+
+        waited_before = self.limiter.waited_s
+        try:
+            await asyncio.gather(*(one(i) for i in range(n)))
+        finally:
+            self.stats.waited_s += self.limiter.waited_s - waited_before
+            bar.close()
+            await self._asker.finish()
+        return results
+
+    async def _judge_all(self, items, on_stage, progress, on_verdict=None) -> list[Verdict]:
+        emit = on_stage or (lambda result: None)
+
+        async def one(i: int) -> Verdict:
+            verdict = await self._judge_one(items[i], emit)
+            if on_verdict is not None:
+                on_verdict(verdict)
+            return verdict
+
+        verdicts = await self._run_window(len(items), one, progress, "item")
+        for v in verdicts:
+            self.stats.judged += 1
+            self.stats.errors += v.label is None
+            self.stats.order_flips += v.order_flip
+        return verdicts
+
+    async def _check_all(self, items, progress) -> list[LeakageCheck]:
+        return await self._run_window(
+            len(items), lambda i: self._check_one(*items[i]), progress, "image"
+        )

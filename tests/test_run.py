@@ -69,8 +69,16 @@ class ScriptedJudge:
         self.calls = 0
         self.die_after = die_after
 
+    name = "scripted/v1"
+
+    def check(self):
+        pass
+
     def describe(self):
         return {"backend": "scripted", "model_id": "scripted-v1", "prompt_versions": {}}
+
+    def check_leakage(self, items, progress=False):
+        raise AssertionError("a run never asks for single-image checks")
 
     def judge(self, items, on_stage=None, progress=True, on_verdict=None):
         from slim_leakage.records import StageResult
@@ -291,4 +299,14 @@ def test_unsupported_backbone_fails_before_weights_load(tmp_path, monkeypatch):
     finally:
         METHODS.unregister("flux-only")
     assert "flux" in info.value.hint
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_judge_object_without_the_contract_is_refused_before_any_work(tmp_path):
+    class Partial:
+        def judge(self, items, on_stage=None, progress=True, on_verdict=None):
+            return []
+
+    with pytest.raises(ConfigError, match="missing: name, check, describe, check_leakage"):
+        evaluate(config(tmp_path), judge=Partial())
     assert not (tmp_path / "run").exists()

@@ -19,13 +19,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._config import check_range
 from ._io import sha256_bytes
 from .errors import ConfigError, EntityNotFoundError, OutputWriteError
 from .image_metrics import check_metric_names
-from .records import RunMetrics, Sample, StageResult, Verdict
+from .records import RunMetrics, Sample, StageResult
 from .rundir import (
     SEED_POLICY,
     WRITE_ERRNOS,
@@ -34,6 +34,9 @@ from .rundir import (
     reference_id,
     write_error,
 )
+
+if TYPE_CHECKING:
+    from .judge import JudgeLike
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,70 +106,36 @@ class RunConfig:
         return Path("runs") / f"{self.method}-{self.backbone}-{config_name}"
 
 
-# -- the judge seam ------------------------------------------------------------------------------
-# Everything the run asks of a judge object is in this block, duck-typed: its early check (a
-# missing API key), its description for the manifest, how verdicts come back, and which of its
-# options may change on resume. The judge's typed Protocol and its own list of operational
-# options replace this block.
+# -- the judge -----------------------------------------------------------------------------------
+def _require_judge(judge: Any) -> JudgeLike:
+    """``judge`` if it keeps the judge contract, else a clear error before any work starts."""
+    from .judge import JudgeLike
 
-#: Judge options that change how answers are fetched, never which answers: a run resumes with
-#: other values (e.g. a lower concurrency after rate limits, or the cache on another disk).
-_OPERATIONAL_JUDGE_ARGS = frozenset(
-    {
-        "cache_dir",
-        "cache",
-        "concurrency",
-        "rpm",
-        "tpm",
-        "timeout",
-        "max_retries",
-        "backoff_base",
-        "backoff_cap",
-    }
-)
+    if not isinstance(judge, JudgeLike):
+        missing = [
+            name
+            for name in ("name", "check", "describe", "judge", "check_leakage")
+            if not hasattr(judge, name)
+        ]
+        raise ConfigError(
+            f"The judge object {type(judge).__name__} does not keep the judge contract "
+            f"(missing: {', '.join(missing)}).",
+            hint="Pass a judge from slim_leakage.get_judge(...), or implement "
+            "slim_leakage.judge.JudgeLike.",
+        )
+    return judge
 
 
-def _check_judge(judge: Any) -> None:
-    # A missing API key must fail now, not after hours of generation.
-    check = getattr(getattr(judge, "backend", None), "check", None)
-    if callable(check):
-        check()
+def _resumable_judge_args(args: dict) -> dict:
+    """The judge options that define the answers: what a resumed run must repeat.
 
+    Credentials are never written; operational options (concurrency, cache, timeouts ...) may
+    change between invocations.
+    """
+    from .judge import operational_options
 
-def _describe_judge(judge: Any) -> dict | None:
-    if judge is None:
-        return None
-    describe = getattr(judge, "describe", None)
-    return describe() if callable(describe) else {"backend": type(judge).__name__}
-
-
-def _judge_items(
-    judge: Any,
-    items: list,
-    *,
-    on_stage: Callable[[StageResult], None],
-    on_verdict: Callable[[Verdict], None],
-    progress: bool,
-) -> None:
-    # All pending items in one call, so the judge keeps its concurrency window full; each
-    # verdict is appended the moment it exists. A judge without per-verdict callbacks
-    # (a plain duck-typed object) gets its verdicts appended when it returns.
-    import inspect
-
-    if "on_verdict" in inspect.signature(judge.judge).parameters:
-        judge.judge(items, on_stage=on_stage, progress=progress, on_verdict=on_verdict)
-    else:
-        for verdict in judge.judge(items, on_stage=on_stage, progress=progress):
-            on_verdict(verdict)
-
-
-def _judge_item_cls():
-    from .judge import JudgeItem
-
-    return JudgeItem
-
-
-# -- end of the judge seam -----------------------------------------------------------------------
+    operational = operational_options()
+    return {k: v for k, v in _secret_free(args).items() if k not in operational}
 
 
 def _secret_free(options: dict) -> dict:
@@ -234,7 +203,9 @@ class Run:
             from .judge import get_judge
 
             self._judge = get_judge(cfg.judge, **cfg.judge_args)
-        _check_judge(self._judge)
+        if self._judge is not None:
+            # A missing API key must fail now, not after hours of generation.
+            _require_judge(self._judge).check()
         self._resolved = True
 
     def sample_ids_digest(self) -> str:
@@ -254,11 +225,7 @@ class Run:
             },
             "judge": {
                 "name": cfg.judge,
-                "args": {
-                    k: v
-                    for k, v in _secret_free(dict(cfg.judge_args)).items()
-                    if k not in _OPERATIONAL_JUDGE_ARGS
-                },
+                "args": _resumable_judge_args(dict(cfg.judge_args)),
             },
             "dataset": {
                 "config": cfg.config,
@@ -284,7 +251,7 @@ class Run:
                 "n_samples": len(self.samples),
                 "sample_ids_sha256": self.sample_ids_digest(),
             },
-            "judge": _describe_judge(self._judge),
+            "judge": self._judge.describe() if self._judge is not None else None,
             "seed_policy": SEED_POLICY,
             "cost": {},
         }
@@ -421,9 +388,11 @@ class Run:
             written.add(ident)
             records.append(result)
 
-        root, item_cls = self.dir.root, _judge_item_cls()
+        from .judge import JudgeItem
+
+        root = self.dir.root
         items = [
-            item_cls(
+            JudgeItem(
                 sample=s,
                 method=self.method.name,
                 vanilla_image=root / done[("vanilla", s.id, None)].path,
@@ -436,8 +405,9 @@ class Run:
             )
             for s in todo
         ]
-        _judge_items(
-            self._judge,
+        # All pending items in one call, so the judge keeps its concurrency window full; each
+        # verdict is appended the moment it exists.
+        self._judge.judge(
             items,
             on_stage=on_stage,
             on_verdict=records.append,
@@ -458,7 +428,9 @@ class Run:
         if self.backbone is not None:
             manifest["backbone"] = self.backbone.describe()
         manifest["cost"] = merged_cost
-        manifest["judge"] = _describe_judge(self._judge) or manifest.get("judge")
+        manifest["judge"] = (
+            self._judge.describe() if self._judge is not None else manifest.get("judge")
+        )
         run.write_manifest(manifest)
 
         def image(role: str, sample: Sample) -> Path:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 
 from ..._config import build_config
+from ...backbones.flux_attention import block_offsets, flux_finish, flux_qkv
 from ...errors import ConfigError
 from . import ops
 from .config import DeLeakerConfig
@@ -36,60 +36,10 @@ _RECOMPUTE_BELOW = 0.5
 #: Query rows per chunk when rows are recomputed explicitly.
 _ROW_CHUNK = 256
 
-_DOUBLE = re.compile(r"^transformer_blocks\.(\d+)\.attn\.processor$")
-_SINGLE = re.compile(r"^single_transformer_blocks\.(\d+)\.attn\.processor$")
-
-
-# -- FLUX attention plumbing (the stock processor's steps, split around the attention) ------------
-def flux_qkv(attn, hidden_states, encoder_hidden_states, image_rotary_emb):
-    """Projections, RMS norms, ``[text ; image]`` concatenation and RoPE, as the stock processor.
-
-    Returns:
-        ``query, key, value`` shaped ``(batch, L, heads, head_dim)``.
-    """
-    from diffusers.models.embeddings import apply_rotary_emb
-    from diffusers.models.transformers.transformer_flux import _get_qkv_projections
-
-    query, key, value, e_query, e_key, e_value = _get_qkv_projections(
-        attn, hidden_states, encoder_hidden_states
-    )
-    # (B, N, H*D) -> (B, N, H, D)
-    query = attn.norm_q(query.unflatten(-1, (-1, attn.head_dim)))
-    key = attn.norm_k(key.unflatten(-1, (-1, attn.head_dim)))
-    value = value.unflatten(-1, (-1, attn.head_dim))
-    if attn.added_kv_proj_dim is not None:
-        e_query = attn.norm_added_q(e_query.unflatten(-1, (-1, attn.head_dim)))
-        e_key = attn.norm_added_k(e_key.unflatten(-1, (-1, attn.head_dim)))
-        e_value = e_value.unflatten(-1, (-1, attn.head_dim))
-        # text first: (B, T + N, H, D)
-        query = torch.cat([e_query, query], dim=1)
-        key = torch.cat([e_key, key], dim=1)
-        value = torch.cat([e_value, value], dim=1)
-    if image_rotary_emb is not None:
-        query = apply_rotary_emb(query, image_rotary_emb, sequence_dim=1)
-        key = apply_rotary_emb(key, image_rotary_emb, sequence_dim=1)
-    return query, key, value
-
-
-def flux_finish(attn, hidden_states, encoder_hidden_states):
-    """Split text/image and apply the output projections, as the stock processor.
-
-    Args:
-        hidden_states: ``(batch, L, heads * head_dim)`` attention output.
-    """
-    if encoder_hidden_states is None:
-        return hidden_states
-    text_len = encoder_hidden_states.shape[1]
-    encoder_out, hidden_states = hidden_states.split_with_sizes(
-        [text_len, hidden_states.shape[1] - text_len], dim=1
-    )
-    hidden_states = attn.to_out[1](attn.to_out[0](hidden_states.contiguous()))
-    encoder_out = attn.to_add_out(encoder_out.contiguous())
-    return hidden_states, encoder_out
-
 
 class FluxBlockProcessor:
-    """Common part of the fast and reference processors: the block clock and the masks.
+    """Common part of the fast and reference processors: one FLUX block's attention call,
+    split around the attention (:mod:`slim_leakage.backbones.flux_attention`), and the masks.
 
     Args:
         state: The shared :class:`DeLeakerState`.
@@ -444,9 +394,8 @@ def deleaker(
             f"implementation={implementation!r} is not known.", hint="Use 'fast' or 'reference'."
         )
     pipe_obj, transformer = _flux_parts(pipe)
-    n_double = len(transformer.transformer_blocks)
-    n_single = len(transformer.single_transformer_blocks)
-    state = DeLeakerState(config, entities, n_double + n_single)
+    offsets = block_offsets(transformer)
+    state = DeLeakerState(config, entities, len(offsets))
     tokenizer = tokenizer or (getattr(pipe_obj, "tokenizer_2", None) if pipe_obj else None)
     if prompts is not None:
         if tokenizer is None:
@@ -458,15 +407,10 @@ def deleaker(
         cls = FluxDeLeakerProcessor
     else:
         from .reference import ReferenceFluxProcessor as cls
-    processors = {}
-    for name, original in transformer.attn_processors.items():
-        if m := _DOUBLE.match(name):
-            offset = int(m.group(1))
-        elif m := _SINGLE.match(name):
-            offset = n_double + int(m.group(1))
-        else:
-            raise ConfigError(f"Unexpected attention processor {name!r} on a FLUX transformer.")
-        processors[name] = cls(state, offset, original)
+    processors = {
+        name: cls(state, offsets[name], original)
+        for name, original in transformer.attn_processors.items()
+    }
     patches = []
     if pipe_obj is not None and prompts is None:
         patches.append((pipe_obj, "encode_prompt", _capturing_encode_prompt(pipe_obj, state)))

@@ -37,8 +37,7 @@ from ..._config import build_config
 from ...errors import ConfigError, EntityNotFoundError
 from .config import DeLeakerConfig
 from .state import DeLeakerState, installed
-from .tokens import _pattern as _word_pattern  # the whole-word rule of find_entity_tokens
-from .tokens import find_entity_tokens
+from .tokens import entity_pattern, find_entity_tokens
 
 _ATTN2 = re.compile(r"^transformer_blocks\.(\d+)\.attn2\.processor$")
 
@@ -90,7 +89,7 @@ def sana_entity_spans(
     spans: dict[str, list[int]] = {}
     for entity in entities:
         # Skip matches inside the instruction (SANA's own examples mention animals).
-        before = sum(1 for m in _word_pattern(entity).finditer(text) if m.start() < len(prefix))
+        before = sum(1 for m in entity_pattern(entity).finditer(text) if m.start() < len(prefix))
         try:
             positions = find_entity_tokens(
                 tokenizer, text, entity, before, max_sequence_length=total

@@ -91,7 +91,7 @@ def test_truncated_or_missing_entities_are_errors(tiny_sana):
 
 
 def _run(backbone, samples, implementation="fast", **options):
-    with S.deleaker_sana(
+    with S.install(
         backbone.pipe,
         [list(s.entities) for s in samples],
         [s.prompt for s in samples],
@@ -189,7 +189,7 @@ def test_processors_are_restored_and_bad_setups_rejected(tiny_sana, tiny_flux_pi
     before = dict(transformer.attn_processors)
     with (
         pytest.raises(RuntimeError),
-        S.deleaker_sana(tiny_sana.pipe, ["cow", "horse"], PROMPT, instruction=()),
+        S.install(tiny_sana.pipe, ["cow", "horse"], PROMPT, instruction=()),
     ):
         raise RuntimeError("boom")
     assert all(transformer.attn_processors[k] is v for k, v in before.items())
@@ -201,7 +201,7 @@ def test_processors_are_restored_and_bad_setups_rejected(tiny_sana, tiny_flux_pi
     for match, pipe, options in bad:
         with (
             pytest.raises(ConfigError, match=match),
-            S.deleaker_sana(pipe, ["cow"], PROMPT, **options),
+            S.install(pipe, ["cow"], PROMPT, **options),
         ):
             pass
 

@@ -53,10 +53,10 @@ class DeLeaker(Method):
             from .sana import generate
 
             return generate(self, backbone, samples)
-        from .flux import deleaker
+        from .flux import install
 
         prompts = [s.prompt for s in samples]
-        with deleaker(
+        with install(
             backbone.pipe,
             [list(s.entities) for s in samples],
             config=self.config,

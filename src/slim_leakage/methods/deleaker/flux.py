@@ -38,6 +38,7 @@ from ...errors import ConfigError
 from . import ops
 from .config import DeLeakerConfig
 from .state import BlockProcessor, DeLeakerState, accumulate, configure, installed
+from .tokens import find_entity_spans
 
 #: Rows whose edited normaliser falls below this share of the unedited one are recomputed.
 _RECOMPUTE_BELOW = 0.5
@@ -429,3 +430,30 @@ def _capturing_encode_prompt(pipe, state: DeLeakerState):
         return result
 
     return encode_prompt
+
+
+# -- what the registered method reads (the shape of every backbone file, see method.py) ---------
+#: Facts recorded with every generation on FLUX (none beyond the common ones).
+EXTRA: dict[str, Any] = {}
+
+
+def entity_spans(backbone, prompt: str, entities: Sequence[str]) -> dict[str, list[int]]:
+    """Each entity's T5 token positions in ``prompt``, within the backbone's text length.
+
+    Raises:
+        EntityNotFoundError: An entity is not a whole word of the prompt, or is cut off.
+    """
+    return find_entity_spans(
+        backbone.tokenizer,
+        prompt,
+        entities,
+        max_sequence_length=backbone.settings.max_sequence_length,
+    )
+
+
+def install_options(backbone) -> dict[str, Any]:
+    """The keyword arguments of :func:`install` that a loaded FLUX backbone fixes."""
+    return {
+        "max_sequence_length": backbone.settings.max_sequence_length,
+        "tokenizer": backbone.tokenizer,
+    }

@@ -494,64 +494,28 @@ def install(
         yield state
 
 
-def generate(method, backbone, samples) -> list:
-    """Generate ``samples`` with DeLeaker on a SANA backbone (the method's SANA path).
+# -- what the registered method reads (the shape of every backbone file, see method.py) ---------
+#: Facts recorded with every generation on SANA.
+EXTRA: dict[str, Any] = {"image_image_suppression": "off on SANA (linear self-attention)"}
 
-    Args:
-        method: A configured DeLeaker method (its ``config`` is used).
-        backbone: A SANA backbone (:class:`~slim_leakage.backbones.sana.SanaBackbone`).
-        samples: The samples.
 
-    Returns:
-        One :class:`~slim_leakage.methods.base.MethodOutput` per sample, with the entity masks
-        as overlays and their sizes in ``extra``.
+def entity_spans(backbone, prompt: str, entities: Sequence[str]) -> dict[str, list[int]]:
+    """Each entity's Gemma token positions in the text SANA encodes for ``prompt``.
+
+    Raises:
+        EntityNotFoundError: An entity is not a whole word of the prompt, or is cut off.
     """
-    from ..base import MethodOutput
-    from .overlays import PALETTE, mask_overlay
-
-    if not samples:
-        return []
-    prompts = [s.prompt for s in samples]
-    with install(
-        backbone.pipe,
-        [list(s.entities) for s in samples],
-        prompts,
-        config=method.config,
-        instruction=getattr(backbone, "instruction", None),
-        max_sequence_length=backbone.settings.max_sequence_length,
-    ) as run:
-        images = backbone.generate(prompts, [s.seed for s in samples])
-        spans = run.spans or []
-    outputs = []
-    for b, (sample, image) in enumerate(zip(samples, images)):
-        final = run.final_masks(b)
-        extra = {
-            "mask_tokens": {e: int(m.sum()) for e, m in final.items()},
-            "mask_grid": list(run.grid),
-            "entity_tokens": {e: list(t) for e, t in spans[b].items()} if spans else {},
-            "image_image_suppression": "off on SANA (linear self-attention)",
-        }
-        overlays = {
-            e: mask_overlay(image, final[e], PALETTE[i % len(PALETTE)])
-            for i, e in enumerate(sample.entities)
-            if e in final
-        }
-        outputs.append(MethodOutput(image=image, extra=extra, overlays=overlays))
-    return outputs
+    return sana_entity_spans(
+        backbone.pipe.tokenizer,
+        prompt,
+        entities,
+        **install_options(backbone),
+    )
 
 
-def check_samples(backbone, samples) -> None:
-    """Raise, naming the sample, if an entity cannot be found in SANA's processed prompt."""
-    for sample in samples:
-        try:
-            sana_entity_spans(
-                backbone.pipe.tokenizer,
-                sample.prompt,
-                list(sample.entities),
-                instruction=getattr(backbone, "instruction", None),
-                max_sequence_length=backbone.settings.max_sequence_length,
-            )
-        except EntityNotFoundError as exc:
-            raise EntityNotFoundError(
-                f"Sample {sample.id!r}: {exc.message}", hint=exc.hint
-            ) from exc
+def install_options(backbone) -> dict[str, Any]:
+    """The keyword arguments of :func:`install` that a loaded SANA backbone fixes."""
+    return {
+        "instruction": getattr(backbone, "instruction", None),
+        "max_sequence_length": backbone.settings.max_sequence_length,
+    }

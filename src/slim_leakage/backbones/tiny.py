@@ -15,7 +15,7 @@ import string
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .base import GenerationSettings, Preset
+from .base import BUILT_IN, GenerationSettings, Preset
 
 #: Words given their own SentencePiece piece; anything else is spelt from single characters.
 COMMON_WORDS = [
@@ -317,7 +317,7 @@ def build_tiny_flux_pipeline(
 class _TinyRandomPreset(Preset):
     name = "tiny-random"
     family = "flux"
-    model_id = "built-in:tiny-random-flux"
+    model_id = BUILT_IN + "tiny-random-flux"
     dtype = "float32"
     settings = GenerationSettings(
         height=32, width=32, num_inference_steps=4, guidance_scale=3.5, max_sequence_length=256

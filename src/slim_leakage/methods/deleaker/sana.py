@@ -184,6 +184,13 @@ class SanaDeLeakerState(DeLeakerState):
 class SanaBlockProcessor(BlockProcessor):
     """The SANA ``attn2`` call split around the attention; subclasses edit the logits.
 
+    The steps around the attention follow diffusers' ``SanaAttnProcessor2_0``
+    (``diffusers/models/attention_processor.py``): mask preparation, projections, optional
+    norms, head split, output projection and ``rescale_output_factor``, so an unedited attention
+    gives the stock output (checked in the tests). They stay in this file, in the single-file
+    habit of diffusers' processors, because only DeLeaker replaces SANA's attention; FLUX's
+    split is shared (:mod:`slim_leakage.backbones.flux_attention`) because two methods use it.
+
     Args:
         state: The shared :class:`SanaDeLeakerState`.
         offset: The block index (attention calls per step = number of blocks).

@@ -150,7 +150,7 @@ class SanaDeLeakerState(DeLeakerState):
         if self.spans is None:
             raise ConfigError(
                 "DeLeaker on SANA does not know the prompt(s) of this generation.",
-                hint="Call the pipeline with prompt=..., or pass prompts=[...] to install().",
+                hint="Call the pipeline with prompt=..., or pass prompts=[...] to deleaker_sana().",
             )
         n = len(self.spans)
         half = self.batch // 2 if self.cfg else 0

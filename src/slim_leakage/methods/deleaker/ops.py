@@ -170,7 +170,10 @@ def pair_edits(s, p, image_start, spans, masks, cfg):
     neg_inf = float("-inf")
     rows = {e: image_start + masks[e].nonzero().squeeze(1) for e in spans}
     cols = {e: torch.tensor(ts, device=s.device) for e, ts in spans.items()}
+    stale = False  # whether p misses the previous pairs' edits (recomputed only when read)
     for i, j in itertools.combinations(list(spans), 2):
+        if stale and cfg.image_image_suppression:
+            p, stale = torch.softmax(s, dim=-1), False
         ri, rj = rows[i], rows[j]
         if cfg.image_text_suppression:
             s[:, ri[:, None], cols[j][None, :]] += neg_inf
@@ -189,8 +192,8 @@ def pair_edits(s, p, image_start, spans, masks, cfg):
                     hit = abnormal_links(avg[qa][:, kc], cfg.beta2)
                     ra, cc = hit.nonzero(as_tuple=True)
                     s[:, qa[ra], kc[cc]] = neg_inf
-        p = torch.softmax(s, dim=-1)
-    return s, p
+        stale = True
+    return s, (torch.softmax(s, dim=-1) if stale else p)
 
 
 def nearest_step(scheduler_timesteps, timestep: float, *, scale: float = 1.0) -> int:

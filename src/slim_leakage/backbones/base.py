@@ -5,10 +5,14 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .._config import build_config, check_range
 from ..errors import ConfigError
+
+#: Prefix of the model id of presets whose weights are built in code (nothing to download).
+BUILT_IN = "built-in:"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +183,24 @@ class Preset:
     dtype: str = "float32"
     settings: GenerationSettings = GenerationSettings()
     description: str = ""
+
+    @property
+    def offline(self) -> bool:
+        """Whether the default weights need no download: built in code (a ``built-in:`` id) or
+        a folder on this machine (weights shipped in the package)."""
+        return self.model_id.startswith(BUILT_IN) or Path(self.model_id).is_dir()
+
+    def describe(self) -> dict:
+        """What the preset is, without loading anything (JSON-compatible)."""
+        return {
+            "name": self.name,
+            "family": self.family,
+            "model_id": self.model_id,
+            "dtype": self.dtype,
+            "settings": dataclasses.asdict(self.settings),
+            "description": self.description,
+            "offline": self.offline,
+        }
 
     def build(self, *, path: str, device: str, dtype: str) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -140,11 +140,22 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
         return self.state.cache[key]
 
     def _scores(self, q, k, lse, T, spans, scale) -> dict[str, torch.Tensor]:
-        # post-softmax image->entity-text probabilities: (H, N, n_tokens), never (H, L, L)
+        # post-softmax image->entity-text probabilities summed over heads, in head and row
+        # blocks: never (H, L, L), nor a float copy of every image query at once
         tokens, ecols = self._tokens(spans, q.device)
-        logits = (q[:, T:].float() @ k[:, tokens].float().transpose(-1, -2)) * scale
-        probs = torch.exp(logits - lse[:, T:, None])
-        return {e: probs[..., ecols[e]].mean(-1).mean(0) for e in spans}
+        H, L, D = q.shape
+        n_img, n = L - T, tokens.numel()
+        k_e = k[:, tokens].float()  # (H, n, D)
+        total = torch.zeros(n_img, n, device=q.device)
+        row_bytes = 4 * (D + 2 * n)
+        for hs in ops.blocks(H, n_img * row_bytes):
+            h = hs.stop - hs.start
+            for rs in ops.blocks(n_img, h * row_bytes):
+                rows = slice(T + rs.start, T + rs.stop)
+                logits = (q[hs, rows].float() @ k_e[hs].transpose(-1, -2)) * scale
+                total[rs] += torch.exp(logits - lse[hs, rows, None]).sum(0)
+        probs = total / H
+        return {e: probs[:, ecols[e]].mean(-1) for e in spans}
 
     def _rows(self, masks) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Masked image rows (union) and, per entity, the positions of its rows among them.
@@ -164,7 +175,12 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
         return rows, member
 
     def _edit(self, out, lse, q, k, v, T, spans, masks, scale) -> torch.Tensor:
-        """Apply the pair edits to one batch item; ``out``/``q``/``k``/``v`` are ``(H, L, D)``."""
+        """Apply the pair edits to one batch item; ``out``/``q``/``k``/``v`` are ``(H, L, D)``.
+
+        Everything that would be ``heads x rows x rows`` (the image-image statistics and their
+        correction) or ``heads x rows x L`` (exactly recomputed rows) is computed in blocks of
+        heads and rows within :data:`ops.WORKING_SET_BYTES`.
+        """
         cfg = self.state.config
         entities = list(spans)
         pairs = list(itertools.combinations(entities, 2))
@@ -176,33 +192,39 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
         if rows.numel() == 0:
             return out
         dev = q.device
+        H, L, D = q.shape
         tokens, ecols = self._tokens(spans, dev)
-        q_r = q[:, T + rows].float()  # (H, r, D)
-        lse_r = lse[:, T + rows, None]  # (H, r, 1)
-        v_e = v[:, tokens].float()  # (H, n, D)
-        s_e = (q_r @ k[:, tokens].float().transpose(-1, -2)) * scale  # (H, r, n)
-        p0_e = torch.exp(s_e - lse_r)
+        img = T + rows  # joint positions of the masked image rows
+        r, n = rows.numel(), tokens.numel()
+        lse_r = lse[:, img]  # (H, r)
+        k_e, v_e = k[:, tokens].float(), v[:, tokens].float()  # (H, n, D)
+        s_e = torch.empty(H, r, n, device=dev)
+        for hs in ops.blocks(H, r * 4 * (D + n)):
+            s_e[hs] = (q[hs][:, img].float() @ k_e[hs].transpose(-1, -2)) * scale
+        p0_e = torch.exp(s_e - lse_r[..., None])
         s_cur = s_e.clone()
-        ratio = torch.ones(q_r.shape[:2], device=dev)  # (H, r): edited / unedited normaliser
         use_ii = cfg.image_image_suppression
-        if use_ii:
-            # keys of the cross-entity rectangles are always masked image tokens
-            p0_c = torch.exp((q_r @ k[:, T + rows].float().transpose(-1, -2)) * scale - lse_r)
-            blocked = torch.zeros(rows.numel(), rows.numel(), dtype=torch.bool, device=dev)
+        blocked = torch.zeros(r, r, dtype=torch.bool, device=dev) if use_ii else None
+        # unedited probability of the links cut so far, per head and row (for later pairs)
+        cut_mass = torch.zeros(H, r, device=dev)
+        ratio = torch.ones(H, r, device=dev)  # edited / unedited normaliser
         neg_inf = float("-inf")
-        for i, j in pairs:
+        for index, (i, j) in enumerate(pairs):
             ri, rj = member[i], member[j]
             if use_ii:
-                # head-averaged current probabilities, before this pair's edits: (r, r), with no
-                # (H, r, r) temporary
-                avg = torch.einsum("hqk,hq->qk", p0_c, 1.0 / ratio) / p0_c.shape[0]
-                avg = avg.masked_fill(blocked, 0.0)
                 cuts = []
                 for a, c in ((ri, rj), (rj, ri)):
                     if a.numel() and c.numel():
-                        cuts.append((a, c, ops.abnormal_links(avg[a][:, c], cfg.beta2)))
+                        # head-averaged current probabilities, before this pair's edits
+                        avg = self._head_mean(q, k, lse_r, ratio, img, a, c, scale)
+                        avg = avg.masked_fill(blocked[a][:, c], 0.0)
+                        cuts.append((a, c, ops.abnormal_links(avg, cfg.beta2)))
                 for a, c, hit in cuts:
+                    fresh = hit & ~blocked[a][:, c]
                     blocked[a[:, None], c[None, :]] |= hit
+                    if index + 1 < len(pairs):  # only later pairs read the running ratio
+                        mass, _, cut_rows = self._cut(q, k, v, lse_r, img, a, c, fresh, scale)
+                        cut_mass[:, cut_rows] += mass
             if cfg.image_text_suppression:
                 s_cur[:, ri[:, None], ecols[j][None, :]] = neg_inf
                 s_cur[:, rj[:, None], ecols[i][None, :]] = neg_inf
@@ -210,27 +232,90 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
                 for r_, e in ((ri, i), (rj, j)):
                     idx = (slice(None), r_[:, None], ecols[e][None, :])
                     s_cur[idx] = s_cur[idx] * cfg.alpha
-            ratio = 1 + (torch.exp(s_cur - lse_r) - p0_e).sum(-1)
-            if use_ii:
-                ratio = ratio - torch.einsum("hqk,qk->hq", p0_c, blocked.to(p0_c.dtype))
-        corr = (torch.exp(s_cur - lse_r) - p0_e) @ v_e
-        if use_ii:
-            # last use of p0_c: zero the kept links in place, leaving the cut probabilities
-            corr = corr - p0_c.mul_(blocked) @ v[:, T + rows].float()
-        out[:, T + rows] = ((out[:, T + rows].float() + corr) / ratio[..., None]).to(out.dtype)
+            ratio = 1 + (torch.exp(s_cur - lse_r[..., None]) - p0_e).sum(-1) - cut_mass
+        text_delta = torch.exp(s_cur - lse_r[..., None]) - p0_e  # (H, r, n)
+        ratio = 1 + text_delta.sum(-1)
+        every = torch.arange(r, device=dev)
+        for hs in ops.blocks(H, r * 4 * 2 * D):
+            acc = out[hs][:, img].float() + text_delta[hs] @ v_e[hs]  # (h, r, D)
+            if use_ii and blocked.any():
+                mass, corr, qa = self._cut(
+                    q, k, v, lse_r, img, every, every, blocked, scale, hs, values=True
+                )
+                ratio[hs][:, qa] -= mass
+                acc[:, qa] -= corr
+            out[hs, img] = (acc / ratio[hs, :, None]).to(out.dtype)
         # Where the edits removed most of a row's mass, dividing by a small ratio would magnify
         # the fused kernel's rounding: recompute those rows exactly with the edited logits.
         weak = (ratio < _RECOMPUTE_BELOW).any(0).nonzero().squeeze(1)
-        for start in range(0, weak.numel(), _ROW_CHUNK):
-            sel = weak[start : start + _ROW_CHUNK]
-            logits = (q[:, T + rows[sel]].float() @ k.float().transpose(-1, -2)) * scale
-            logits[:, :, tokens] = s_cur[:, sel]
-            if use_ii:
-                cut = torch.zeros(sel.numel(), logits.shape[-1], dtype=torch.bool, device=dev)
-                cut[:, T + rows] = blocked[sel]
-                logits = logits.masked_fill(cut, float("-inf"))
-            out[:, T + rows[sel]] = (torch.softmax(logits, -1) @ v.float()).to(out.dtype)
+        if weak.numel():
+            self._recompute(out, q, k, v, img, tokens, s_cur, blocked, weak, scale)
         return out
+
+    @staticmethod
+    def _head_mean(q, k, lse_r, ratio, img, a, c, scale) -> torch.Tensor:
+        """Head mean of the current probabilities of queries ``a`` on keys ``c`` (positions
+        among the masked rows), the unedited ones divided by each row's ``ratio``."""
+        H, D = q.shape[0], q.shape[-1]
+        keys = img[c]
+        avg = torch.zeros(a.numel(), c.numel(), device=q.device)
+        for hs in ops.blocks(H, 4 * (a.numel() * 2 * c.numel() + c.numel() * D)):
+            h = hs.stop - hs.start
+            kk = k[hs][:, keys].float()
+            for rs in ops.blocks(a.numel(), h * 4 * (2 * c.numel() + D), reserve=kk.numel() * 4):
+                rows = a[rs]
+                logits = (q[hs][:, img[rows]].float() @ kk.transpose(-1, -2)) * scale
+                p = torch.exp(logits - lse_r[hs][:, rows, None])
+                avg[rs] += (p / ratio[hs][:, rows, None]).sum(0)
+        return avg / H
+
+    @staticmethod
+    def _cut(q, k, v, lse_r, img, a, c, cut, scale, hs=slice(None), *, values=False):
+        """Unedited probability mass (and value sum) of the cut links ``cut`` (``|a| x |c|``:
+        queries ``a`` on keys ``c``, as positions among the masked rows), for heads ``hs``.
+
+        Returns:
+            ``(mass (h, m), value sum (h, m, D) or None, rows)`` over the ``m`` rows of ``a``
+            that have a cut link (``rows``: their positions among the masked rows).
+        """
+        H = q[hs].shape[0]
+        D = q.shape[-1]
+        has = cut.any(1).nonzero().squeeze(1)
+        cols = cut.any(0).nonzero().squeeze(1)
+        qa, keys = a[has], img[c[cols]]
+        sub = cut[has][:, cols].to(torch.float32)
+        mass = torch.zeros(H, has.numel(), device=q.device)
+        corr = torch.zeros(H, has.numel(), D, device=q.device) if values else None
+        if has.numel():
+            kk = k[hs][:, keys].float()
+            vv = v[hs][:, keys].float() if values else None
+            held = 4 * sum(t.numel() for t in (kk, vv, corr) if t is not None)
+            for rs in ops.blocks(has.numel(), H * 4 * (2 * cols.numel() + D), reserve=held):
+                logits = (q[hs][:, img[qa[rs]]].float() @ kk.transpose(-1, -2)) * scale
+                p = torch.exp(logits - lse_r[hs][:, qa[rs], None]) * sub[rs]
+                mass[:, rs] = p.sum(-1)
+                if values:
+                    corr[:, rs] = p @ vv
+        return mass, corr, qa
+
+    @staticmethod
+    def _recompute(out, q, k, v, img, tokens, s_cur, blocked, weak, scale) -> None:
+        """Recompute rows ``weak`` (positions among the masked rows) with explicit attention."""
+        H, L, D = q.shape
+        dev = q.device
+        for hs in ops.blocks(H, 4 * 2 * L * D):
+            h = hs.stop - hs.start
+            kf, vf = k[hs].float(), v[hs].float()
+            held = (kf.numel() + vf.numel()) * 4
+            for sel in ops.blocks(weak.numel(), h * 4 * 3 * L, reserve=held):
+                w = weak[sel]
+                logits = (q[hs][:, img[w]].float() @ kf.transpose(-1, -2)) * scale
+                logits[:, :, tokens] = s_cur[hs][:, w]
+                if blocked is not None:
+                    cut = torch.zeros(w.numel(), L, dtype=torch.bool, device=dev)
+                    cut[:, img] = blocked[w]
+                    logits = logits.masked_fill(cut, float("-inf"))
+                out[hs, img[w]] = (torch.softmax(logits, -1) @ vf).to(out.dtype)
 
     def _text_text(self, out, lse, q, k, v, spans, pairs, scale) -> torch.Tensor:
         # only the first token of each entity is edited: recompute those few rows exactly

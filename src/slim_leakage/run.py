@@ -195,7 +195,10 @@ class Run:
             )
         _check_entities_in_prompts(samples)
         self.samples = samples
-        preset = _check_backbone(cfg.backbone, cfg.backbone_args)
+        preset, memory = _check_backbone(cfg.backbone, cfg.backbone_args, cfg.device, cfg.dtype)
+        if memory is not None and (memory.estimate is not None or memory.offload != "none"):
+            # the memory setting (chosen or checked) is said before anything heavy happens
+            self.log(memory.summary(cfg.backbone))
         # The preset knows its family: an unsupported pairing fails before any weights load.
         if hasattr(preset, "family"):
             self.method.check_backbone(preset)
@@ -463,16 +466,22 @@ class Run:
         return metrics.to_dict()
 
 
-def _check_backbone(name: str, overrides: dict):
-    """Check the preset name and generation overrides without loading anything heavy.
+def _check_backbone(name: str, overrides: dict, device: str | None, dtype: str | None):
+    """Check the preset name and backbone arguments without loading any weights: generation
+    settings, and memory options with the fit check (``Preset.check_args``).
 
     Done before the manifest is written: a typo must not leave a run directory behind that
     the corrected command would then refuse as "a different configuration".
+
+    Returns:
+        The preset and its memory plan (``None`` for a preset without ``check_args``).
     """
     from ._config import build_config
     from .backbones import BACKBONES, GenerationSettings
 
     preset = BACKBONES.get(name)
+    if hasattr(preset, "check_args"):
+        return preset, preset.check_args(dict(overrides), device=device, dtype=dtype)[1]
     defaults = getattr(preset, "settings", None)
     if isinstance(defaults, GenerationSettings):
         build_config(
@@ -480,7 +489,7 @@ def _check_backbone(name: str, overrides: dict):
             {**dataclasses.asdict(defaults), **overrides},
             owner=f"backbone {name}",
         )
-    return preset
+    return preset, None
 
 
 def _check_entities_in_prompts(samples: Sequence[Sample]) -> None:

@@ -53,11 +53,17 @@ def get_judge(name: str, **options: Any) -> Judge:
     else:
         accepted = {}
     if isinstance(factory, type) and issubclass(factory, Backend):
-        known = sorted({"model", *accepted, *JUDGE_OPTIONS})
+        model = ["model"] if factory.model_choice else []
+        known = sorted({*model, *accepted, *JUDGE_OPTIONS})
         for key in sorted(backend_opts):
-            if key != "model" and key not in accepted:
+            if key not in model and key not in accepted:
+                why = (
+                    f" (it has no model choice: it is {factory.default_model!r} only)."
+                    if key == "model"
+                    else f".{did_you_mean(key, known)}"
+                )
                 raise ConfigError(
-                    f"The judge {name!r} has no option {key!r}.{did_you_mean(key, known)}",
+                    f"The judge {name!r} has no option {key!r}{why}",
                     hint=f"Known options: {', '.join(known)}.",
                 )
     if "timeout" in accepted and "timeout" in judge_opts:

@@ -83,12 +83,13 @@ def test_a_proxy_from_the_environment_is_what_must_answer(
 def test_a_judge_without_model_choice_refuses_a_model(tmp_path):
     with pytest.raises(ConfigError) as info:
         get_judge("oracle", model="gpt-4o", cache_dir=str(tmp_path))
-    assert "has no option 'model' (it has no model choice: it is 'toy-oracle-v1' only)" in str(
-        info.value
+    assert info.value.message == (
+        "The judge 'oracle' has no model choice: it is 'toy-oracle-v1' only, not 'gpt-4o'."
     )
-    assert "cache_dir" in info.value.hint and "model" not in info.value.hint.split(": ")[1]
+    assert "cache_dir" in info.value.hint and "model," not in info.value.hint
     from slim_leakage.toy.oracle import OracleBackend
 
     with pytest.raises(ConfigError, match="no model choice"):
-        OracleBackend(model="toy-oracle-v1")
-    assert OracleBackend().model == "toy-oracle-v1"
+        OracleBackend(model="gpt-4o")
+    # the one model it is may be named (a leaderboard entry names it when judged again)
+    assert OracleBackend(model="toy-oracle-v1").model == OracleBackend().model == "toy-oracle-v1"

@@ -184,7 +184,7 @@ class Backend:
     #: Options a subclass accepts besides ``model`` (name -> default).
     options: ClassVar[dict[str, Any]] = {}
     #: Whether ``model`` may name another model than :attr:`default_model` (``False`` for a
-    #: backend that is one fixed model, such as the toy world's oracle).
+    #: backend that is one fixed model, such as the toy world's oracle: it takes no other).
     model_choice: ClassVar[bool] = True
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
@@ -197,16 +197,11 @@ class Backend:
                 f"{did_you_mean(unknown[0], self.options)}",
                 hint=f"Known options: {', '.join(sorted({'model', *self.options})) or 'model'}.",
             )
-        if model is not None and not self.model_choice:
+        if not self.model_choice and model not in (None, self.default_model):
             raise ConfigError(
                 f"The judge {self.name!r} has no model choice: it is {self.default_model!r} "
-                f"only, so model={model!r} cannot be set.",
-                hint="Leave out the model option"
-                + (
-                    f"; its options are: {', '.join(sorted(self.options))}."
-                    if self.options
-                    else "."
-                ),
+                f"only, not {model!r}.",
+                hint="Leave out the model option.",
             )
         self.model = model or self.default_model
         if not self.model:

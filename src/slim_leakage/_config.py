@@ -258,6 +258,32 @@ def build_config(
         raise ConfigError(f"{owner}: {exc}") from exc
 
 
+def typed_fields(config: Any, *, owner: str) -> dict[str, Any]:
+    """Every field of the dataclass instance ``config``, checked against its type.
+
+    For ``__post_init__`` of configs built directly in code (``RunConfig(limit=True)``), which
+    :func:`build_config`'s checks do not see.
+
+    Returns:
+        Field name -> its value in the declared form (a list given for a tuple comes back a
+        tuple, an integer for a float a float).
+
+    Raises:
+        ConfigError: For a value of the wrong type (several: :class:`Problems`).
+    """
+    hints = typing.get_type_hints(type(config))
+    out, problems = {}, []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        try:
+            out[field.name] = typed_value(value, hints[field.name])
+        except WrongType as exc:
+            problems.append(_wrong_type(owner, field.name, value, str(exc)))
+    if problems:
+        raise one_error(problems, what=f"in the options of {owner}")
+    return out
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A JSON-compatible dict of a dataclass config (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(config), default=str))

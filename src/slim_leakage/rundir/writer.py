@@ -156,14 +156,14 @@ class Records:
         return _read_records(self.verdicts_path, Verdict)
 
     def unique_verdicts(self) -> list[Verdict]:
-        """One Verdict per sample: the first one written.
+        """One Verdict per sample, in the order samples first appear: the latest one written.
 
-        A resumed run never judges a sample twice, but merged shards or a hand-edited file
-        could hold a second one.
+        A resumed run judges a sample again only after a judge error, so its latest verdict
+        is the one that counts (the error stays in the file as a record of what happened).
         """
         seen: dict[str, Verdict] = {}
         for verdict in self.verdicts():
-            seen.setdefault(verdict.sample_id, verdict)
+            seen[verdict.sample_id] = verdict
         return list(seen.values())
 
 

@@ -61,14 +61,17 @@ def test_records_go_to_the_file_of_their_type_and_read_back_typed(tmp_path):
     records = Records(tmp_path)
     gen = Generation("s1", "vanilla", "vanilla", "images/vanilla/s1.png", "0" * 64, 1, 8, 8)
     stage = StageResult("s1", "ranking", "v1", "k", {"label": "no-change"}, order="ab")
-    first = Verdict("s1", "m", "no-change")
+    first = Verdict("s1", "m", None, error="HTTP 500")
+    other = Verdict("s2", "m", "no-change")
     second = Verdict("s1", "m", "mitigation-major")
-    for record in (gen, stage, first, second):
+    for record in (gen, stage, first, other, second):
         records.append(record)
     assert records.generations() == (gen,)
     assert records.judgements() == (stage,)
-    assert records.verdicts() == (first, second)
-    assert records.unique_verdicts() == [first]  # the first verdict of a sample counts
+    assert records.verdicts() == (first, other, second)
+    # a resume judges a sample again after a judge error: its latest verdict counts, in the
+    # order samples first appear
+    assert records.unique_verdicts() == [second, other]
     assert json.loads(records.verdicts_path.read_text().splitlines()[0]) == first.to_dict()
 
 
@@ -337,3 +340,32 @@ def test_resume_refuses_samples_edited_under_the_same_ids(tmp_path):
         in message
     )
     assert str(run.samples_path) in info.value.hint
+
+
+def test_a_method_named_like_a_run_folder_never_shares_it():
+    assert image_file("vanilla", "s1") == "images/vanilla/s1.png"
+    assert image_file("method", "s1", "vanilla") == "images/method-vanilla/s1.png"
+    assert image_file("method", "s1", "Reference") == "images/method-reference/s1.png"
+    assert image_file("method", "s1", "deleaker") == "images/deleaker/s1.png"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two' is not a whole number"),
+        ({"WORLD_SIZE": "2", "RANK": "-1"}, "RANK='-1' is not a whole number"),
+        ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK=2 is not below WORLD_SIZE=2"),
+    ],
+)
+def test_a_broken_rank_environment_is_named(monkeypatch, env, named):
+    from slim_leakage.errors import ConfigError
+
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match=named):
+        Shard.from_env()
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert Shard.from_env() == Shard(rank=1, world=2)

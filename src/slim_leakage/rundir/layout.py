@@ -43,9 +43,20 @@ def slug(text: str) -> str:
     return out or "x"
 
 
+#: Folders of ``images/`` the run itself uses; a method of that name gets ``method-<name>``.
+_RESERVED_FOLDERS = frozenset({"vanilla", "reference", "masks"})
+
+
 def image_file(role: str, sample_id: str, method: str = "") -> str:
-    """Where a sample's ``vanilla`` or ``method`` image lives, relative to the run directory."""
+    """Where a sample's ``vanilla`` or ``method`` image lives, relative to the run directory.
+
+    A method's images go to ``images/<method>/``, except a method named like a folder the run
+    uses itself (``vanilla`` as the method): ``images/method-vanilla/``, so its images never
+    replace the baseline's.
+    """
     folder = "vanilla" if role == "vanilla" else slug(method)
+    if role != "vanilla" and folder in _RESERVED_FOLDERS:
+        folder = f"method-{folder}"
     return f"images/{folder}/{slug(sample_id)}.png"
 
 

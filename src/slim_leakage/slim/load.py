@@ -134,6 +134,17 @@ def load_slim(config: str, *, root: str | os.PathLike | None = None):
 _MAX_LISTED = 20
 
 
+def _refuse(problems: list[DatasetError], path: Path, unit: str) -> None:
+    """Raise the problems found in a samples file, if any (the first few listed)."""
+    if len(problems) > _MAX_LISTED:
+        more = len(problems) - _MAX_LISTED
+        problems = problems[:_MAX_LISTED] + [
+            DatasetError(f"... and {more} more {unit}(s) of {path} with problems.")
+        ]
+    if problems:
+        raise one_error(problems, what=f"in {path}")
+
+
 def _read_jsonl(path: Path) -> list[Sample]:
     """The samples of a JSON-lines file; every bad line is reported, each with its number.
 
@@ -163,13 +174,7 @@ def _read_jsonl(path: Path) -> list[Sample]:
                         hint=exc.hint or "Each line must be one Sample as JSON.",
                     )
                 )
-    if len(problems) > _MAX_LISTED:
-        more = len(problems) - _MAX_LISTED
-        problems = problems[:_MAX_LISTED] + [
-            DatasetError(f"... and {more} more line(s) of {path} with problems.")
-        ]
-    if problems:
-        raise one_error(problems, what=f"in {path}")
+    _refuse(problems, path, "line")
     return samples
 
 
@@ -238,13 +243,7 @@ def _read_parquet(path: Path, label: str) -> list[Sample]:
             )
         except DatasetError as exc:
             problems.append(DatasetError(f"{path}, row {number}: {exc.message}", hint=exc.hint))
-    if len(problems) > _MAX_LISTED:
-        more = len(problems) - _MAX_LISTED
-        problems = problems[:_MAX_LISTED] + [
-            DatasetError(f"... and {more} more row(s) of {path} with problems.")
-        ]
-    if problems:
-        raise one_error(problems, what=f"in {path}")
+    _refuse(problems, path, "row")
     return samples
 
 

@@ -252,6 +252,13 @@ def test_entities_that_share_a_file_are_refused():
     ]
 
 
+def test_every_shipped_config_keeps_the_rule():
+    from slim_leakage.slim import list_configs, load_samples
+
+    for config in list_configs():
+        assert sample_problems(load_samples(config)) == [], config
+
+
 def test_ids_that_keep_the_rule_keep_their_file_names():
     # existing runs and leaderboard entries name these files
     assert image_file("vanilla", "pair-c11f9ba5e2f6") == "images/vanilla/pair-c11f9ba5e2f6.png"

@@ -194,3 +194,74 @@ def test_non_utf8_samples_file_names_the_line(tmp_path):
     )
     with pytest.raises(DatasetError, match=r"mine.jsonl:2 is not UTF-8"):
         load_samples(str(path))
+
+
+def test_every_bad_line_of_a_samples_file_is_named(tmp_path):
+    from slim_leakage.errors import Problems
+
+    path = tmp_path / "mine.jsonl"
+    good = {"id": "a", "prompt": "a cow and a horse", "entities": ["cow", "horse"], "seed": 1}
+    path.write_text(
+        "\n".join(
+            json.dumps(row)
+            for row in (
+                good,
+                {**good, "id": "b", "seed": 1.5},
+                {**good, "id": "c", "entities": "cow and horse"},
+                {**good, "id": "d"},
+            )
+        )
+        + "\n"
+    )
+    with pytest.raises(Problems) as info:
+        load_samples(str(path))
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"2 problems in {path}:"
+    assert f"{path}:2: Sample field 'seed'" in lines[1]
+    assert f"{path}:3: Sample field 'entities'" in lines[2]
+    assert info.value.exit_code == 1  # dataset content, not usage
+
+
+def test_a_byte_order_mark_is_not_a_problem(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    row = {"id": "a", "prompt": "a cow and a horse", "entities": ["cow", "horse"], "seed": 1}
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(row).encode() + b"\n")
+    assert [s.id for s in load_samples(str(path))] == ["a"]
+
+
+def test_empty_files_folders_and_parquet_types_are_refused(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    with pytest.raises(DatasetError, match="empty.jsonl holds no samples"):
+        load_samples(str(empty))
+    folder = tmp_path / "data.jsonl"
+    folder.mkdir()
+    with pytest.raises(DatasetError, match="is a folder"):
+        load_samples(str(folder))
+    floats = tmp_path / "floats.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "id": ["a"],
+                "prompt": ["A cat and a dog"],
+                "entities": [["cat", "dog"]],
+                "seed": [1.5],
+            }
+        ),
+        floats,
+    )
+    # a float seed used to be cut to 1 silently
+    with pytest.raises(DatasetError, match=r"floats.parquet, row 1: .*seed 1.5"):
+        load_samples(str(floats))
+
+
+def test_sample_locations_point_at_lines_and_rows(tmp_path):
+    from slim_leakage.slim.load import sample_locations
+
+    path = tmp_path / "mine.jsonl"
+    row = {"id": "a", "prompt": "a cow and a horse", "entities": ["cow", "horse"], "seed": 1}
+    path.write_text(json.dumps(row) + "\n\n" + json.dumps(row) + "\n")
+    assert sample_locations(str(path)) == {"a": [f"{path}:1", f"{path}:3"]}
+    where = sample_locations("toy-pairs")
+    first = load_samples("toy-pairs", limit=1)[0].id
+    assert where[first] == [f"{data_root() / 'data' / 'toy-pairs.parquet'}, row 1"]

@@ -190,6 +190,7 @@ class OracleBackend(Backend):
     default_model: ClassVar[str] = "toy-oracle-v1"
     pricing_key: ClassVar[str] = ""
     options: ClassVar[dict[str, Any]] = {}
+    model_choice: ClassVar[bool] = False
 
     def answer(self, request: BackendRequest) -> dict:
         """The answer object for one request (see the module docstring)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from slim_leakage.slim import data_root, load_samples
-from slim_leakage.slim.folder import compare_folders, copy_folder
+from slim_leakage.slim.hub_format import compare_folders, copy_folder
 from slim_leakage.toy.slim_configs import build_toy_slim
 from slim_leakage.toy.world import ENTITY_TYPES, caption
 

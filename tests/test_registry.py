@@ -189,3 +189,10 @@ def test_the_toy_world_registers_itself_from_its_own_package():
     assert origins == "builtin builtin"
     # listing read the declarations only; the preset and the backend load on first use
     assert imported == "['slim_leakage.toy', 'slim_leakage.toy.plugins']", out.stderr
+
+
+def test_describe_lists_a_broken_entry_with_its_error_and_keeps_the_others():
+    reg = Registry("backbone", builtins={"broken": "no_such_module_x:y", "fine": "json:dumps"})
+    rows = reg.describe(lambda obj: {"what": obj.__name__})
+    assert rows[0]["name"] == "broken" and rows[0]["error"].startswith("ModuleNotFoundError")
+    assert rows[1] == {"name": "fine", "origin": "builtin", "what": "dumps"}

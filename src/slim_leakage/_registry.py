@@ -261,12 +261,19 @@ class Registry(Generic[T]):
         """Every ``(name, object)``; this imports every entry."""
         return [(name, self.get(name)) for name in self.names()]
 
-    def describe(self, describer: Callable[[str, T], dict] | None = None) -> list[dict]:
-        """One dict per entry for listings (name and origin; ``describer`` adds more)."""
-        out = []
+    def describe(self, describer: Callable[[T], Mapping[str, Any]] | None = None) -> list[dict]:
+        """One row per entry for listings: its name, origin and what ``describer`` says of it.
+
+        An entry that fails to import or to describe itself gets an ``error`` field instead
+        (``"ImportError: ..."``), so that one broken plug-in does not hide the others.
+        """
+        rows = []
         for name in self.names():
-            row = {"name": name, "origin": self._origin.get(name, "user code")}
+            row: dict[str, Any] = {"name": name, "origin": self.origin(name)}
             if describer is not None:
-                row.update(describer(name, self.get(name)))
-            out.append(row)
-        return out
+                try:
+                    row.update(describer(self.get(name)))
+                except Exception as exc:
+                    row["error"] = f"{type(exc).__name__}: {exc}"
+            rows.append(row)
+        return rows

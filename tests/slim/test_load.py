@@ -15,7 +15,7 @@ from slim_leakage.slim import (
     data_root,
     dataset_fingerprint,
     describe_configs,
-    folder,
+    hub_format,
     list_configs,
     load_samples,
     load_slim,
@@ -37,20 +37,20 @@ def _same_content(a: Path, b: Path) -> bool:
 def test_committed_folder_is_what_the_builder_makes(tmp_path):
     # Configs other vocabularies built into the folder are kept by copying the folder first.
     work = tmp_path / "slim"
-    folder.copy_folder(REPO_SLIM, work)
+    hub_format.copy_folder(REPO_SLIM, work)
     build_slim(work)
-    recorded = folder.read_card(REPO_SLIM)["pyarrow"]
+    recorded = hub_format.read_card(REPO_SLIM)["pyarrow"]
     if recorded == pa.__version__:
-        assert folder.compare_folders(work, REPO_SLIM) == []
+        assert hub_format.compare_folders(work, REPO_SLIM) == []
     else:  # Parquet records the writer's version, so only the content can match
-        for name in folder.folder_files(REPO_SLIM):
+        for name in hub_format.folder_files(REPO_SLIM):
             if name.endswith(".parquet"):
                 assert _same_content(work / name, REPO_SLIM / name), name
 
 
 @needs_checkout
 def test_package_copy_is_identical_to_the_repository_folder():
-    assert folder.compare_folders(REPO_SLIM, data_root()) == []
+    assert hub_format.compare_folders(REPO_SLIM, data_root()) == []
 
 
 @needs_checkout
@@ -70,7 +70,9 @@ def test_describe_and_list_configs_read_the_card():
     assert list_configs()[:3] == ["pairs", "triplets", "controls"]
     for row in rows:
         assert set(row) == {"name", "rows", "description"} and row["description"]
-        assert row["rows"] == pq.read_metadata(folder.data_path(data_root(), row["name"])).num_rows
+        assert (
+            row["rows"] == pq.read_metadata(hub_format.data_path(data_root(), row["name"])).num_rows
+        )
 
 
 def test_listing_configs_imports_no_torch_or_datasets():
@@ -119,10 +121,10 @@ def test_unknown_config_lists_the_available_ones():
 
 
 def test_fingerprint_is_the_sha256_of_the_file_and_matches_the_card():
-    card = {c["name"]: c for c in folder.read_card(data_root())["configs"]}
+    card = {c["name"]: c for c in hub_format.read_card(data_root())["configs"]}
     for name in list_configs():
         fp = dataset_fingerprint(name)
-        assert fp == sha256_file(folder.data_path(data_root(), name)) == card[name]["sha256"]
+        assert fp == sha256_file(hub_format.data_path(data_root(), name)) == card[name]["sha256"]
     assert dataset_fingerprint("pairs") != dataset_fingerprint("controls")
 
 

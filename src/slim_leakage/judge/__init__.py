@@ -26,7 +26,6 @@ JUDGES: Registry = Registry(
         "openai": "slim_leakage.judge.backends.openai_backend:OpenAIBackend",
         "openai-compatible": "slim_leakage.judge.backends.openai_backend:OpenAICompatibleBackend",
         "hf-local": "slim_leakage.judge.backends.hf_local:HFLocalBackend",
-        "oracle": "slim_leakage.toy.oracle:OracleBackend",
     },
 )
 

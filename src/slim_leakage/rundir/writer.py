@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from .._config import config_hash
 from .._io import (
     append_jsonl,
@@ -29,6 +28,7 @@ from .._io import (
     sha256_bytes,
     sha256_file,
 )
+from .._version import __version__
 from ..errors import DatasetError, RunConfigMismatchError, RunError, SlimError
 from ..records import Generation, Record, RunMetrics, Sample, StageResult, Verdict
 from ..reference_images import ReferenceImage

@@ -17,7 +17,7 @@ from typing import Any
 from .._io import sha256_file
 from ..errors import ConfigError, DatasetError, UnknownNameError, did_you_mean, one_error
 from ..records import Sample
-from . import folder as _folder
+from . import hub_format as _folder
 
 _FILE_SUFFIXES = (".parquet", ".jsonl")
 

@@ -17,7 +17,7 @@ import dataclasses
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ from ._config import check_range, typed_fields
 from ._io import sha256_bytes
 from .errors import ConfigError, OutputWriteError, RunError
 from .image_metrics import check_metric_names
-from .records import Generation, RunMetrics, Sample, StageResult, Verdict
+from .records import RunMetrics, Sample, StageResult, Verdict
 from .rundir import (
     SEED_POLICY,
     WRITE_ERRNOS,
@@ -474,7 +474,7 @@ class Run:
                 judgement failed), with the first error as the cause.
         """
         from .image_metrics import compute_image_metrics
-        from .metrics import aggregate
+        from .metrics import aggregate, cost_summary
 
         run = self.dir
         verdicts = run.merged.unique_verdicts()
@@ -541,7 +541,7 @@ def _reference_key(entity: str) -> tuple[str, str, str]:
     return ("reference", reference_id(entity), entity)
 
 
-# -- cost ---------------------------------------------------------------------------------------
+# -- peak memory --------------------------------------------------------------------------------
 def _reset_peak_memory(device: str) -> None:
     if device.startswith("cuda"):
         import torch
@@ -555,35 +555,6 @@ def _peak_memory(device: str) -> int | None:
 
         return int(torch.cuda.max_memory_allocated(device))
     return None
-
-
-def cost_summary(generations: Iterable[Generation], sample_ids: Sequence[str]) -> dict:
-    """Seconds per image, images timed and peak memory of the vanilla and method images.
-
-    Computed from the generation records (each keeps its image's timing), so a run resumed
-    after a kill reports every image, whichever invocation drew it.
-
-    Args:
-        generations: The run's generation records; the last record of an image counts.
-        sample_ids: The run's samples.
-    """
-    wanted = set(sample_ids)
-    latest: dict[tuple[str, str], Generation] = {}
-    for gen in generations:
-        if gen.role in ("vanilla", "method") and gen.sample_id in wanted:
-            latest[(gen.role, gen.sample_id)] = gen
-    out = {}
-    for role in ("vanilla", "method"):
-        timed = [g for (r, _), g in latest.items() if r == role]
-        if not timed:
-            continue
-        peaks = [g.peak_memory_bytes for g in timed if g.peak_memory_bytes is not None]
-        out[role] = {
-            "seconds_per_image": round(sum(g.seconds for g in timed) / len(timed), 6),
-            "images_timed": len(timed),
-            "peak_memory_bytes": max(peaks) if peaks else None,
-        }
-    return out
 
 
 def evaluate(config: RunConfig | None = None, *, judge: Any = None, **options: Any) -> dict | None:

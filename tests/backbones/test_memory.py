@@ -9,13 +9,13 @@ import pytest
 
 from slim_leakage.backbones import BACKBONES
 from slim_leakage.backbones.memory import (
-    COMPONENTS,
     GB,
     SCHEMES,
     MemoryOptions,
     estimate,
     parse_bytes,
 )
+from slim_leakage.backbones.memory_table import COMPONENTS
 from slim_leakage.errors import ConfigError
 
 
@@ -276,8 +276,12 @@ def test_text_encoders_in_another_dtype_give_the_denoiser_its_own():
 
 
 # -- the run resolves memory options before anything is written or loaded -----------------------
-def _run(tmp_path, **args):
+def _run(tmp_path, monkeypatch, **args):
+    from slim_leakage import preflight
     from slim_leakage.run import Run, RunConfig
+
+    # a CUDA run is planned on a machine without one: the device check is another test's
+    monkeypatch.setattr(preflight, "check_device", lambda device: None)
 
     lines: list[str] = []
     config = RunConfig(
@@ -293,15 +297,15 @@ def _run(tmp_path, **args):
     return Run(config, log=lines.append), lines
 
 
-def test_a_run_says_its_memory_setting_first(tmp_path):
-    run, lines = _run(tmp_path, max_memory="24GB")
+def test_a_run_says_its_memory_setting_first(tmp_path, monkeypatch):
+    run, lines = _run(tmp_path, monkeypatch, max_memory="24GB")
     run.resolve()
     assert lines and "quantize=torchao-int8" in lines[0] and "24.0 GB" in lines[0]
     assert not (tmp_path / "run").exists()
 
 
-def test_a_run_refuses_a_setting_that_cannot_fit_before_writing(tmp_path):
-    run, _ = _run(tmp_path, max_memory="24GB", quantize="none", offload="none")
+def test_a_run_refuses_a_setting_that_cannot_fit_before_writing(tmp_path, monkeypatch):
+    run, _ = _run(tmp_path, monkeypatch, max_memory="24GB", quantize="none", offload="none")
     with pytest.raises(ConfigError, match="does not fit 24.0 GB"):
         run.resolve()
     assert not (tmp_path / "run").exists()

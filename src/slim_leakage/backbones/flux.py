@@ -10,7 +10,8 @@ official DeLeaker code does.
 from __future__ import annotations
 
 from .base import GenerationSettings, Preset
-from .memory import COMPONENTS, MemoryPlan
+from .memory import MemoryPlan
+from .memory_table import COMPONENTS
 
 #: FLUX components a quantisation scheme applies to: the transformer and T5 (CLIP and the VAE
 #: are small, about 0.4 GB together in float16).

@@ -22,7 +22,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from .base import BUILT_IN, Backbone, GenerationSettings, Preset
-from .memory import COMPONENTS, MemoryPlan
+from .memory import MemoryPlan
+from .memory_table import COMPONENTS
 from .tiny import COMMON_WORDS
 
 #: SANA components a quantisation scheme applies to: the transformer and the Gemma-2 encoder.

@@ -309,3 +309,39 @@ def test_a_run_refuses_a_setting_that_cannot_fit_before_writing(tmp_path, monkey
     with pytest.raises(ConfigError, match="does not fit 24.0 GB"):
         run.resolve()
     assert not (tmp_path / "run").exists()
+
+
+def test_the_memory_table_in_the_docs_is_what_the_estimate_gives():
+    """docs/run.md's table of estimated peaks, recomputed row by row (to 0.1 GB)."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "run.md").read_text()
+    table = text.split("Estimated peak GPU memory in GB", 1)[1].split("\n\n", 2)[1]
+    columns = [
+        ("none", "none"),
+        ("model", "none"),
+        ("none", "torchao-int8"),
+        ("model", "torchao-int8"),
+        ("none", "bnb-nf4"),
+        ("sequential", "none"),
+    ]
+    rows = [r for r in table.splitlines()[2:] if r.startswith("|")]
+    assert len(rows) >= 5
+    for row in rows:
+        preset, dtypes, size, *figures = [c.strip() for c in row.strip("|").split("|")]
+        dtype, text_dtype = (d.split()[0] for d in dtypes.split("/"))
+        width, height = (int(n) for n in size.split("x"))
+        p = BACKBONES.get(preset)
+        for (offload, quantize), shown in zip(columns, figures, strict=True):
+            setting = estimate(
+                COMPONENTS[preset],
+                family=p.family,
+                offload=offload,
+                quantize=quantize,
+                dtype=dtype,
+                text_dtype=text_dtype,
+                height=height,
+                width=width,
+                text_len=p.settings.max_sequence_length,
+            )
+            assert f"{setting.peak_bytes / GB:.1f}" == shown, (row, offload, quantize)

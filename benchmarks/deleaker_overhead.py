@@ -50,6 +50,16 @@ import platform
 import statistics
 import time
 
+#: FLUX.1-dev's widths (blocks and grid are the geometry's).
+FLUX_DEV = dict(
+    num_attention_heads=24,
+    attention_head_dim=128,
+    joint_attention_dim=4096,
+    pooled_projection_dim=768,
+    in_channels=64,
+    text_len=512,
+    guidance_embeds=True,
+)
 GEOMETRIES = {
     # CPU-sized, FLUX token layout: 512 text + 32x32 = 1024 image tokens
     "cpu-small": dict(
@@ -66,31 +76,9 @@ GEOMETRIES = {
     ),
     # FLUX.1-dev shapes at 1024x1024: 19 double + 38 single blocks, 24 x 128 heads, 4096 image
     # tokens, 512 text tokens
-    "flux-dev-1024": dict(
-        num_layers=19,
-        num_single_layers=38,
-        num_attention_heads=24,
-        attention_head_dim=128,
-        joint_attention_dim=4096,
-        pooled_projection_dim=768,
-        in_channels=64,
-        text_len=512,
-        grid=(64, 64),
-        guidance_embeds=True,
-    ),
+    "flux-dev-1024": {**FLUX_DEV, "num_layers": 19, "num_single_layers": 38, "grid": (64, 64)},
     # the same at 512x512 (32x32 latent tokens): where the explicit reference still fits a GPU
-    "flux-dev-512": dict(
-        num_layers=19,
-        num_single_layers=38,
-        num_attention_heads=24,
-        attention_head_dim=128,
-        joint_attention_dim=4096,
-        pooled_projection_dim=768,
-        in_channels=64,
-        text_len=512,
-        grid=(32, 32),
-        guidance_embeds=True,
-    ),
+    "flux-dev-512": {**FLUX_DEV, "num_layers": 19, "num_single_layers": 38, "grid": (32, 32)},
     # a few seconds on a CPU: checks the script end to end (benchmarks/gpu_check.sh --cpu-smoke)
     "smoke": dict(
         num_layers=1,
@@ -105,20 +93,14 @@ GEOMETRIES = {
         guidance_embeds=True,
     ),
     # FLUX.1-dev's attention shape with fewer blocks and planted blob masks, at two grids
-    "flux-dev-width": dict(
-        num_layers=1,
-        num_single_layers=1,
-        num_attention_heads=24,
-        attention_head_dim=128,
-        joint_attention_dim=4096,
-        pooled_projection_dim=768,
-        in_channels=64,
-        text_len=512,
-        grid=(64, 64),
-        grids=((32, 32), (64, 64)),
-        guidance_embeds=True,
-        blobs=True,
-    ),
+    "flux-dev-width": {
+        **FLUX_DEV,
+        "num_layers": 1,
+        "num_single_layers": 1,
+        "grid": (64, 64),
+        "grids": ((32, 32), (64, 64)),
+        "blobs": True,
+    },
 }
 PROMPT = "a cow and a horse in a field"
 ENTITIES = ["cow", "horse"]

@@ -42,8 +42,6 @@ from .tokens import find_entity_spans
 
 #: Rows whose edited normaliser falls below this share of the unedited one are recomputed.
 _RECOMPUTE_BELOW = 0.5
-#: Query rows per chunk when rows are recomputed explicitly.
-_ROW_CHUNK = 256
 
 
 class FluxBlockProcessor(BlockProcessor):

@@ -42,6 +42,10 @@ from .tokens import find_entity_spans
 
 #: Rows whose edited normaliser falls below this share of the unedited one are recomputed.
 _RECOMPUTE_BELOW = 0.5
+#: Bytes per head, masked row and head dimension that the cut-link correction may hold for a
+#: whole row loop (keys, values and value sums in float32 take at most 12): head blocks sized
+#: with it leave the row blocks at least a quarter of the working set.
+_CUT_HEAD_BYTES = 16
 
 
 class FluxBlockProcessor(BlockProcessor):
@@ -207,6 +211,8 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
         cut_mass = torch.zeros(H, r, device=dev)
         ratio = torch.ones(H, r, device=dev)  # edited / unedited normaliser
         neg_inf = float("-inf")
+        # the links each cross-entity rectangle cut first (_links): every cut counted once
+        pieces: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         for index, (i, j) in enumerate(pairs):
             ri, rj = member[i], member[j]
             if use_ii:
@@ -218,11 +224,13 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
                         avg = avg.masked_fill(blocked[a][:, c], 0.0)
                         cuts.append((a, c, ops.abnormal_links(avg, cfg.beta2)))
                 for a, c, hit in cuts:
-                    fresh = hit & ~blocked[a][:, c]
+                    links = self._links(img, a, c, hit & ~blocked[a][:, c])
                     blocked[a[:, None], c[None, :]] |= hit
+                    pieces.append(links)
                     if index + 1 < len(pairs):  # only later pairs read the running ratio
-                        mass, _, cut_rows = self._cut(q, k, v, lse_r, img, a, c, fresh, scale)
-                        cut_mass[:, cut_rows] += mass
+                        for hs in ops.blocks(H, _CUT_HEAD_BYTES * r * D):
+                            mass, _ = self._cut(q, k, v, lse_r, img, links, scale, hs)
+                            cut_mass[hs][:, links[0]] += mass
             if cfg.image_text_suppression:
                 s_cur[:, ri[:, None], ecols[j][None, :]] = neg_inf
                 s_cur[:, rj[:, None], ecols[i][None, :]] = neg_inf
@@ -233,15 +241,14 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
             ratio = 1 + (torch.exp(s_cur - lse_r[..., None]) - p0_e).sum(-1) - cut_mass
         text_delta = torch.exp(s_cur - lse_r[..., None]) - p0_e  # (H, r, n)
         ratio = 1 + text_delta.sum(-1)
-        every = torch.arange(r, device=dev)
-        for hs in ops.blocks(H, r * 4 * 2 * D):
+        # the cut links' correction, one cross-entity rectangle at a time: the rectangles are
+        # about half the size of the masked rows' square, which the cuts never leave
+        for hs in ops.blocks(H, (_CUT_HEAD_BYTES + 8) * r * D):
             acc = out[hs][:, img].float() + text_delta[hs] @ v_e[hs]  # (h, r, D)
-            if use_ii and blocked.any():
-                mass, corr, qa = self._cut(
-                    q, k, v, lse_r, img, every, every, blocked, scale, hs, values=True
-                )
-                ratio[hs][:, qa] -= mass
-                acc[:, qa] -= corr
+            for links in pieces:
+                mass, corr = self._cut(q, k, v, lse_r, img, links, scale, hs, values=True)
+                ratio[hs][:, links[0]] -= mass
+                acc[:, links[0]] -= corr
             out[hs, img] = (acc / ratio[hs, :, None]).to(out.dtype)
         # Where the edits removed most of a row's mass, dividing by a small ratio would magnify
         # the fused kernel's rounding: recompute those rows exactly with the edited logits.
@@ -260,48 +267,68 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
         for hs in ops.blocks(H, 4 * (a.numel() * 2 * c.numel() + c.numel() * D)):
             h = hs.stop - hs.start
             kk = k[hs][:, keys].float()
+            kt = kk.transpose(-1, -2)
             for rs in ops.blocks(a.numel(), h * 4 * (2 * c.numel() + D), reserve=kk.numel() * 4):
                 rows = a[rs]
-                logits = (q[hs][:, img[rows]].float() @ kk.transpose(-1, -2)) * scale
-                p = torch.exp(logits - lse_r[hs][:, rows, None])
-                avg[rs] += (p / ratio[hs][:, rows, None]).sum(0)
+                # p / ratio = exp(s - lse - log ratio): one fused multiply-add, one in-place exp
+                shift = -(lse_r[hs][:, rows] + ratio[hs][:, rows].log())[..., None]
+                p = torch.baddbmm(shift, q[hs][:, img[rows]].float(), kt, alpha=scale).exp_()
+                avg[rs] += p.sum(0)
         return avg / H
 
     @staticmethod
-    def _cut(q, k, v, lse_r, img, a, c, cut, scale, hs=slice(None), *, values=False):
-        """Unedited probability mass (and value sum) of the cut links ``cut`` (``|a| x |c|``:
-        queries ``a`` on keys ``c``, as positions among the masked rows), for heads ``hs``.
+    def _links(img, a, c, cut) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The cut links ``cut`` (``|a| x |c|``: queries ``a`` on keys ``c``, positions among
+        the masked rows) narrowed to the rows and keys that have one.
 
         Returns:
-            ``(mass (h, m), value sum (h, m, D) or None, rows)`` over the ``m`` rows of ``a``
-            that have a cut link (``rows``: their positions among the masked rows).
+            ``(rows, keys, weights)``: the ``m`` query rows (positions among the masked rows),
+            the key positions in the joint sequence, and the ``(m, keys)`` float 0/1 matrix.
         """
-        H = q[hs].shape[0]
-        D = q.shape[-1]
         has = cut.any(1).nonzero().squeeze(1)
         cols = cut.any(0).nonzero().squeeze(1)
-        qa, keys = a[has], img[c[cols]]
-        sub = cut[has][:, cols].to(torch.float32)
-        mass = torch.zeros(H, has.numel(), device=q.device)
-        corr = torch.zeros(H, has.numel(), D, device=q.device) if values else None
-        if has.numel():
+        return a[has], img[c[cols]], cut[has][:, cols].to(torch.float32)
+
+    @staticmethod
+    def _cut(q, k, v, lse_r, img, links, scale, hs=slice(None), *, values=False):
+        """Unedited probability mass (and value sum) of the cut ``links`` (from :meth:`_links`)
+        for heads ``hs``.
+
+        Returns:
+            ``(mass (h, m), value sum (h, m, D) or None)`` over the links' ``m`` rows.
+        """
+        qa, keys, sub = links
+        H = q[hs].shape[0]
+        D = q.shape[-1]
+        mass = torch.zeros(H, qa.numel(), device=q.device)
+        # with values, a column of ones after them makes one product give both sums
+        corr = torch.zeros(H, qa.numel(), D + 1, device=q.device) if values else None
+        if qa.numel():
             kk = k[hs][:, keys].float()
-            vv = v[hs][:, keys].float() if values else None
+            vv = None
+            if values:
+                ones = torch.ones(H, keys.numel(), 1, device=q.device)
+                vv = torch.cat([v[hs][:, keys].float(), ones], -1)
             held = 4 * sum(t.numel() for t in (kk, vv, corr) if t is not None)
-            for rs in ops.blocks(has.numel(), H * 4 * (2 * cols.numel() + D), reserve=held):
-                logits = (q[hs][:, img[qa[rs]]].float() @ kk.transpose(-1, -2)) * scale
-                p = torch.exp(logits - lse_r[hs][:, qa[rs], None]) * sub[rs]
-                mass[:, rs] = p.sum(-1)
+            kt = kk.transpose(-1, -2)
+            for rs in ops.blocks(qa.numel(), H * 4 * (2 * keys.numel() + D), reserve=held):
+                shift = -lse_r[hs][:, qa[rs], None]
+                p = torch.baddbmm(shift, q[hs][:, img[qa[rs]]].float(), kt, alpha=scale)
+                p = p.exp_().mul_(sub[rs])
                 if values:
                     corr[:, rs] = p @ vv
-        return mass, corr, qa
+                else:
+                    mass[:, rs] = p.sum(-1)
+        if values:
+            return corr[..., D], corr[..., :D]
+        return mass, corr
 
     @staticmethod
     def _recompute(out, q, k, v, img, tokens, s_cur, blocked, weak, scale) -> None:
         """Recompute rows ``weak`` (positions among the masked rows) with explicit attention."""
         H, L, D = q.shape
         dev = q.device
-        for hs in ops.blocks(H, 4 * 2 * L * D):
+        for hs in ops.blocks(H, 2 * 4 * 2 * L * D):  # keys and values: half the working set
             h = hs.stop - hs.start
             kf, vf = k[hs].float(), v[hs].float()
             held = (kf.numel() + vf.numel()) * 4

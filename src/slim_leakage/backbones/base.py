@@ -37,8 +37,8 @@ class GenerationSettings:
 
     def __post_init__(self) -> None:
         for name in ("height", "width", "num_inference_steps", "max_sequence_length"):
-            check_range("GenerationSettings", name, getattr(self, name), low=1)
-        check_range("GenerationSettings", "guidance_scale", self.guidance_scale, low=0)
+            check_range("generation settings", name, getattr(self, name), low=1)
+        check_range("generation settings", "guidance_scale", self.guidance_scale, low=0)
 
 
 def torch_dtype(name: str):

@@ -50,6 +50,14 @@ def test_estimate_counts_calls_tokens_and_cost(cli, samples_file):
     assert result["cost_usd"] == pytest.approx(expected, abs=1e-4)
     assert sum(result["cost_usd_by_stage"].values()) == pytest.approx(expected, abs=1e-3)
     assert result["priced"] is True
+    # Batch mode's price beside it: half the list price (the Batch API guide), source named.
+    batch_expected = (result["input_tokens_total"] * 0.75 + billed_out * 3.75) / 1e6
+    assert result["cost_usd_batch"] == pytest.approx(batch_expected, abs=1e-4)
+    assert result["price_per_mtok_batch"]["source"].startswith("https://ai.google.dev/")
+    code, out, _ = cli(
+        "estimate", "--judge", "gemini", "--config", str(samples_file), "--limit", "4"
+    )
+    assert f"in batch mode (--judge-arg batch=true): ${result['cost_usd_batch']:.2f}" in out
     # A Gemini 2.5 model: 258 tokens per small image, its whole thinking budget assumed.
     code, out, err = cli(
         "estimate",
@@ -111,7 +119,8 @@ def test_estimate_table_and_unpriced_models(cli, samples_file):
     code, out, _ = cli(
         "estimate", "--judge", "openai-compatible", "--config", str(samples_file), "--json"
     )
-    assert json.loads(out.strip().splitlines()[-1])["cost_usd"] == 0.0
+    free = json.loads(out.strip().splitlines()[-1])
+    assert free["cost_usd"] == 0.0 and free["cost_usd_batch"] is None  # no batch interface
 
 
 def test_estimate_rejects_bad_input(cli, samples_file):

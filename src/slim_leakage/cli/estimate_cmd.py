@@ -88,6 +88,11 @@ def run(args) -> int:
         )
     if result["priced"]:
         print(f"  estimated cost: ${result['cost_usd']:.2f} (repairs and retries not included)")
+        if result["cost_usd_batch"] is not None:
+            print(
+                f"  in batch mode (--judge-arg batch=true): ${result['cost_usd_batch']:.2f}, "
+                f"answers within a day (batch price: {result['price_per_mtok_batch']['source']})"
+            )
     else:
         print(
             f"  estimated cost: unknown (model {result['model']!r} is not in the pricing "

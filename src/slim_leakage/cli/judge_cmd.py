@@ -122,6 +122,7 @@ def run(args) -> int:
     records.repair()
     done = {v.sample_id: v for v in records.verdicts()}
     todo = [i for i in items if i.sample.id not in done]
+    judge.use_run_dir(out)  # batch ids, so a killed batch-mode run resumes by polling
     # Each verdict is kept as soon as it exists, so a run stopped by a quota resumes from there.
     verdicts = judge.judge(
         todo,

@@ -6,7 +6,8 @@ sending it within the rate limits, retrying transient failures with backoff, and
 unusable answer back once with the repair prompt. Only answers that parse are stored. Every
 request goes through :meth:`Asker.ask`, so what is recorded per request (tokens, thinking
 tokens and cost per question, the model that answered, and the cache row) is decided in one
-place.
+place. With ``batch=true`` requests go through a :class:`~.batching.Batcher` (the provider's
+batch interface) instead of the rate limits, and are priced at the batch price.
 
 Answers that no retry can change are not retried: an answer that ran out of output tokens
 before any text is asked once more with a larger budget, then fails its sample; a blocked
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import (
+    ConfigError,
     JudgeError,
     JudgeParseError,
     OutputLimitError,
@@ -95,6 +97,22 @@ class Asker:
         self._rng = random.Random(0)
         self._rerouted: set[str] = set()
         self._stopped: QuotaExhaustedError | None = None
+        self.batcher = self._batcher(folder) if config.batch else None
+
+    def _batcher(self, folder: Path):
+        """The batcher of ``batch=true`` (its book in the cache folder until a run gives one)."""
+        from .batching import Batcher, default_book
+
+        interface = self.backend.batch_interface()
+        if interface is None:
+            raise ConfigError(
+                f"The judge {self.backend.name!r} has no batch interface; batch=true works with "
+                "the gemini and openai judges.",
+                hint="Leave out --judge-arg batch=true for this judge.",
+            )
+        return Batcher(
+            interface, default_book(folder), poll=self.config.batch_poll, notify=self.notify
+        )
 
     def request(
         self,
@@ -249,12 +267,20 @@ class Asker:
         while attempt <= cfg.max_retries:
             if self._stopped is not None:
                 raise self._stopped
-            await self.limiter.acquire(estimate)
+            batch = self.batcher is not None
+            if not batch:
+                await self.limiter.acquire(estimate)
             actual = None
             try:
                 attempts += 1
                 self.stats.count_call(request.base_stage)
-                responses = await asyncio.wait_for(self.backend.complete([request]), cfg.timeout)
+                if batch:
+                    # A batch takes hours, under the batch interface's own limits.
+                    responses = [await self.batcher.ask(request)]
+                else:
+                    responses = await asyncio.wait_for(
+                        self.backend.complete([request]), cfg.timeout
+                    )
                 if not isinstance(responses, list) or len(responses) != 1:
                     raise JudgeError(
                         f"backend {self.backend.name!r} returned {len(responses)} answers "
@@ -305,7 +331,8 @@ class Asker:
                 self.stats.failed_requests += 1
                 return None, attempts, f"{request.stage}: {type(exc).__name__}: {exc}"
             finally:
-                self.limiter.release(estimate, actual)
+                if not batch:
+                    self.limiter.release(estimate, actual)
             attempt += 1
             if attempt <= cfg.max_retries:
                 self.stats.retries += 1
@@ -340,7 +367,14 @@ class Asker:
             else pricing.text_tokens(response.text)
         )
         thinking = response.thinking_tokens or 0
-        cost, priced = pricing.cost_usd(self.backend.name, self.backend.model, tin, tout, thinking)
+        cost, priced = pricing.cost_usd(
+            self.backend.name,
+            self.backend.model,
+            tin,
+            tout,
+            thinking,
+            batch=self.batcher is not None,
+        )
         self.stats.add_usage(
             request.base_stage,
             input_tokens=tin,

@@ -142,6 +142,11 @@ def estimate(
     total_thinking = sum(tokens_thinking.values())
     cost, priced = pricing.cost_usd(backend, model, total_in, total_out, total_thinking)
     price = pricing.PRICES.get(model)
+    batch_price = pricing.BATCH_PRICES.get(model)
+    batch_cost, _ = pricing.cost_usd(
+        backend, model, total_in, total_out, total_thinking, batch=True
+    )
+    batch_source = models.BATCH_DISCOUNT.get(getattr(spec, "provider", ""), (None, None))[1]
     cost_by_stage = {
         stage: round(
             pricing.cost_usd(
@@ -171,6 +176,11 @@ def estimate(
         "price_per_mtok": None
         if price is None or backend in pricing.FREE_BACKENDS
         else {"input": price[0], "output": price[1]},
+        # Through the provider's batch interface (--judge-arg batch=true), where it has one.
+        "cost_usd_batch": round(batch_cost, 4) if batch_price is not None else None,
+        "price_per_mtok_batch": None
+        if batch_price is None or backend in pricing.FREE_BACKENDS
+        else {"input": batch_price[0], "output": batch_price[1], "source": batch_source},
         "model_info": None if spec is None else spec.describe(),
         "assumptions": {
             "image_size": list(image_size),

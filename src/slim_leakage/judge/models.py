@@ -251,6 +251,30 @@ MODELS: dict[str, dict[str, ModelSpec]] = {}
 for _spec in _MODELS:
     MODELS.setdefault(_spec.provider, {})[_spec.id] = _spec
 
+#: The batch interfaces' price as a share of the list price, per provider, and where it was read:
+#: the Gemini API's Batch Mode is billed at 50 % of the standard cost (Batch API guide), the
+#: OpenAI Batch API at a 50 % discount against the synchronous APIs (Batch API FAQ). A row's own
+#: ``Price.batch_input``/``batch_output`` wins where one has been read.
+BATCH_DISCOUNT: dict[str, tuple[float, str]] = {
+    "gemini": (0.5, "https://ai.google.dev/gemini-api/docs/batch-api"),
+    "openai": (0.5, "https://help.openai.com/en/articles/9197833-batch-api-faq"),
+}
+
+
+def batch_price(spec: ModelSpec) -> Price | None:
+    """The batch-interface price of ``spec`` (``None`` when it has no list price)."""
+    price = spec.price
+    if price is None or spec.provider not in BATCH_DISCOUNT:
+        return None
+    share, source = BATCH_DISCOUNT[spec.provider]
+    return Price(
+        price.batch_input if price.batch_input is not None else price.input * share,
+        price.batch_output if price.batch_output is not None else price.output * share,
+        READ_ON,
+        source,
+    )
+
+
 #: The default model of each API backend: GA, not announced for shutdown.
 DEFAULTS = {"gemini": "gemini-3.6-flash", "openai": "gpt-5.4-mini-2026-03-17"}
 

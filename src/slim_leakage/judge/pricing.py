@@ -2,8 +2,9 @@
 
 Prices live in the model table (:mod:`slim_leakage.judge.models`, with the date each was read
 and its source); this module turns tokens into dollars and estimates tokens before a call.
-Thinking (reasoning) tokens are billed as output. Batch, cached-input and free-tier discounts
-are ignored, so an estimate errs on the high side. A model without a price is priced at zero
+Thinking (reasoning) tokens are billed as output. Requests sent through a provider's batch
+interface are priced at its batch price (``models.batch_price``); cached-input and free-tier
+discounts are ignored, so an estimate errs on the high side. A model without a price is priced at zero
 and flagged as unpriced. Image token counts follow each vendor's documented formula.
 """
 
@@ -20,6 +21,14 @@ PRICES: dict[str, tuple[float, float]] = {
     for rows in models.MODELS.values()
     for spec in rows.values()
     if spec.price is not None
+}
+
+#: model id -> batch-interface prices, as :data:`PRICES`.
+BATCH_PRICES: dict[str, tuple[float, float]] = {
+    spec.id: (price.input, price.output)
+    for rows in models.MODELS.values()
+    for spec in rows.values()
+    if (price := models.batch_price(spec)) is not None
 }
 
 #: Backends that run on hardware you own: no per-token price.
@@ -76,15 +85,17 @@ def cost_usd(
     input_tokens: float,
     output_tokens: float,
     thinking_tokens: float = 0,
+    *,
+    batch: bool = False,
 ) -> tuple[float, bool]:
     """``(cost, priced)``: the price of the tokens, and whether the model has a price.
 
     ``output_tokens`` are the answer's tokens; ``thinking_tokens`` are billed at the output
-    rate on top of them.
+    rate on top of them. ``batch`` prices them at the batch interface's price.
     """
     if backend in FREE_BACKENDS:
         return 0.0, True
-    price = PRICES.get(model)
+    price = (BATCH_PRICES if batch else PRICES).get(model)
     if price is None:
         return 0.0, False
     return (input_tokens * price[0] + (output_tokens + thinking_tokens) * price[1]) / 1e6, True

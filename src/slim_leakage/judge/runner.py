@@ -206,6 +206,19 @@ class Judge:
         self._announce()
         return _run_sync(self._check_all(triples, progress))
 
+    def use_run_dir(self, folder: str | Path) -> None:
+        """Keep what must outlive this process in ``folder`` (a run directory): the ids of
+        the batches submitted in batch mode, so a killed run resumes by polling them."""
+        if self._asker.batcher is not None:
+            from ..rundir import BATCHES, BatchBook
+
+            self._asker.batcher.use_book(BatchBook(Path(folder) / BATCHES))
+
+    @property
+    def batcher(self):
+        """The batcher of ``batch=true``, else ``None``."""
+        return self._asker.batcher
+
     def close(self) -> None:
         """Close the cache."""
         self._asker.close()

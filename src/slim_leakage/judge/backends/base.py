@@ -243,6 +243,10 @@ class Backend:
         spec = self.spec
         return {} if spec is None else spec.wire_settings()
 
+    def batch_interface(self) -> Any:
+        """The provider's batch interface (:mod:`.batches`), or ``None`` when it has none."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Backend name and model id (recorded in manifests; never secrets)."""
         out: dict[str, Any] = {"backend": self.name, "model_id": self.model}

@@ -164,6 +164,12 @@ class GeminiBackend(Backend):
         self._client: Any = None
         self._loop: Any = None
 
+    def batch_interface(self) -> Any:
+        """Gemini Batch Mode (:class:`~.batches.GeminiBatches`)."""
+        from .batches import GeminiBatches
+
+        return GeminiBatches(self)
+
     def describe(self) -> dict[str, Any]:
         """Backend, model and (credential-free) base URL."""
         out = super().describe()
@@ -222,41 +228,62 @@ class GeminiBackend(Backend):
             options["thinking_config"] = types.ThinkingConfig(thinking_budget=spec.judging)
         return types.GenerateContentConfig(**options)
 
-    async def _one(self, request: BackendRequest) -> BackendResponse:
-        from google.genai import errors, types
+    def _contents(self, request: BackendRequest) -> list[Any]:
+        """The ``contents`` of one request: its text, then each image after its label."""
+        from google.genai import types
 
-        client = self._get_client()
         parts = [types.Part.from_text(text=request.text)]
         for image in request.images:
             if image.label:
                 parts.append(types.Part.from_text(text=f"{image.label}:"))
             parts.append(types.Part.from_bytes(data=image.data, mime_type=image.mime))
+        return [types.Content(role="user", parts=parts)]
+
+    @staticmethod
+    def api_error(exc: Any) -> JudgeError:
+        """The judge error of a google-genai ``APIError`` (a rate limit read from its body)."""
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+        message = str(exc.message or exc)[:300]
+        if exc.code == 429:
+            return rate_limit_error(exc.details, message, headers)
+        error = classify_status(exc.code, message, headers)
+        if isinstance(error, TransientBackendError) and error.retry_after is None:
+            for detail in error_details(exc.details):
+                if detail.get("@type") == _RETRY_INFO:
+                    error.retry_after = duration_seconds(detail.get("retryDelay"))
+        return error
+
+    async def _one(self, request: BackendRequest) -> BackendResponse:
         config = self._config(request)
-        try:
-            response = await client.aio.models.generate_content(
-                model=self.model,
-                contents=[types.Content(role="user", parts=parts)],
-                config=config,
+        response = await self.call(
+            self._get_client().aio.models.generate_content(
+                model=self.model, contents=self._contents(request), config=config
             )
+        )
+        return self.answer(response, config.max_output_tokens)
+
+    async def call(self, pending: Any) -> Any:
+        """Await one SDK call, its failures turned into judge errors."""
+        from google.genai import errors
+
+        try:
+            return await pending
         except errors.APIError as exc:
-            headers = getattr(getattr(exc, "response", None), "headers", None)
-            message = str(exc.message or exc)[:300]
-            if exc.code == 429:
-                raise rate_limit_error(exc.details, message, headers) from exc
-            error = classify_status(exc.code, message, headers)
-            if isinstance(error, TransientBackendError) and error.retry_after is None:
-                for detail in error_details(exc.details):
-                    if detail.get("@type") == _RETRY_INFO:
-                        error.retry_after = duration_seconds(detail.get("retryDelay"))
-            raise error from exc
+            raise self.api_error(exc) from exc
         except Exception as exc:
             if is_transport_error(exc):
                 raise TransientBackendError(f"{type(exc).__name__}: {exc}") from exc
             raise
-        return self._answer(response, config.max_output_tokens)
 
     @staticmethod
-    def _answer(response: Any, limit: int | None) -> BackendResponse:
+    def answer(response: Any, limit: int | None) -> BackendResponse:
+        """The :class:`BackendResponse` of a ``GenerateContentResponse`` (also a batch's).
+
+        Raises:
+            JudgeError: A blocked prompt or answer (no retry can change it).
+            OutputLimitError: The output limit spent before any text.
+            TransientBackendError: An answer without candidates or content.
+        """
         usage = response.usage_metadata
         thinking = getattr(usage, "thoughts_token_count", None)
         feedback = getattr(response.prompt_feedback, "block_reason", None)

@@ -73,6 +73,15 @@ class OpenAIBackend(Backend):
         self._client: Any = None
         self._loop: Any = None
 
+    def batch_interface(self) -> Any:
+        """The OpenAI Batch API (:class:`~.batches.OpenAIBatches`); none for a compatible
+        server, whose batch support is not known."""
+        if self.provider != "openai":
+            return None
+        from .batches import OpenAIBatches
+
+        return OpenAIBatches(self)
+
     def describe(self) -> dict[str, Any]:
         """Backend, model and (credential-free) base URL."""
         out = super().describe()
@@ -152,36 +161,55 @@ class OpenAIBackend(Backend):
             body["reasoning_effort"] = spec.judging
         return body
 
-    async def _one(self, request: BackendRequest) -> BackendResponse:
-        import openai
-        from openai.types.chat import ChatCompletion
+    def api_error(self, exc: Any) -> JudgeError:
+        """The judge error of an openai ``APIStatusError`` (``insufficient_quota`` stops)."""
+        if exc.status_code == 429 and "insufficient_quota" in (exc.code, exc.type):
+            return QuotaExhaustedError(
+                f"{self.name}: the account's quota is used up (insufficient_quota: "
+                f"{str(exc.message)[:200]}).",
+                quota="insufficient_quota",
+                hint="Everything judged so far is kept: add credit or raise the limit for "
+                "this key, then run the same command again.",
+            )
+        return classify_status(exc.status_code, str(exc.message)[:300], exc.response.headers)
 
-        client = self._get_client()
-        body = self._body(request)
+    async def call(self, pending: Any) -> Any:
+        """Await one SDK call, its failures turned into judge errors."""
+        import openai
+
         try:
-            # The typed ``chat.completions.create`` walks every nested parameter (the JSON
-            # schema, the base64 images) to transform it, which costs milliseconds of CPU per
-            # request; the body is already in wire form, so post it through the same client
-            # (same auth, errors and response model) without that walk.
-            completion = await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+            return await pending
         except openai.APIStatusError as exc:
-            if exc.status_code == 429 and "insufficient_quota" in (exc.code, exc.type):
-                raise QuotaExhaustedError(
-                    f"{self.name}: the account's quota is used up (insufficient_quota: "
-                    f"{str(exc.message)[:200]}).",
-                    quota="insufficient_quota",
-                    hint="Everything judged so far is kept: add credit or raise the limit for "
-                    "this key, then run the same command again.",
-                ) from exc
-            raise classify_status(
-                exc.status_code, str(exc.message)[:300], exc.response.headers
-            ) from exc
+            raise self.api_error(exc) from exc
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             raise TransientBackendError(f"{type(exc).__name__}: {exc}") from exc
         except Exception as exc:
             if is_transport_error(exc):
                 raise TransientBackendError(f"{type(exc).__name__}: {exc}") from exc
             raise
+
+    async def _one(self, request: BackendRequest) -> BackendResponse:
+        from openai.types.chat import ChatCompletion
+
+        client = self._get_client()
+        body = self._body(request)
+        # The typed ``chat.completions.create`` walks every nested parameter (the JSON schema,
+        # the base64 images) to transform it, which costs milliseconds of CPU per request; the
+        # body is already in wire form, so post it through the same client (same auth, errors
+        # and response model) without that walk.
+        completion = await self.call(
+            client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+        )
+        return self.answer(completion, body[self.max_tokens_field])
+
+    def answer(self, completion: Any, limit: int | None) -> BackendResponse:
+        """The :class:`BackendResponse` of a ``ChatCompletion`` (also a batch's).
+
+        Raises:
+            JudgeError: A refusal or a filtered answer (no retry can change it).
+            OutputLimitError: The output limit spent before any text.
+            TransientBackendError: An answer without choices.
+        """
         if not completion.choices:
             raise TransientBackendError("the answer has no choices")
         choice = completion.choices[0]
@@ -197,7 +225,7 @@ class OpenAIBackend(Backend):
         if choice.finish_reason == "length" and not text.strip():
             raise OutputLimitError(
                 f"finish_reason length with no content, reasoning_tokens {reasoning}",
-                limit=body[self.max_tokens_field],
+                limit=limit,
                 thinking_tokens=reasoning,
                 input_tokens=getattr(usage, "prompt_tokens", None),
             )

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 
 from ..stages import PROTOCOL, RANKING_QUESTION, Pipeline
 from .answers import default_answer
+from .batch import BatchService
 from .wire import (
     REASONS,
     RecordedRequest,
@@ -70,6 +71,16 @@ REROUTED_MODEL = "rerouted-model-001"
 BIASED_RANKING = json.dumps(
     {"less_leaky": "image1", "magnitude": "major", "reason": "the first image looks better"}
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What the server sends for one request: ``status`` ``None`` drops the connection."""
+
+    status: int | None
+    payload: dict
+    headers: dict
+    delay: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,6 +240,7 @@ class ScriptedServer:
         self._thread: threading.Thread | None = None
         self._tasks: set[asyncio.Task] = set()
         self.port = 0
+        self.batches = BatchService(self)  # the two batch interfaces (batch.py)
 
     # -- lifecycle ------------------------------------------------------------------------------
     @property
@@ -403,10 +415,14 @@ class ScriptedServer:
                 },
             )
             return True
+        route = path.split("?", 1)[0]
+        batch = self.batches.handle(method, route, headers, raw, has_auth)
+        if batch is not None:
+            await self._send_bytes(writer, *batch)
+            return True
         if method != "POST" or body is None:
             await self._send(writer, 400, {"error": {"message": "bad request"}})
             return True
-        route = path.split("?", 1)[0]
         if route.endswith("/chat/completions"):
             request = parse_openai(route, body, has_auth)
         elif ":generateContent" in route:
@@ -414,6 +430,17 @@ class ScriptedServer:
         else:
             await self._send(writer, 404, {"error": {"message": f"no route {route}"}})
             return True
+        outcome = self.outcome(request)
+        if outcome.delay > 0:
+            await asyncio.sleep(outcome.delay)
+        if outcome.status is None:
+            writer.transport.abort()
+            return False
+        await self._send(writer, outcome.status, outcome.payload, outcome.headers)
+        return True
+
+    def outcome(self, request: RecordedRequest) -> Outcome:
+        """What the server answers ``request`` (its reply chosen, the request recorded)."""
         reply = self._choose(request.stage)
         real_429 = reply.kind == "status" and reply.status == 429 and self.shapes == "real"
         if real_429 and request.protocol == "gemini":
@@ -431,23 +458,16 @@ class ScriptedServer:
         with self._lock:
             self.requests.append(dataclasses.replace(request, reply=tag, time=time.monotonic()))
         delay = self.latency + reply.delay
-        if delay > 0:
-            await asyncio.sleep(delay)
         if reply.kind == "drop":
-            writer.transport.abort()
-            return False
+            return Outcome(None, {}, {}, delay)
         if reply.kind == "status":
             extra = {}
             if reply.retry_after is not None:
                 extra["Retry-After"] = f"{reply.retry_after:g}"
-            await self._send(
-                writer, reply.status, error_body(request.protocol, reply.status), extra
-            )
-            return True
+            return Outcome(reply.status, error_body(request.protocol, reply.status), extra, delay)
         if reply.kind == "shape":
             status, payload, extra = self._shape(request, reply)
-            await self._send(writer, status, payload, extra)
-            return True
+            return Outcome(status, payload, extra, delay)
         text = reply.text
         if text is None and self.answer is not None:
             text = self.answer(request)
@@ -464,8 +484,7 @@ class ScriptedServer:
             payload = body(request, None, model=served, finish=finish, thinking=limit)
         else:
             payload = body(request, text, model=served, thinking=thought)
-        await self._send(writer, 200, payload)
-        return True
+        return Outcome(200, payload, {}, delay)
 
     def _thought(self, request: RecordedRequest) -> int:
         """Thinking tokens an answer spends: the server's ``thinking``, within a set budget."""
@@ -510,10 +529,15 @@ class ScriptedServer:
 
     @staticmethod
     async def _send(writer, status: int, payload: dict, extra: dict | None = None) -> None:
-        data = json.dumps(payload).encode()
+        await ScriptedServer._send_bytes(
+            writer, status, json.dumps(payload).encode(), "application/json", extra
+        )
+
+    @staticmethod
+    async def _send_bytes(writer, status, data: bytes, ctype: str, extra=None) -> None:
         head = [
             f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}",
-            "Content-Type: application/json",
+            f"Content-Type: {ctype}",
             f"Content-Length: {len(data)}",
         ]
         head += [f"{k}: {v}" for k, v in (extra or {}).items()]

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import ValidationError
-from .records import LABELS, RunMetrics, Sample, Verdict
+from .records import LABEL_CODES, LABELS, RunMetrics, Sample, Verdict
 
 #: Decimal places kept for shares and interval bounds (exact recomputation, readable JSON).
 DECIMALS = 6
@@ -92,7 +92,9 @@ def bootstrap_intervals(
     Args:
         labels: One label per labelled sample.
         n_boot: Number of bootstrap resamples.
-        seed: Seed of ``numpy.random.default_rng``; the same seed gives the same intervals.
+        seed: Seed of the SplitMix64 stream the resamples are drawn from
+            (:func:`bootstrap_indices`); the same seed gives the same intervals in any
+            environment.
 
     Returns:
         Label -> ``[low, high]`` (rounded), or ``None`` for every label when ``labels`` is empty.
@@ -111,6 +113,38 @@ def bootstrap_intervals(
         low, high = np.percentile(shares, [100 * alpha, 100 * (1 - alpha)])
         out[label] = [round(float(low), DECIMALS), round(float(high), DECIMALS)]
     return out
+
+
+def net_mitigation(
+    labels: Sequence[str], *, n_boot: int = 1000, seed: int = 0
+) -> tuple[float | None, list[float] | None]:
+    """Mitigation share minus degradation share, with its paired percentile bootstrap interval.
+
+    The two shares are over the same labelled samples, so their difference is resampled as one
+    figure: each resample (the same :func:`bootstrap_indices` draws as
+    :func:`bootstrap_intervals`) gives ``share(code > 0) - share(code < 0)`` of the samples it
+    drew, and the interval is the 2.5th and 97.5th percentile of those differences.
+
+    Args:
+        labels: One label per labelled sample.
+        n_boot: Number of bootstrap resamples.
+        seed: Seed of the SplitMix64 stream (:func:`bootstrap_indices`).
+
+    Returns:
+        ``(net, [low, high])`` rounded to :data:`DECIMALS` places, or ``(None, None)`` when
+        ``labels`` is empty.
+    """
+    import numpy as np
+
+    if not labels:
+        return None, None
+    signs = np.array([LABEL_CODES[label] for label in labels], dtype=np.int64)
+    signs = np.sign(signs)  # +1 mitigation, 0 no change, -1 degradation
+    net = round(float(signs.sum()) / len(signs), DECIMALS)
+    resampled = signs[bootstrap_indices(len(signs), n_boot=n_boot, seed=seed)].mean(axis=1)
+    alpha = (1.0 - LEVEL) / 2.0
+    low, high = np.percentile(resampled, [100 * alpha, 100 * (1 - alpha)])
+    return net, [round(float(low), DECIMALS), round(float(high), DECIMALS)]
 
 
 def _breakdown(groups: dict[str, list[Verdict]]) -> dict[str, dict[str, Any]]:

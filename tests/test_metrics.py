@@ -9,6 +9,7 @@ from slim_leakage.metrics import (
     aggregate,
     bootstrap_indices,
     bootstrap_intervals,
+    direction_shares,
     net_mitigation,
     splitmix64,
 )
@@ -142,6 +143,24 @@ def test_net_mitigation_is_a_paired_difference_over_the_same_draws():
     assert interval == pytest.approx([pct(0.025), pct(0.975)], abs=1e-6)
     assert net_mitigation(["no-change"] * 9) == (0.0, [0.0, 0.0])
     assert net_mitigation([]) == (None, None)
+
+
+def test_direction_shares_resample_the_same_draws():
+    rng = np.random.default_rng(3)
+    labels = [LABELS[k] for k in rng.integers(0, 5, size=29)]
+    got = direction_shares(labels, n_boot=150, seed=9)
+    draws = bootstrap_indices(len(labels), n_boot=150, seed=9)
+    groups = {
+        "mitigation": {"mitigation-major", "mitigation-minor"},
+        "no-change": {"no-change"},
+        "degradation": {"degradation-minor", "degradation-major"},
+    }
+    for name, members in groups.items():
+        share, interval = got[name]
+        assert share == round(sum(1 for lab in labels if lab in members) / 29, 6)
+        resampled = [sum(1 for j in row if labels[j] in members) / 29 for row in draws]
+        assert interval == pytest.approx(np.percentile(resampled, [2.5, 97.5]).tolist(), abs=1e-6)
+    assert direction_shares([])["mitigation"] == (None, None)
 
 
 def test_the_intervals_document_the_generator_they_use():

@@ -15,8 +15,9 @@ from slim_leakage.leaderboard.schema import (
     to_json_schema,
 )
 from slim_leakage.leaderboard.validate import validate_entry
-from slim_leakage.records import Verdict
 from slim_leakage.rundir import load_run
+
+from .conftest import ReplayJudge
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -214,12 +215,12 @@ def test_a_submission_date_in_the_future_is_refused(entry, fake_slim):
         (("metrics", "intervals", "no-change"), [0.1], "is not a [low, high] pair"),
         (("metrics", "distribution", "no-change"), 1.5, "is outside [0, 1]"),
         (("metrics", "distribution", "no-change"), float("nan"), "is not a finite number"),
-        (("metrics", "counts", "no-change"), -1, "is outside at least 0"),
+        (("metrics", "counts", "no-change"), -1, "is below 0"),
         (("metrics", "order_flip_rate"), 2.0, "is outside [0, 1]"),
-        (("metrics", "lpips"), -0.5, "is outside at least 0"),
+        (("metrics", "lpips"), -0.5, "is below 0"),
         (("metrics", "vqascore"), 3.0, "is outside [0, 1]"),
-        (("cost", "method", "seconds_per_image"), -1.0, "is outside at least 0"),
-        (("cost", "method", "peak_memory_bytes"), -5, "is outside at least 0"),
+        (("cost", "method", "seconds_per_image"), -1.0, "is below 0"),
+        (("cost", "method", "peak_memory_bytes"), -5, "is below 0"),
     ],
 )
 def test_figures_are_range_checked_before_the_comparison(entry, fake_slim, path, value, message):
@@ -279,23 +280,6 @@ def _pin(deterministic=True):
     return PinnedJudge(**{**base.__dict__, "deterministic": deterministic})
 
 
-class _ReplayJudge:
-    """Answers with given labels (``None``: a judge error), standing in for a judge."""
-
-    def __init__(self, labels):
-        self.labels = labels
-        self.seen = []
-
-    def judge(self, items, on_stage=None, progress=True):
-        self.seen = list(items)
-        return [
-            Verdict(sample_id=i.sample.id, method=i.method, label=self.labels[i.sample.id])
-            if self.labels[i.sample.id]
-            else Verdict(sample_id=i.sample.id, method=i.method, label=None, error="timeout")
-            for i in self.seen
-        ]
-
-
 def _labels(entry):
     return {r["sample_id"]: r["label"] for r in entry["verdicts"]}
 
@@ -322,7 +306,7 @@ def _flip_order_flips(entry):
 
 def test_rejudge_reproduces_labels_and_rejudges_judge_errors(entry, finished_run):
     _flip_order_flips(entry)
-    judge = _ReplayJudge(_labels(entry))
+    judge = ReplayJudge(_labels(entry))
     record = _rejudge(entry, finished_run, judge)
     assert record["decision"] == {"verified": True, "reasons": []}
     assert len(judge.seen) == 10  # the judge error (p003) is re-judged too
@@ -332,7 +316,7 @@ def test_rejudge_reproduces_labels_and_rejudges_judge_errors(entry, finished_run
 
     # a deterministic judge must reproduce every label: one change rejects
     changed = dict(_labels(entry), p000="no-change")
-    record = _rejudge(entry, finished_run, _ReplayJudge(changed))
+    record = _rejudge(entry, finished_run, ReplayJudge(changed))
     assert not record["decision"]["verified"]
     assert record["decision"]["reasons"][0].startswith("the re-judge reproduced 9 of 10 samples")
 
@@ -340,7 +324,7 @@ def test_rejudge_reproduces_labels_and_rejudges_judge_errors(entry, finished_run
 def test_a_judge_error_that_the_judge_now_labels_is_a_disagreement(entry, finished_run):
     _flip_order_flips(entry)
     labels = dict(_labels(entry), p003="degradation-major")  # the entry hid it as an error
-    record = _rejudge(entry, finished_run, _ReplayJudge(labels))
+    record = _rejudge(entry, finished_run, ReplayJudge(labels))
     assert not record["decision"]["verified"]
     row = next(r for r in record["samples"] if r["sample_id"] == "p003")
     assert row["entry_error"] == "timeout" and row["label"] == "degradation-major"
@@ -357,9 +341,9 @@ def test_vlm_threshold_comes_from_the_judges_self_agreement(entry, finished_run)
     record = _rejudge(
         entry,
         finished_run,
-        _ReplayJudge(one_off),
+        ReplayJudge(one_off),
         deterministic=False,
-        seconds=[_ReplayJudge(labels), _ReplayJudge(labels)],
+        seconds=[ReplayJudge(labels), ReplayJudge(labels)],
     )
     assert record["agreement"]["self_agreement"] == {"compared": 10, "agreed": 10, "share": 1.0}
     assert record["agreement"]["threshold"] == 1.0
@@ -369,9 +353,9 @@ def test_vlm_threshold_comes_from_the_judges_self_agreement(entry, finished_run)
     record = _rejudge(
         entry,
         finished_run,
-        _ReplayJudge(one_off),
+        ReplayJudge(one_off),
         deterministic=False,
-        seconds=[_ReplayJudge(labels), _ReplayJudge(noisy)],
+        seconds=[ReplayJudge(labels), ReplayJudge(noisy)],
     )
     a = 8 / 10
     assert record["agreement"]["threshold"] == vlm_threshold(a, 10)
@@ -391,9 +375,9 @@ def test_shares_outside_the_rejudged_interval_reject_even_a_noisy_judge(entry, f
     record = _rejudge(
         entry,
         finished_run,
-        _ReplayJudge(worse),
+        ReplayJudge(worse),
         deterministic=False,
-        seconds=[_ReplayJudge(a), _ReplayJudge(b)],
+        seconds=[ReplayJudge(a), ReplayJudge(b)],
     )
     assert record["agreement"]["threshold"] == 0.0
     reasons = record["decision"]["reasons"]
@@ -407,9 +391,9 @@ def test_a_rejudge_that_fails_too_often_decides_nothing(entry, finished_run):
     record = _rejudge(
         entry,
         finished_run,
-        _ReplayJudge(labels),
+        ReplayJudge(labels),
         deterministic=False,
-        seconds=[_ReplayJudge(labels), _ReplayJudge(labels)],
+        seconds=[ReplayJudge(labels), ReplayJudge(labels)],
     )
     assert any(
         "the re-judge itself gave no label on 2 of 10 samples" in r
@@ -438,7 +422,7 @@ def test_rejudge_shows_the_judge_the_runs_reference_images(entry, finished_run):
 
     cat = ReferenceImage("cat", "a cat", 0, Image.new("RGB", (8, 8)))
     RunDir(finished_run).save_reference(cat)  # the run drew "cat" alone, not "cheetah"
-    judge = _ReplayJudge(_labels(entry))
+    judge = ReplayJudge(_labels(entry))
     _rejudge(entry, finished_run, judge)
     refs = [item.reference_images for item in judge.seen]
     assert refs == [{"cat": finished_run / "images" / "reference" / "cat.png"}] * 10
@@ -448,7 +432,7 @@ def test_rejudge_refuses_images_that_do_not_match(entry, finished_run):
     from slim_leakage.errors import ValidationError
 
     (finished_run / "images" / "deleaker" / "p002.png").write_bytes(b"other pixels")
-    judge = _ReplayJudge({})
+    judge = ReplayJudge({})
     with pytest.raises(ValidationError, match=r"1 image\(s\) of .* do not match") as exc:
         _rejudge(entry, finished_run, judge)
     assert "verdicts[2].method_sha256:" in exc.value.message
@@ -460,7 +444,7 @@ def test_rejudge_refuses_an_entry_judged_by_another_judge(entry, finished_run):
 
     entry["judge"]["model_id"] = "other"
     with pytest.raises(ValidationError, match="cannot be verified: judge.model_id is 'other'"):
-        _rejudge(entry, finished_run, _ReplayJudge({}))
+        _rejudge(entry, finished_run, ReplayJudge({}))
 
 
 # --- the CLI -----------------------------------------------------------------------------------

@@ -95,14 +95,17 @@ def test_make_toy_entries_runs_the_documented_sequence(tmp_path):
     fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
     fake.chmod(0o755)
     runs = tmp_path / "runs"
-    script = REPO / "leaderboard" / "make_toy_entries.sh"
-    done = subprocess.run(
-        [str(script), "/keys/k.pem", str(runs)],
-        env={**os.environ, "SLIM_EVAL": str(fake)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+
+    def script():
+        return subprocess.run(
+            [str(REPO / "leaderboard" / "make_toy_entries.sh"), "/keys/k.pem", str(runs)],
+            env={**os.environ, "SLIM_EVAL": str(fake)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    done = script()
     assert done.returncode == 0, done.stderr
     calls = log.read_text().splitlines()
     assert calls[0] == f"--method deleaker --out {runs}/deleaker --no-progress"
@@ -125,11 +128,5 @@ def test_make_toy_entries_runs_the_documented_sequence(tmp_path):
     )
     # a second invocation into the same folder would mix old and new runs: refused
     runs.mkdir()
-    again = subprocess.run(
-        [str(script), "/keys/k.pem", str(runs)],
-        env={**os.environ, "SLIM_EVAL": str(fake)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    again = script()
     assert again.returncode == 2 and "exists" in again.stderr

@@ -80,32 +80,40 @@ def write_private_key(path: str | Path, pem: bytes) -> None:
         os.fsync(fh.fileno())
 
 
+def _load_pem(path: str | Path, *, private: bool):
+    """The Ed25519 key in a PEM file (a private key for signing, a public one for checking)."""
+    error = UsageError if private else ValidationError
+    what = "private key" if private else "public key"
+    fix = (
+        "Give the maintainers' key (--key FILE); `slim-eval leaderboard keygen` makes one."
+        if private
+        else f"Restore the leaderboard's {PUBLIC_KEY_FILE} from the repository."
+    )
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"The {what} {str(path)!r} does not exist.", hint=fix)
+    ser = _serialization()
+    ed = _ed25519()
+    try:
+        if private:
+            key = ser.load_pem_private_key(path.read_bytes(), password=None)
+        else:
+            key = ser.load_pem_public_key(path.read_bytes())
+    except (ValueError, TypeError) as exc:
+        raise error(f"{str(path)!r} is not an unencrypted PEM {what} ({exc}).", hint=fix) from exc
+    wanted = ed.Ed25519PrivateKey if private else ed.Ed25519PublicKey
+    if not isinstance(key, wanted):
+        raise error(f"{str(path)!r} holds a {type(key).__name__}, not an Ed25519 {what}.", hint=fix)
+    return key
+
+
 def load_private_key(path: str | Path):
     """The Ed25519 private key in a PEM file.
 
     Raises:
         UsageError: If the file is missing or does not hold an unencrypted Ed25519 key.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(
-            f"Private key {str(path)!r} does not exist.",
-            hint="Give the maintainers' key (--key FILE); `slim-eval leaderboard keygen` makes one.",
-        )
-    ser = _serialization()
-    try:
-        key = ser.load_pem_private_key(path.read_bytes(), password=None)
-    except (ValueError, TypeError) as exc:
-        raise UsageError(
-            f"{str(path)!r} is not an unencrypted PEM private key ({exc}).",
-            hint="Give the PEM file `slim-eval leaderboard keygen` wrote.",
-        ) from exc
-    if not isinstance(key, _ed25519().Ed25519PrivateKey):
-        raise UsageError(
-            f"{str(path)!r} holds a {type(key).__name__}, not an Ed25519 key.",
-            hint="Verification records are signed with Ed25519 (`slim-eval leaderboard keygen`).",
-        )
-    return key
+    return _load_pem(path, private=True)
 
 
 def load_public_key(path: str | Path):
@@ -114,26 +122,7 @@ def load_public_key(path: str | Path):
     Raises:
         ValidationError: If the file is missing or does not hold an Ed25519 public key.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValidationError(
-            f"Public key {str(path)!r} does not exist.",
-            hint=f"The leaderboard folder holds it as {PUBLIC_KEY_FILE}.",
-        )
-    ser = _serialization()
-    try:
-        key = ser.load_pem_public_key(path.read_bytes())
-    except ValueError as exc:
-        raise ValidationError(
-            f"{str(path)!r} is not a PEM public key ({exc}).",
-            hint="Restore the file from the repository.",
-        ) from exc
-    if not isinstance(key, _ed25519().Ed25519PublicKey):
-        raise ValidationError(
-            f"{str(path)!r} holds a {type(key).__name__}, not an Ed25519 public key.",
-            hint="Restore the file from the repository.",
-        )
-    return key
+    return _load_pem(path, private=False)
 
 
 def public_key_sha256(public_key) -> str:

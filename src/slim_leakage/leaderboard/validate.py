@@ -304,9 +304,11 @@ def _check_number(
     if not _finite(value):
         report.problems.append(f"{path}: {value!r} is not a finite number")
         return False
-    if value < low or (high is not None and value > high):
-        bounds = f"[{low:g}, {high:g}]" if high is not None else f"at least {low:g}"
-        report.problems.append(f"{path}: {value!r} is outside {bounds}")
+    if high is None and value < low:
+        report.problems.append(f"{path}: {value!r} is below {low:g}")
+        return False
+    if high is not None and not low <= value <= high:
+        report.problems.append(f"{path}: {value!r} is outside [{low:g}, {high:g}]")
         return False
     return True
 

@@ -1,6 +1,6 @@
 """Reliability and security of `slim-eval`, in figures.
 
-Six checks, each printing its counts (all traffic to 127.0.0.1, every loop bounded in count and
+Seven checks, each printing its counts (all traffic to 127.0.0.1, every loop bounded in count and
 time):
 
 1. ``kill``: ``slim-eval run`` in a child process, killed with SIGKILL at a random point (after
@@ -20,12 +20,15 @@ time):
    and the first one's records must stay whole.
 6. ``fuzz``: property-based mutations (hypothesis) of a valid leaderboard entry; ``validate``
    must never crash and never accept a changed aggregate or verdict.
+7. ``forgeries``: every tamper a submitter might use to earn a rank, each generated from a real
+   toy entry verified under a throwaway maintainers' key (``benchmarks/forgeries.py``);
+   ``forgeries_accepted`` must be 0.
 
 The run uses the ``tiny-random`` backbone (1 step, 64 text tokens) and the
 ``openai-compatible`` judge pointed at :class:`slim_leakage.judge.testing.ScriptedServer`.
 
 Usage: python benchmarks/reliability.py [--kill-trials 20] [--fuzz-cases 2000]
-       [--rates 0.1,0.3,0.5] [--only kill,faults,...] [--json]
+       [--rates 0.1,0.3,0.5] [--only kill,faults,...] [--forgery-run RUN] [--json]
 """
 
 from __future__ import annotations
@@ -1557,7 +1560,7 @@ def check_fuzz(cases: int, seed: int = 0, log=print) -> dict:
 
 
 # -- main ----------------------------------------------------------------------------------------
-CHECKS = ("kill", "faults", "bad_inputs", "secrets", "concurrent", "fuzz")
+CHECKS = ("kill", "faults", "bad_inputs", "secrets", "concurrent", "fuzz", "forgeries")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -1567,6 +1570,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--fuzz-cases", type=int, default=2000)
     parser.add_argument("--concurrent-trials", type=int, default=2)
     parser.add_argument("--only", default=",".join(CHECKS), help="comma-separated checks")
+    parser.add_argument(
+        "--forgery-run", type=Path, help="forgeries: a finished toy deleaker run to start from"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="per-row details in the JSON")
     parser.add_argument("--json", action="store_true")
@@ -1604,12 +1610,24 @@ def main(argv: list[str] | None = None) -> dict:
                 figures.update(check_concurrent(ws, args.concurrent_trials, log=log))
             elif check == "fuzz":
                 figures.update(check_fuzz(args.fuzz_cases, seed=args.seed, log=log))
+            elif check == "forgeries":  # benchmarks/forgeries.py (benchmarks/ is no package)
+                import importlib.util
+
+                spec = importlib.util.spec_from_file_location(
+                    "slim_forgeries", Path(__file__).with_name("forgeries.py")
+                )
+                forgeries = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = forgeries  # its dataclasses look their module up
+                spec.loader.exec_module(forgeries)
+                figures.update(
+                    forgeries.check_forgeries(ws.path("forgeries"), run=args.forgery_run, log=log)
+                )
             timings[check] = round(time.perf_counter() - t0, 1)
         figures["seconds"] = timings
     figures["total_seconds"] = round(time.perf_counter() - started, 1)
     figures["load_average_1min"] = round(os.getloadavg()[0], 1)
     if not args.verbose:
-        for key in ("fault_rows", "concurrent_rows"):
+        for key in ("fault_rows", "concurrent_rows", "forgery_rows"):
             figures.pop(key, None)
         figures["bad_input_rows"] = [
             r for r in figures.get("bad_input_rows", []) if not r["handled"]

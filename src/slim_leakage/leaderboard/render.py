@@ -260,8 +260,10 @@ def _status_text(d: dict[str, Any]) -> str:
     return f"{d['status']}; not ranked: " + "; ".join(d["unranked"])
 
 
-def _figures(d: dict[str, Any]) -> dict[str, str]:
-    """The texts of the figures that may be self-reported (plain, without HTML)."""
+def figure_texts(d: dict[str, Any]) -> dict[str, str]:
+    """The texts of the figures that may be self-reported (``lpips``, ``cost``, ``package``),
+    each ending in "(self-reported)" unless the leaderboard measured it; ``d`` is
+    :meth:`Row.to_dict`."""
     lpips = "n/a" if d["lpips"] is None else f"{d['lpips']:.3g}"
     if d["lpips"] is not None and not d["lpips_recomputed"]:
         lpips += f" ({SELF_REPORTED})"
@@ -282,7 +284,7 @@ def markdown_table(rows: list[Row]) -> str:
     ]
     for row in rows:
         d = row.to_dict()
-        f = _figures(d)
+        f = figure_texts(d)
         cells = [
             _rank_text(d),
             d["name"],
@@ -333,7 +335,7 @@ def html_page(rows: list[Row]) -> str:
     body = []
     for row in rows:
         d = row.to_dict()
-        f = _figures(d)
+        f = figure_texts(d)
         badge = f'<span class="badge {d["status"]}">{d["status"]}</span>'
         if d["rank"] is None:
             badge += f'<div class="why">not ranked: {html.escape("; ".join(d["unranked"]))}</div>'

@@ -96,7 +96,12 @@ def entry_text(entry: dict) -> bytes:
 
 
 def make_base(
-    root: Path, *, run: Path | None = None, limit: int | None = None, dataset=None
+    root: Path,
+    *,
+    run: Path | None = None,
+    limit: int | None = None,
+    dataset=None,
+    run_args: tuple[str, ...] = (),
 ) -> Base:
     """Run (unless ``run`` is given), submit and verify the real entry under a throwaway key.
 
@@ -105,6 +110,7 @@ def make_base(
         run: A finished toy run to use instead of making one.
         limit: Only the first N samples of ``toy-pairs`` (tests; needs ``dataset``).
         dataset: The dataset resolver (default: the shipped SLIM).
+        run_args: More ``slim-eval run`` options (tests: ``--no-references`` ...).
     """
     from slim_leakage.leaderboard import signing, validate
     from slim_leakage.leaderboard.pinned import load_pinned, parse_pinned
@@ -114,7 +120,7 @@ def make_base(
     root.mkdir(parents=True, exist_ok=True)
     if run is None:
         run = root / "run"
-        argv = ["--method", "deleaker", "--out", str(run), "--no-progress"]
+        argv = ["--method", "deleaker", "--out", str(run), "--no-progress", *run_args]
         _must(argv + (["--limit", str(limit)] if limit else []))
     folder = root / "leaderboard"
     (folder / "entries").mkdir(parents=True)

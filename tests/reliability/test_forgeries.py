@@ -7,22 +7,34 @@ import pytest
 
 @pytest.fixture(scope="module")
 def toy_pairs_head():
-    """The first 12 samples of toy-pairs as the shipped config (a short real toy run)."""
+    """The first 8 samples of toy-pairs as the shipped config (a short real toy run)."""
     pytest.importorskip("diffusers")
     from slim_leakage.leaderboard.validate import DatasetReference
     from slim_leakage.slim import dataset_fingerprint, load_samples
 
     ref = DatasetReference(
-        "toy-pairs", dataset_fingerprint("toy-pairs"), tuple(load_samples("toy-pairs"))[:12]
+        "toy-pairs", dataset_fingerprint("toy-pairs"), tuple(load_samples("toy-pairs"))[:8]
     )
     return lambda config: ref
 
 
 @pytest.fixture(scope="module")
 def base(forgeries, toy_pairs_head, tmp_path_factory):
-    """The real entry: a 12-sample toy run, submitted and verified under a throwaway key."""
+    """The real entry: an 8-sample toy run, submitted and verified under a throwaway key."""
     return forgeries.make_base(
-        tmp_path_factory.mktemp("forgery-base"), limit=12, dataset=toy_pairs_head
+        tmp_path_factory.mktemp("forgery-base"),
+        limit=8,
+        dataset=toy_pairs_head,
+        # a cheaper real run (no reference images, which the oracle does not read; 4 steps);
+        # the benchmark's own base run uses the defaults
+        run_args=(
+            "--no-references",
+            "--image-metrics",
+            "none",
+            "--no-report",
+            "--backbone-arg",
+            "num_inference_steps=4",
+        ),  # fmt: skip
     )
 
 

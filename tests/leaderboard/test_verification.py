@@ -217,3 +217,26 @@ def test_canonical_bytes_ignore_layout_and_key_order():
     b = {"a": {"x": True, "y": None}, "b": [1, 2.5, "\u00e9"]}
     assert signing.canonical_bytes(a) == signing.canonical_bytes(b)
     assert signing.canonical_bytes(b) == '{"a":{"x":true,"y":null},"b":[1,2.5,"\u00e9"]}'.encode()
+
+
+def test_verify_entry_names_each_bad_input(verified, maintainers, cli, tmp_path, fake_slim):
+    folder, path = verified
+    key = str(maintainers.private_path)
+    pinned = str(folder / "pinned.json")
+    base = ["verify-entry", str(path), "--key", key, "--pinned", pinned]
+    code, _, err = cli(*base)
+    assert code == 2 and "--images" in err
+    code, _, err = cli(*base, "--images", str(tmp_path), "--subset", "0")
+    assert code == 2 and "--subset 0 is below 1" in err
+    code, _, err = cli(*base, "--images", str(tmp_path), "--image-metrics", "fid")
+    assert code == 2 and "'fid'" in err and "lpips" in err
+    missing = str(tmp_path / "nope.pem")
+    code, _, err = cli("verify-entry", str(path), "--key", missing, "--images", str(tmp_path))
+    assert code == 2 and "nope.pem' does not exist" in err and "keygen" in err
+    entry = json.loads(path.read_text())
+    entry["dataset"]["config"] = "triplets"  # not a config the fake SLIM knows
+    bad = folder / "entries" / "bad.json"
+    bad.write_text(json.dumps(entry))
+    code, _, err = cli("verify-entry", str(bad), "--key", key, "--images", str(tmp_path))
+    assert code == 1 and "is not a valid entry" in err and "dataset.config" in err
+    assert not record_path(bad).exists()

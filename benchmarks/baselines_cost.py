@@ -103,7 +103,7 @@ def measure(size: int, steps: int, repeats: int) -> dict:
 
     def deleaker(impl):
         def go():
-            with S.deleaker_sana(
+            with S.install(
                 sana.pipe,
                 [list(pair.entities)],
                 [pair.prompt],

@@ -6,14 +6,17 @@ time):
 1. ``kill``: ``slim-eval run`` in a child process, killed with SIGKILL at a random point (after
    a random number of records of a random file, plus a random delay), then resumed; every
    sample must be judged exactly once, every JSONL line must be whole, and ``metrics.json`` must
-   equal that of an uninterrupted run (timings in ``extra.cost`` excepted).
+   equal that of an uninterrupted run (but for the seconds per image and peak memory in
+   ``extra.cost``, which are measured).
 2. ``faults``: whole runs judged through the local protocol server injecting one fault kind at
    a time (429 with Retry-After, 500, dropped connections, timeouts, malformed, truncated and
    wrong-schema JSON) at rates from 10% to 50%; every run must finish with each sample labelled
    or counted as a judge error, and the labels it gives are compared with a fault-free run.
 3. ``bad_inputs``: a table of wrong inputs to the CLI; each must give one ``error:`` line naming
-   the value, a ``hint:`` line, the right exit code (2 usage, 1 run failure), no traceback, and
-   leave finished output untouched.
+   the value (several problems of one request: one error listing each), a ``hint:`` line, the
+   right exit code (2 usage, 1 run failure), no traceback, and leave finished output untouched;
+   ``data_loss_cases`` counts cases after which work was lost (a finished run changed, an image
+   file claimed by two records or overwritten).
 4. ``secrets``: fake API keys in arguments and environment; every file a run, the judge cache
    and a leaderboard entry write is scanned for them.
 5. ``concurrent``: a second process on a run directory held by a first must refuse (the lock),
@@ -44,6 +47,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -197,12 +201,20 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+#: What ``metrics.json`` measures per image, so two runs never share: per role in
+#: ``extra.cost``, the seconds per image and the peak accelerator memory.
+MEASURED_PER_IMAGE = ("seconds_per_image", "peak_memory_bytes")
+
+
 def comparable_metrics(path: Path) -> dict:
-    """``metrics.json`` without the timings (``extra.cost``), which differ between runs."""
+    """``metrics.json`` without the values measured per image (:data:`MEASURED_PER_IMAGE`).
+
+    The rest of ``extra.cost`` (which roles, how many images timed) must be equal.
+    """
     data = json.loads(path.read_text())
-    extra = dict(data.get("extra") or {})
-    extra.pop("cost", None)
-    data["extra"] = extra
+    for slot in ((data.get("extra") or {}).get("cost") or {}).values():
+        for key in MEASURED_PER_IMAGE:
+            slot.pop(key, None)
     return data
 
 
@@ -572,13 +584,143 @@ def _labels_csv(ws: Workspace, name: str, data: bytes) -> Path:
     return path
 
 
+_BAD_VERDICT = '{"sample_id": "s9", "method": "instruction-prompt", "label": "better"}'
+
+
+def _folder(ws: Workspace, name: str) -> Path:
+    path = ws.path(name)
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _own_folder(ws: Workspace, name: str) -> Path:
+    """A folder of someone's own files (a run must not write beside them)."""
+    path = _folder(ws, name)
+    (path / "report.html").write_text("my own report")
+    (path / "notes.txt").write_text("my own notes")
+    return path
+
+
+def _one_long_prompt(rows: list) -> None:
+    """Keep the first sample only, its prompt grown to about 500 KB."""
+    rows[0]["prompt"] += " and hay" * 62_500
+    del rows[1:]
+
+
+def _first_only(rows: list) -> None:
+    del rows[1:]
+
+
+def _edit_json(name: str, path: tuple, value: Any) -> Callable[[Path], None]:
+    def edit(run: Path) -> None:
+        data = json.loads((run / name).read_text())
+        where = data
+        for key in path[:-1]:
+            where = where[key]
+        where[path[-1]] = value
+        (run / name).write_text(json.dumps(data, indent=2))
+
+    return edit
+
+
+def _cut_short(name: str) -> Callable[[Path], None]:
+    def edit(run: Path) -> None:
+        data = (run / name).read_bytes()
+        (run / name).write_bytes(data[: len(data) // 2])
+
+    return edit
+
+
+def _insert_line(name: str, after: int, text: str) -> Callable[[Path], None]:
+    def edit(run: Path) -> None:
+        lines = (run / name).read_text().splitlines()
+        lines.insert(after, text)
+        (run / name).write_text("\n".join(lines) + "\n")
+
+    return edit
+
+
+def _edited_run(ws: Workspace, name: str, edit: Callable[[Path], None]) -> Path:
+    """A copy of the finished reference run, edited by hand."""
+    run = _finished_run(ws, name)
+    edit(run)
+    return run
+
+
+def _command_on(command: str, run_dir: Path, run: Callable, ws: Workspace) -> list[str]:
+    if command == "resume":
+        return run(out=run_dir.name)
+    if command == "submit":
+        return ["submit", str(run_dir), "--out", str(ws.path(f"{run_dir.name}.json"))]
+    return [command, str(run_dir)]
+
+
+def _samples_edited_after_a_run(ws: Workspace, name: str, run: Callable) -> list[str]:
+    """Generate two samples into ``name``, then edit a prompt in the samples file in place."""
+    path = write_samples(ws.path(f"{name}.jsonl"), copy.deepcopy(SAMPLES[:2]))
+    argv = run(out=name, samples=path, judge=False)
+    code, _, err = cli(argv)
+    if code != 0:
+        raise RuntimeError(f"the run to edit failed ({code}): {err.strip()[-500:]}")
+    rows = copy.deepcopy(SAMPLES[:2])
+    rows[0]["prompt"] = "a cow and a horse by a lake"
+    write_samples(path, rows)
+    return argv
+
+
+def _other_images_run(ws: Workspace, name: str) -> Path:
+    """A copy of the reference run whose method images are other pictures (another backbone)."""
+    run = _finished_run(ws, name)
+    rows = [json.loads(line) for line in (run / "generations.jsonl").read_text().splitlines()]
+    for row in rows:
+        if row["role"] == "method":
+            row["sha256"] = hashlib.sha256(row["sha256"].encode()).hexdigest()
+    (run / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run
+
+
+def lost_work(root: Path) -> list[str]:
+    """Finished work a run directory lost: an image file two records claim, or one whose
+    bytes are no longer those its record names (overwritten)."""
+    from slim_leakage._io import iter_jsonl
+
+    if not (root / "generations.jsonl").is_file():
+        return []
+    try:
+        rows = list(iter_jsonl(root / "generations.jsonl"))
+    except Exception as exc:  # noqa: BLE001 - an unreadable record file is lost work too
+        return [f"generations.jsonl unreadable: {exc}"]
+    owners: dict[str, set] = {}
+    digests: dict[str, set] = {}
+    latest: dict[str, str] = {}
+    for row in rows:
+        owner = (row.get("role"), row.get("sample_id"), row.get("entity"))
+        owners.setdefault(row.get("path"), set()).add(owner)
+        digests.setdefault(row.get("path"), set()).add(row.get("sha256"))
+        latest[row.get("path")] = row.get("sha256")
+    lost = [
+        f"{path}: written for {len(who)} images" for path, who in owners.items() if len(who) > 1
+    ]
+    # one file, recorded with two contents: a later image replaced an earlier one (the run is
+    # on the CPU, where an image drawn again has the same bytes)
+    lost += [f"{path}: replaced" for path, seen in digests.items() if len(seen) > 1]
+    for path, digest in latest.items():
+        image = root / path
+        if image.is_file() and hashlib.sha256(image.read_bytes()).hexdigest() != digest:
+            lost.append(f"{path}: overwritten")
+    return lost
+
+
 def bad_input_cases(ws: Workspace) -> list[dict]:
     """The table of bad inputs: argv, expected exit code and the text the message must name.
 
     Each case is a dict: ``name``, ``argv`` (a callable building it, so files are made lazily),
     ``code`` (expected exit code), ``names`` (strings the error output must contain),
-    ``kind`` (``error``: one error line and a hint; ``problems``: validation problems),
-    ``guard`` (a directory that must not change), ``sandbox`` (``readonly`` / ``full``).
+    ``kind`` (``error``: one error line and a hint; ``problems``: validation problems;
+    ``output``: a command that works and must say ``names``, never print ``absent`` or a line
+    longer than ``max_line``), ``guard`` (a directory that must not change), ``env`` (extra
+    environment), ``child`` (run in a child process, so the libraries' own log handlers, which
+    hold the process's first stderr, are seen too), ``sandbox`` (``readonly`` / ``full``).
     """
     url, cache = ws.url, ws.path("bad-cache")
 
@@ -611,6 +753,33 @@ def bad_input_cases(ws: Workspace) -> list[dict]:
 
     def first_row(entry):
         return entry["verdicts"][0]
+
+    def swap(argv: list[str], old: str, new: str) -> list[str]:
+        return [new if a == old else a for a in argv]
+
+    def samples_case(name, change, code, names):
+        # generation only: a samples problem must be refused whatever the judge
+        path = f"samples-{next(counter)}.jsonl"
+        return {
+            "name": name,
+            "argv": lambda: run(samples=_sample_variant(ws, path, change), judge=False),
+            "code": code,
+            "names": names,
+        }
+
+    def edited_case(command, what, edit, names):
+        name = f"edited-{command}-{next(counter)}"
+        return {
+            "name": f"{command} after {what} (kept)",
+            "argv": lambda: _command_on(command, _edited_run(ws, name, edit), run, ws),
+            "code": 1,
+            "names": names,
+            "guard": name,
+        }
+
+    with socket.socket() as sock:  # a local port nothing listens on once released
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
 
     cases = [
         {
@@ -1039,6 +1208,398 @@ def bad_input_cases(ws: Workspace) -> list[dict]:
             "names": ["missing-entry.json"],
             "kind": "problems",
         },
+        # -- samples whose ids or entities would share a file, and fields of the wrong type --
+        *[
+            samples_case(name, change, code, names)
+            for name, change, code, names in (
+                (
+                    "duplicate id, judge none (images overwritten before)",
+                    lambda rows: rows[1].update(id="s1"),
+                    1,
+                    ["'s1' is used 2 times", ":1", ":2"],
+                ),
+                (
+                    "ids that name one file (a slash and a dash)",
+                    lambda rows: (rows[0].update(id="a-b"), rows[1].update(id="A_b")),
+                    1,
+                    ["'a-b'", "'A_b'", "a-b.png"],
+                ),
+                ("id with a slash", lambda rows: rows[0].update(id="a/b"), 1, ["'a/b'", "'/'"]),
+                ("id with a space", lambda rows: rows[0].update(id="s 1"), 1, ["'s 1'", "' '"]),
+                ("id too long", lambda rows: rows[0].update(id="x" * 200), 1, ["200 characters"]),
+                ("id starting with a dot", lambda rows: rows[0].update(id=".s1"), 1, ["'.s1'"]),
+                ("empty id", lambda rows: rows[0].update(id=""), 1, [":1", "id ''"]),
+                ("id not a text", lambda rows: rows[0].update(id=7), 1, [":1", "'id'"]),
+                (
+                    "an entity named twice in a sample",
+                    lambda rows: rows[0].update(entities=["cow", "Cow"]),
+                    1,
+                    ["'cow'", "'Cow'"],
+                ),
+                (
+                    "entities written two ways (one reference file)",
+                    lambda rows: rows[1].update(
+                        prompt="a Cow and a cheetah near a river", entities=["Cow", "cheetah"]
+                    ),
+                    1,
+                    ["'cow'", "'Cow'", "images/reference/cow.png"],
+                ),
+                ("seed as text", lambda rows: rows[0].update(seed="1"), 1, [":1", "'seed'"]),
+                ("seed with a fraction", lambda rows: rows[0].update(seed=1.5), 1, ["'seed'"]),
+                ("negative seed", lambda rows: rows[0].update(seed=-1), 1, ["seed -1"]),
+                ("seed past 64 bits", lambda rows: rows[0].update(seed=2**64), 1, ["seed 1844"]),
+                ("seed as a boolean", lambda rows: rows[0].update(seed=True), 1, ["'seed'"]),
+                (
+                    "entities as one string",
+                    lambda rows: rows[0].update(entities="cow and horse"),
+                    1,
+                    [":1", "'entities'"],
+                ),
+                (
+                    "entity not a text",
+                    lambda rows: rows[0].update(entities=["cow", 2]),
+                    1,
+                    ["item 2"],
+                ),
+                ("prompt not a text", lambda rows: rows[0].update(prompt=5), 1, ["'prompt'"]),
+                ("seed missing", lambda rows: rows[0].pop("seed"), 1, [":1", "'seed'"]),
+                (
+                    "unknown sample field",
+                    lambda rows: rows[0].update(sed=1),
+                    1,
+                    ["'sed'", "Did you mean 'seed'"],
+                ),
+                (
+                    "several bad lines at once",
+                    lambda rows: (rows[1].update(seed=0.5), rows[2].update(id="")),
+                    1,
+                    ["2 problems", ":2", ":3"],
+                ),
+            )
+        ],
+        {
+            "name": "duplicate id, judged",
+            "argv": lambda: run(
+                samples=_sample_variant(
+                    ws, "dup-judged.jsonl", lambda rows: rows[3].update(id="s2")
+                )
+            ),
+            "code": 1,
+            "names": ["'s2' is used 2 times"],
+        },
+        {
+            "name": "samples line not an object",
+            "argv": lambda: replace(
+                run(), "--config", str(_labels_csv(ws, "array.jsonl", b'["s1", "a cow"]\n'))
+            ),
+            "code": 1,
+            "names": ["array.jsonl:1", "JSON object"],
+        },
+        {
+            "name": "samples file empty",
+            "argv": lambda: replace(run(), "--config", str(_labels_csv(ws, "none.jsonl", b"\n"))),
+            "code": 1,
+            "names": ["none.jsonl", "no samples"],
+        },
+        {
+            "name": "samples path is a folder",
+            "argv": lambda: replace(run(), "--config", str(_folder(ws, "samples.d.jsonl"))),
+            "code": 1,
+            "names": ["samples.d.jsonl", "is a folder"],
+        },
+        # -- the selection ---------------------------------------------------------------------
+        {
+            "name": "--ids of separators only",
+            "argv": lambda: run("--ids", ", ,"),
+            "code": 2,
+            "names": ["', ,'", "no sample id"],
+        },
+        {
+            "name": "--ids file empty",
+            "argv": lambda: run("--ids", "@" + str(_labels_csv(ws, "ids-empty.txt", b"\n \n"))),
+            "code": 2,
+            "names": ["ids-empty.txt", "empty"],
+        },
+        {
+            "name": "--ids file not UTF-8",
+            "argv": lambda: run("--ids", "@" + str(_labels_csv(ws, "ids.txt", b"s1\ns\xfc2\n"))),
+            "code": 2,
+            "names": ["ids.txt:2", "UTF-8"],
+        },
+        {
+            "name": "--ids file is a folder",
+            "argv": lambda: run("--ids", "@" + str(_folder(ws, "ids.d"))),
+            "code": 2,
+            "names": ["ids.d", "folder"],
+        },
+        # -- run-config files with values of the wrong type ------------------------------------
+        *[
+            {
+                "name": f"run-config {name}",
+                "argv": (
+                    lambda name=name, text=text: run(
+                        "--run-config",
+                        str(_labels_csv(ws, f"rc-{name.replace(' ', '-')}.json", text)),
+                    )
+                ),
+                "code": 2,
+                "names": names,
+            }
+            for name, text, names in (
+                ("float for an integer", b'{"limit": 2.5}', ["limit=2.5"]),
+                ("boolean for an integer", b'{"limit": true}', ["limit=True"]),
+                ("text for a mapping", b'{"method_args": "x=1"}', ["method_args='x=1'"]),
+                ("list for a text", b'{"backbone_path": ["w"]}', ["backbone_path=['w']"]),
+                ("integer for a boolean", b'{"references": 0}', ["references=0"]),
+                ("unknown dtype", b'{"dtype": "float64"}', ["'float64'", "float32"]),
+                ("empty id list", b'{"ids": []}', ["ids is empty"]),
+                ("not an object", b'["run"]', ["JSON object", "list"]),
+                ("not UTF-8", '{"method": "v\u00e4nilla"}'.encode("latin-1"), ["not-UTF-8"]),
+            )
+        ],
+        # -- devices, weights, judges and the output folder ------------------------------------
+        {
+            "name": "device that is not a device name",
+            "argv": lambda: replace(run(), "--device", "gpu"),
+            "code": 2,
+            "names": ["'gpu'", "cpu"],
+        },
+        {
+            "name": "device this machine lacks",
+            "argv": lambda: replace(run(), "--device", "cuda:99"),
+            "code": 2,
+            "names": ["'cuda:99'"],
+        },
+        {
+            "name": "backbone path that does not exist",
+            "argv": lambda: run("--backbone-path", "./no-such-weights"),
+            "code": 2,
+            "names": ["./no-such-weights"],
+        },
+        {
+            "name": "judge server not reachable",
+            "argv": lambda: swap(
+                run(), f"base_url={url}", f"base_url=http://127.0.0.1:{closed_port}/v1"
+            ),
+            "code": 1,
+            "names": [f"127.0.0.1:{closed_port}", "cannot be reached"],
+        },
+        {
+            "name": "judge base_url without a scheme",
+            "argv": lambda: swap(run(), f"base_url={url}", "base_url=127.0.0.1:8000/v1"),
+            "code": 2,
+            "names": ["127.0.0.1:8000/v1", "http"],
+        },
+        {
+            "name": "model for a judge with no model choice",
+            "argv": lambda: (
+                replace(run(judge=False), "--judge", "oracle") + ["--judge-arg", "model=gpt-4o"]
+            ),
+            "code": 2,
+            "names": ["'gpt-4o'", "no model choice"],
+        },
+        {
+            "name": "judge options with judge none",
+            "argv": lambda: run(judge=False) + ["--judge-arg", "model=x"],
+            "code": 2,
+            "names": ["model", "'none'"],
+        },
+        {
+            "name": "judge budget infinite",
+            "argv": lambda: run("--judge-arg", "tpm=inf"),
+            "code": 2,
+            "names": ["tpm=inf", "finite"],
+        },
+        {
+            "name": "judge rpm zero",
+            "argv": lambda: run("--judge-arg", "rpm=0"),
+            "code": 2,
+            "names": ["rpm=0.0", "> 0"],
+        },
+        {
+            "name": "backbone-arg not a number",
+            "argv": lambda: run("--backbone-arg", "guidance_scale=nan"),
+            "code": 2,
+            "names": ["guidance_scale=nan", "finite"],
+        },
+        {
+            "name": "method-arg for a method without options",
+            "argv": lambda: run("--method-arg", "x=1", method="vanilla"),
+            "code": 2,
+            "names": ["'x'", "takes no options"],
+        },
+        {
+            "name": "--out is a file",
+            "argv": lambda: run(out=_labels_csv(ws, "out-file.txt", b"mine").name),
+            "code": 2,
+            "names": ["out-file.txt", "is a file"],
+        },
+        {
+            "name": "--out holds someone's files (kept)",
+            "argv": lambda: run(out=_own_folder(ws, "my-folder").name),
+            "code": 2,
+            "names": ["my-folder", "'report.html'"],
+            "guard": "my-folder",
+        },
+        {
+            "name": "rank environment broken",
+            "argv": lambda: run(),
+            "code": 2,
+            "names": ["WORLD_SIZE='two'"],
+            "env": {"WORLD_SIZE": "two"},
+        },
+        # -- a finished run edited by hand: refused, and left as it was ------------------------
+        edited_case(
+            "resume",
+            "a manifest identity edit",
+            _edit_json("manifest.json", ("identity", "method", "config", "position"), "prefix"),
+            ["manifest.json", "identity.method.config.position"],
+        ),
+        edited_case(
+            "resume",
+            "a manifest judge edit",
+            _edit_json("manifest.json", ("judge", "model_id"), "gpt-4o"),
+            ["judge.model_id"],
+        ),
+        edited_case(
+            "resume",
+            "a manifest config_hash edit",
+            _edit_json("manifest.json", ("config_hash",), "0" * 16),
+            ["config_hash"],
+        ),
+        edited_case(
+            "resume", "a manifest cut short", _cut_short("manifest.json"), ["manifest.json"]
+        ),
+        edited_case(
+            "submit",
+            "a manifest judge edit",
+            _edit_json("manifest.json", ("judge", "model_id"), "gpt-4o"),
+            ["judge.model_id"],
+        ),
+        edited_case(
+            "report",
+            "a manifest method edit",
+            _edit_json("manifest.json", ("method", "config", "position"), "prefix"),
+            ["method.config.position"],
+        ),
+        edited_case(
+            "resume",
+            "an empty record mid-file",
+            _insert_line("generations.jsonl", 2, "{}"),
+            ["generations.jsonl:3", "misses"],
+        ),
+        edited_case(
+            "resume",
+            "a broken line mid-file",
+            _insert_line("generations.jsonl", 3, '{"sample_id": '),
+            ["generations.jsonl:4", "not valid JSON"],
+        ),
+        edited_case(
+            "resume",
+            "an unknown label mid-file",
+            _insert_line("verdicts.jsonl", 1, _BAD_VERDICT),
+            ["verdicts.jsonl:2", "'better'"],
+        ),
+        edited_case(
+            "submit",
+            "an unknown label mid-file",
+            _insert_line("verdicts.jsonl", 1, _BAD_VERDICT),
+            ["verdicts.jsonl:2", "'better'"],
+        ),
+        {
+            "name": "resume with samples edited under the same ids (kept)",
+            "argv": lambda: _samples_edited_after_a_run(ws, "edited-samples", run),
+            "code": 2,
+            "names": ["other samples", "'s1'", "prompt"],
+            "guard": "edited-samples",
+        },
+        {
+            "name": "resume with another --ids (kept)",
+            "argv": lambda: run("--ids", "s1,s2", out=_finished_run(ws, "guard-ids").name),
+            "code": 2,
+            "names": ["sample_ids_sha256"],
+            "guard": "guard-ids",
+        },
+        {
+            "name": "agree: a reference run of other images",
+            "argv": lambda: [
+                "agree",
+                "--run",
+                str(ws.reference()),
+                "--reference-run",
+                str(_other_images_run(ws, "other-images")),
+            ],
+            "code": 1,
+            "names": ["other images", "'s1'"],
+        },
+        {
+            "name": "agree: labels of unknown sample ids (said, not dropped)",
+            "argv": lambda: [
+                "agree",
+                "--run",
+                str(ws.reference()),
+                "--human",
+                str(
+                    _labels_csv(
+                        ws,
+                        "unknown-ids.csv",
+                        b"sample_id,method,annotator,label\ns1,instruction-prompt,a,no-change\n"
+                        b"zz9,instruction-prompt,a,no-change\n",
+                    )
+                ),
+            ],
+            "code": 0,
+            "names": ["1 reference sample id(s) are not in this run", "'zz9'"],
+            "kind": "output",
+        },
+        {
+            "name": "validate a folder",
+            "argv": lambda: ["validate", str(_folder(ws, "entries.d"))],
+            "code": 1,
+            "names": ["entries.d", "is a folder"],
+            "kind": "problems",
+        },
+        {
+            "name": "estimate without --json prints no JSON",
+            "argv": lambda: ["estimate", "--judge", "openai", "--config", str(ws.samples)],
+            "code": 0,
+            "names": ["STAGE", "estimated cost"],
+            "absent": ['{"'],
+            "kind": "output",
+        },
+        {
+            "name": "every judgement failed (exit 1, work kept)",
+            "argv": lambda: replace(run(judge=False), "--judge", "oracle"),
+            "code": 1,
+            "names": ["Every judgement of this run failed", "toy"],
+        },
+        {
+            "name": "a 500 KB prompt (never echoed)",
+            "argv": lambda: (
+                run(
+                    samples=_sample_variant(ws, "long.jsonl", _one_long_prompt),
+                    judge=False,
+                )
+                + ["--no-references"]
+            ),
+            "code": 0,
+            "names": ["note: a prompt is longer than a text encoder reads"],
+            "max_line": 400,
+            "kind": "output",
+            "child": True,
+        },
+        {
+            "name": "--no-progress draws no library bars",
+            "argv": lambda: (
+                run(judge=False, samples=_sample_variant(ws, "one.jsonl", _first_only))
+                + ["--no-references"]
+            ),
+            "code": 0,
+            "names": ["results for instruction-prompt"],
+            "absent": ["it/s]", "%|"],
+            "kind": "output",
+            "child": True,
+        },
         {
             "name": "read-only output directory",
             "argv": lambda: run(out="ro/run"),
@@ -1091,7 +1652,15 @@ def judge_bad_input(case: dict, code: int, stdout: str, stderr: str) -> list[str
         wrong.append(f"exit {code}, expected {case['code']}")
     if "Traceback" in text:
         wrong.append("printed a traceback")
-    if case["kind"] == "error":
+    if case["kind"] == "output":
+        for absent in case.get("absent", ()):
+            if absent in text:
+                wrong.append(f"printed {absent!r}")
+        longest = max((len(line) for line in text.splitlines()), default=0)
+        if longest > case.get("max_line", 10_000):
+            wrong.append(f"printed a line of {longest} characters")
+        where = text
+    elif case["kind"] == "error":
         errors = [line for line in stderr.splitlines() if line.startswith("error:")]
         if len(errors) != 1:
             wrong.append(f"{len(errors)} error lines")
@@ -1104,8 +1673,9 @@ def judge_bad_input(case: dict, code: int, stdout: str, stderr: str) -> list[str
             wrong.append(f"unexpected exception: {errors[0][:160]}")
         if not any(line.startswith("hint:") for line in stderr.splitlines()):
             wrong.append("no hint")
+        # several problems at once are one error whose lines list them ("  - ...")
         where = "\n".join(
-            line for line in stderr.splitlines() if line.startswith(("error:", "hint:"))
+            line for line in stderr.splitlines() if line.startswith(("error:", "hint:", "  - "))
         )
     else:
         where = text
@@ -1126,24 +1696,45 @@ def check_bad_inputs(ws: Workspace, log=print, only: set[str] | None = None) -> 
         before = tree_digest(guard) if guard else None
         if case.get("sandbox"):
             code, out, err = _sandboxed(case, argv, ws)
+        elif case.get("child"):
+            proc = subprocess.run(
+                [sys.executable, "-m", "slim_leakage.cli", *argv],
+                env=child_env(),
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            code, out, err = proc.returncode, proc.stdout, proc.stderr
         else:
             env = {"OPENAI_API_KEY": FAKE_OPENAI_KEY, **case.get("env", {})}
             code, out, err = cli(argv, env=env)
         wrong = judge_bad_input(case, code, out, err)
+        lost = []
         if guard is not None and tree_digest(guard) != before:
             wrong.append("finished output changed")
-        if argv[0] == "run" and case["code"] == 2 and guard is None:
-            out_dir = Path(argv[argv.index("--out") + 1])
-            if out_dir.exists():
-                wrong.append("a usage error left a run directory behind")
+            lost.append(f"{guard.name} changed")
+        out_dir = Path(argv[argv.index("--out") + 1]) if argv[0] == "run" else None
+        if out_dir is not None and case["code"] == 2 and guard is None and out_dir.is_dir():
+            wrong.append("a usage error left a run directory behind")
+        if out_dir is not None and out_dir.is_dir() and out_dir != guard:
+            lost += lost_work(out_dir)  # a guarded run was edited on purpose; its check is above
+        if lost:
+            wrong.append(f"work lost: {'; '.join(lost)[:200]}")
         message = " | ".join(line for line in (out + err).splitlines() if line.strip())[-300:]
         rows.append(
-            {"name": case["name"], "handled": not wrong, "wrong": wrong, "message": message}
+            {
+                "name": case["name"],
+                "handled": not wrong,
+                "data_lost": bool(lost),
+                "wrong": wrong,
+                "message": message,
+            }
         )
         log(f"bad input {case['name']!r}: {wrong or 'ok'}")
     return {
         "bad_inputs_tried": len(rows),
         "bad_inputs_handled": sum(r["handled"] for r in rows),
+        "data_loss_cases": sum(r["data_lost"] for r in rows),
         "bad_input_rows": rows,
     }
 

@@ -49,7 +49,7 @@ def main() -> None:
 
     from slim_leakage.slim import data_root, describe_configs, load_samples, load_slim
     from slim_leakage.slim.builder import build_slim
-    from slim_leakage.slim.folder import data_path
+    from slim_leakage.slim.hub_format import data_path
 
     root = data_root()
     names = [c["name"] for c in describe_configs()]

@@ -122,3 +122,84 @@ def test_sha256_folder_names_content_not_location(tmp_path):
     shutil.copytree(a, b)
     (b / "sub" / "y.json").rename(b / "sub" / "w.json")
     assert sha256_folder(b) != digest  # and so do names
+
+
+@dataclasses.dataclass(frozen=True)
+class Typed:
+    steps: int = 1
+    rate: float = 0.5
+    on: bool = True
+    name: str = "x"
+    options: dict = dataclasses.field(default_factory=dict)
+    words: tuple[str, ...] = ()
+    limit: int | None = None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("steps", 2.5, "steps=2.5 is a number with a fraction, but steps takes an integer"),
+        ("steps", True, "steps=True is a boolean, but steps takes an integer"),
+        ("limit", False, "limit=False is a boolean, but limit takes an integer or null"),
+        ("rate", "fast", "rate='fast' is not a valid float"),
+        ("rate", True, "rate=True is a boolean, but rate takes a number"),
+        ("on", 0, "on=0 is an integer, but on takes true or false"),
+        ("name", ["a"], "name=['a'] is a list, but name takes a text"),
+        ("options", "alpha=1", "options='alpha=1' is a text, but options takes a mapping"),
+        ("options", [1], "options=[1] is a list, but options takes a mapping"),
+        ("words", [1, 2], "takes a list of texts (item 1 is an integer)"),
+    ],
+)
+def test_values_of_the_wrong_type_are_refused_not_coerced(key, value, named):
+    with pytest.raises(ConfigError) as info:
+        build_config(Typed, {key: value}, owner="demo")
+    assert named in str(info.value)
+
+
+def test_json_values_of_the_right_type_are_taken():
+    cfg = build_config(Typed, {"steps": 3, "rate": 1, "words": ["a"], "options": {"k": 1}})
+    assert cfg == Typed(steps=3, rate=1.0, words=("a",), options={"k": 1})
+    assert isinstance(cfg.rate, float)
+
+
+def test_every_bad_option_is_reported_at_once():
+    from slim_leakage.errors import Problems
+
+    with pytest.raises(Problems) as info:
+        build_config(Typed, {"steps": 1.5, "rat": 1, "on": "maybe"}, owner="demo")
+    lines = str(info.value).splitlines()
+    assert lines[0] == "3 problems in the options of demo:"
+    assert any("steps=1.5" in line for line in lines)
+    assert any("'rat'" in line and "Did you mean 'rate'" in line for line in lines)
+    assert any("on='maybe'" in line for line in lines)
+    assert info.value.exit_code == 2
+
+
+def test_a_config_without_options_says_so():
+    @dataclasses.dataclass(frozen=True)
+    class Nothing:
+        pass
+
+    with pytest.raises(ConfigError) as info:
+        build_config(Nothing, {"x": "1"}, owner="method 'vanilla'")
+    assert info.value.hint == "method 'vanilla' takes no options; leave them out."
+
+
+@pytest.mark.parametrize(
+    ("value", "kw", "message"),
+    [
+        (float("inf"), {"low": 0, "low_open": True}, "t: x=inf is not a finite number."),
+        (float("nan"), {"low": 0}, "t: x=nan is not a finite number."),
+        (0.0, {"low": 0, "low_open": True}, "t: x=0.0 is out of range: it must be > 0."),
+        (0, {"low": 1}, "t: x=0 is out of range: it must be >= 1."),
+        (3.0, {"low": 0, "high": 2}, "t: x=3.0 is out of range: it must be from 0 to 2."),
+        (1.0, {"low": 0, "high": 0.99}, "t: x=1.0 is out of range: it must be from 0 to 0.99."),
+    ],
+)
+def test_range_messages_read_plainly(value, kw, message):
+    from slim_leakage._config import check_range
+
+    with pytest.raises(ConfigError) as info:
+        check_range("t", "x", value, **kw)
+    assert info.value.message == message
+    assert "inf]" not in str(info.value)

@@ -127,3 +127,42 @@ def test_nan_is_written_as_null():
         lpips=float("nan"),
     )
     assert json.loads(m.to_json())["lpips"] is None
+
+
+GOOD = {"id": "s1", "prompt": "a cat and a lion", "entities": ["cat", "lion"], "seed": 1}
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"seed": "1"}, "field 'seed' is a text, but it takes an integer"),
+        ({"seed": 1.5}, "field 'seed' is a number with a fraction, but it takes an integer"),
+        ({"seed": True}, "field 'seed' is a boolean, but it takes an integer"),
+        ({"seed": -1}, "seed -1 is outside 0 ... 9223372036854775807"),
+        ({"seed": 2**64}, f"seed {2**64} is outside 0"),
+        ({"id": ""}, "the id ''; an id must be a non-empty text"),
+        ({"id": 7}, "field 'id' is an integer, but it takes a text"),
+        ({"entities": "cat and lion"}, "field 'entities' is a text, but it takes a list of texts"),
+        ({"entities": ["cat", 2]}, "(item 2 is an integer)"),
+        ({"prompt": 5}, "field 'prompt' is an integer, but it takes a text"),
+    ],
+)
+def test_sample_fields_of_the_wrong_type_are_refused(change, named):
+    with pytest.raises(DatasetError) as info:
+        Sample.from_dict({**GOOD, **change})
+    assert named in info.value.message
+
+
+def test_missing_fields_are_named_without_echoing_the_record():
+    prompt = "a cat and a lion " * 10_000
+    with pytest.raises(DatasetError) as info:
+        Sample.from_dict({"id": "s1", "prompt": prompt})
+    assert info.value.message == "Sample misses the field(s) 'entities', 'seed'."
+    with pytest.raises(DatasetError, match="Did you mean 'seed'"):
+        Sample.from_dict({**GOOD, "sed": 1})
+
+
+def test_sample_built_in_code_checks_its_fields_too():
+    with pytest.raises(DatasetError, match="seed"):
+        Sample(id="x", prompt="a b", entities=("a",), seed=2.0)  # type: ignore[arg-type]
+    assert Sample(id="x", prompt="a b", entities=["a"], seed=0).entities == ("a",)  # type: ignore[arg-type]

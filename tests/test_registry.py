@@ -117,3 +117,82 @@ def test_listing_imports_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def _write_plugin_package(root, text):
+    sub = root / "plug"
+    sub.mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (sub / "__init__.py").write_text("")
+    (sub / "plugins.py").write_text(textwrap.dedent(text))
+
+
+def test_plugin_packages_are_found_by_their_plugins_module(monkeypatch, tmp_path):
+    from slim_leakage._registry import find_plugins
+
+    _write_plugin_package(
+        tmp_path / "fake_dist_ok",
+        """
+        REGISTRATIONS = {"g.test": {"shiny": "json:dumps"}, "g.other": {"dull": "json:loads"}}
+        """,
+    )
+    (tmp_path / "fake_dist_ok" / "empty").mkdir()  # a package without plugins.py is skipped
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = find_plugins(tmp_path / "fake_dist_ok", "fake_dist_ok")
+    assert found == {"g.test": {"shiny": "json:dumps"}, "g.other": {"dull": "json:loads"}}
+
+
+def test_a_plugin_module_in_another_shape_is_a_clear_error(monkeypatch, tmp_path):
+    from slim_leakage._registry import find_plugins
+
+    _write_plugin_package(tmp_path / "fake_dist_bad", 'REGISTRATIONS = {"g.test": ["json"]}\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match="fake_dist_bad.plug.plugins.REGISTRATIONS is not"):
+        find_plugins(tmp_path / "fake_dist_bad", "fake_dist_bad")
+
+
+def test_plugin_entries_are_builtins_and_survive_a_refresh(monkeypatch):
+    monkeypatch.setattr("slim_leakage._registry._plugins", {"g.test": {"shiny": "json:dumps"}})
+    reg = Registry("method", group="g.test", builtins={"vanilla": "json:loads"})
+    assert reg.names() == ["shiny", "vanilla"]
+    assert reg.origin("shiny") == "builtin" and reg.target("shiny") == "json:dumps"
+    import json
+
+    assert reg.get("shiny") is json.dumps
+    reg.refresh_entry_points()  # found again with the same target: no clash
+    assert reg.get("shiny") is json.dumps
+    # an entry point declaring the same target is the same entry, not a clash
+    _fake_entry_point(monkeypatch, "g.test", "shiny", "json:dumps")
+    reg.refresh_entry_points()
+    assert reg.names() == ["shiny", "vanilla"]
+
+
+def test_a_plugin_entry_may_not_take_a_builtin_name(monkeypatch):
+    monkeypatch.setattr("slim_leakage._registry._plugins", {"g.test": {"vanilla": "json:dumps"}})
+    reg = Registry("method", group="g.test", builtins={"vanilla": "json:loads"})
+    with pytest.raises(ConfigError, match="The plug-in 'vanilla' in group 'g.test' clashes"):
+        reg.names()
+
+
+def test_the_toy_world_registers_itself_from_its_own_package():
+    code = (
+        "import sys\n"
+        "from slim_leakage.backbones import BACKBONES\n"
+        "from slim_leakage.judge import JUDGES\n"
+        "print(BACKBONES.target('toy'), JUDGES.target('oracle'))\n"
+        "print(BACKBONES.origin('toy'), JUDGES.origin('oracle'))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('slim_leakage.toy')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    targets, origins, imported = out.stdout.strip().splitlines()
+    assert targets == "slim_leakage.toy.backbone:TOY slim_leakage.toy.oracle:OracleBackend"
+    assert origins == "builtin builtin"
+    # listing read the declarations only; the preset and the backend load on first use
+    assert imported == "['slim_leakage.toy', 'slim_leakage.toy.plugins']", out.stderr
+
+
+def test_describe_lists_a_broken_entry_with_its_error_and_keeps_the_others():
+    reg = Registry("backbone", builtins={"broken": "no_such_module_x:y", "fine": "json:dumps"})
+    rows = reg.describe(lambda obj: {"what": obj.__name__})
+    assert rows[0]["name"] == "broken" and rows[0]["error"].startswith("ModuleNotFoundError")
+    assert rows[1] == {"name": "fine", "origin": "builtin", "what": "dumps"}

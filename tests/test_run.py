@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -310,3 +311,131 @@ def test_a_judge_object_without_the_contract_is_refused_before_any_work(tmp_path
     with pytest.raises(ConfigError, match="missing: name, check, describe, check_leakage"):
         evaluate(config(tmp_path), judge=Partial())
     assert not (tmp_path / "run").exists()
+
+
+def _without(data: dict, paths: list[tuple[str, ...]]) -> dict:
+    data = json.loads(json.dumps(data))
+    for path in paths:
+        where = data
+        for key in path[:-1]:
+            where = where[key]
+        where.pop(path[-1])
+    return data
+
+
+#: Two samples, one step, no reference images: a run in a few seconds.
+FAST = {
+    "references": False,
+    "ids": ("s1", "s2"),
+    "batch_size": 1,
+    "backbone_args": {"num_inference_steps": 1},
+}
+
+
+def test_cost_survives_an_interrupted_generation(tmp_path, monkeypatch):
+    from slim_leakage.rundir import RunDir
+
+    save, saved = RunDir.save_generation, []
+
+    def save_then_stop(self, *args, **kwargs):
+        saved.append(save(self, *args, **kwargs))
+        if len(saved) == 3:  # after the vanilla images and the first method image
+            raise KeyboardInterrupt  # what Ctrl-C raises; kill -9 leaves the same files
+        return saved[-1]
+
+    monkeypatch.setattr(RunDir, "save_generation", save_then_stop)
+    stopped, clean = tmp_path / "stopped", tmp_path / "clean"
+    stopped.mkdir()
+    clean.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(config(stopped, **FAST), judge=ScriptedJudge())
+    monkeypatch.setattr(RunDir, "save_generation", save)
+    resumed = evaluate(config(stopped, **FAST), judge=ScriptedJudge())
+    reference = evaluate(config(clean, **FAST), judge=ScriptedJudge())
+    # every image's timing is in its record: the resumed cost covers all of them
+    for role in ("vanilla", "method"):
+        assert resumed["extra"]["cost"][role]["images_timed"] == 2
+        assert resumed["extra"]["cost"][role]["seconds_per_image"] > 0
+    # equal but for what is measured per image: its seconds (and its peak memory on a GPU)
+    measured = [
+        ("extra", "cost", role, key)
+        for role in ("vanilla", "method")
+        for key in ("seconds_per_image", "peak_memory_bytes")
+    ]
+    assert _without(resumed, measured) == _without(reference, measured)
+    manifest = json.loads((stopped / "run" / "manifest.json").read_text())
+    assert manifest["cost"] == resumed["extra"]["cost"]
+
+
+class FailingJudge(ScriptedJudge):
+    """A judge whose every answer failed (its server returned errors)."""
+
+    def judge(self, items, on_stage=None, progress=True, on_verdict=None):
+        out = []
+        for item in items:
+            verdict = Verdict(
+                sample_id=item.sample.id,
+                method=item.method,
+                label=None,
+                error="ranking: JudgeError: HTTP 500: the server is down",
+                judge="scripted/v1",
+            )
+            if on_verdict is not None:
+                on_verdict(verdict)
+            out.append(verdict)
+        return out
+
+
+def test_a_run_whose_every_judgement_failed_ends_in_an_error_and_resumes(tmp_path):
+    from slim_leakage.errors import RunError
+
+    with pytest.raises(RunError) as info:
+        evaluate(config(tmp_path, **FAST), judge=FailingJudge())
+    assert info.value.exit_code == 1
+    assert "Every judgement of this run failed (2 sample(s), none labelled)" in info.value.message
+    assert "sample 's1': ranking: JudgeError: HTTP 500: the server is down" in info.value.message
+    root = tmp_path / "run"
+    assert json.loads((root / "metrics.json").read_text())["judge_errors"] == 2  # kept
+    assert (root / "report.html").is_file()
+    # once the judge answers, the same command judges the failed samples again
+    judge = ScriptedJudge()
+    metrics = evaluate(config(tmp_path, **FAST), judge=judge)
+    assert judge.calls == 2
+    assert metrics["judge_errors"] == 0 and metrics["n_labelled"] == 2
+    assert len(list(iter_jsonl(root / "verdicts.jsonl"))) == 4  # the errors are kept
+
+
+def test_some_failed_judgements_are_counted_not_fatal(tmp_path):
+    class HalfFailing(ScriptedJudge):
+        def judge(self, items, on_stage=None, progress=True, on_verdict=None):
+            items = list(items)
+            ok = super().judge(items[::2], on_stage, progress, on_verdict)
+            bad = FailingJudge().judge(items[1::2], on_stage, progress, on_verdict)
+            return ok + bad
+
+    metrics = evaluate(config(tmp_path, **FAST), judge=HalfFailing())
+    assert metrics["judge_errors"] == 1 and metrics["n_labelled"] == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"limit": True}, "limit=True is a boolean"),
+        ({"batch_size": 2.5}, "batch_size=2.5 is a number with a fraction"),
+        ({"method_args": "alpha=1"}, "method_args='alpha=1' is a text"),
+        ({"references": 0}, "references=0 is an integer"),
+        ({"ids": ()}, "The selection of sample ids is empty"),
+        ({"dtype": "float64"}, "dtype='float64' is not one of float32, float16, bfloat16"),
+        ({"judge": "none", "judge_args": {"model": "x"}}, "the judge is 'none'"),
+    ],
+)
+def test_run_config_values_of_the_wrong_type_are_refused(tmp_path, change, named):
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        config(tmp_path, **change)
+
+
+def test_paths_and_lists_are_taken_in_their_usual_forms(tmp_path):
+    cfg = config(tmp_path, out=tmp_path / "run", ids=["s1"], image_metrics=["lpips"])
+    assert cfg.out == str(tmp_path / "run") and cfg.ids == ("s1",)
+    assert cfg.image_metrics == ("lpips",)
+    assert RunConfig().ids is None  # every sample

@@ -88,6 +88,18 @@ def append_jsonl(path: str | os.PathLike, line: str) -> None:
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
     """Yield the JSON objects of complete lines; a torn final line is skipped."""
+    for _, row in iter_jsonl_lines(path):
+        yield row
+
+
+def iter_jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line number, JSON value)`` of each complete, non-blank line.
+
+    A torn final line (no newline) is skipped, as a killed writer leaves it.
+
+    Raises:
+        RunError: For a line that is not JSON (or not UTF-8), naming the file and the line.
+    """
     path = Path(path)
     if not path.exists():
         return
@@ -99,11 +111,12 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
         if not raw.strip():
             continue
         try:
-            yield json.loads(raw)
-        except json.JSONDecodeError as exc:
+            yield number, json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RunError(
                 f"{path}:{number} is not valid JSON ({exc}).",
-                hint="The file was edited or corrupted; restore it or remove that line.",
+                hint="The file was edited or corrupted; restore it, or delete that line (a "
+                "resume then does that record's work again).",
             ) from exc
 
 

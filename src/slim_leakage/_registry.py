@@ -3,8 +3,12 @@
 A registry maps a stable lowercase-kebab name to an object. Built-ins are declared as a plain
 ``name -> "module:attr"`` mapping, so listing names imports nothing heavy (no torch, no SDK).
 User code registers with a decorator; third-party packages register through an entry-point
-group (``slim_leakage.methods``, ``slim_leakage.judges``). A miss raises
-:class:`~slim_leakage.errors.UnknownNameError` with a did-you-mean and the available names.
+group (``slim_leakage.methods``, ``slim_leakage.judges``, ``slim_leakage.backbones``). A
+package of this distribution that sits on a higher floor than a registry (the toy world) plugs
+in the same way from a source checkout: its ``plugins.py`` declares its entries by group, and
+the registry finds that module by name (:func:`package_plugins`), so no lower module names a
+higher one. A miss raises :class:`~slim_leakage.errors.UnknownNameError` with a did-you-mean
+and the available names.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import importlib
 import threading
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from .errors import ConfigError, UnknownNameError, did_you_mean
@@ -40,12 +45,73 @@ def _load_target(target: str) -> Any:
     return obj
 
 
+#: The module a package of ``slim_leakage`` adds to plug entries into the registries.
+PLUGIN_MODULE = "plugins"
+
+_plugins_lock = threading.Lock()
+_plugins: dict[str, dict[str, str]] | None = None
+
+
+def package_plugins() -> dict[str, dict[str, str]]:
+    """The entries the packages of ``slim_leakage`` declare: ``{group: {name: "module:attr"}}``.
+
+    A package ``slim_leakage/<package>/`` that plugs into a registry has a module
+    ``plugins.py`` holding ``REGISTRATIONS``, the same group names and ``"module:attr"`` values
+    that ``[project.entry-points]`` in pyproject would hold. Unlike entry points they are found
+    from a source checkout without reinstalling, and unlike a built-in mapping they leave the
+    registry, on the lowest floor, naming nothing above it. Each ``plugins.py`` is imported
+    once per process (it must import nothing heavy: listing names reads it).
+
+    Raises:
+        ConfigError: If a ``plugins.py`` declares its entries in another shape.
+    """
+    global _plugins
+    with _plugins_lock:
+        if _plugins is None:
+            _plugins = find_plugins(Path(__file__).resolve().parent, __package__)
+        return _plugins
+
+
+def find_plugins(root: Path, package: str) -> dict[str, dict[str, str]]:
+    """Read ``REGISTRATIONS`` from every ``<root>/<subpackage>/plugins.py`` (see above).
+
+    Args:
+        root: The folder of the importable package ``package``.
+        package: Its import name.
+    """
+    found: dict[str, dict[str, str]] = {}
+    for sub in sorted(p.parent.name for p in root.glob(f"*/{PLUGIN_MODULE}.py")):
+        module_name = f"{package}.{sub}.{PLUGIN_MODULE}"
+        declared = getattr(importlib.import_module(module_name), "REGISTRATIONS", None)
+        if not isinstance(declared, Mapping) or not all(
+            isinstance(entries, Mapping)
+            and all(isinstance(t, str) and ":" in t for t in entries.values())
+            for entries in declared.values()
+        ):
+            raise ConfigError(
+                f"{module_name}.REGISTRATIONS is not a mapping of entry-point group to "
+                "{name: 'module:attr'}.",
+                hint='Declare it as {"slim_leakage.judges": {"my-judge": "pkg.mod:Cls"}}.',
+            )
+        for group, entries in declared.items():
+            taken = found.setdefault(group, {})
+            for name, target in entries.items():
+                if taken.setdefault(name, target) != target:
+                    raise ConfigError(
+                        f"{module_name} registers {name!r} in {group!r} as {target!r}, which "
+                        f"another plug-in package already registers as {taken[name]!r}.",
+                        hint="Give one of the two entries another name.",
+                    )
+    return found
+
+
 class Registry(Generic[T]):
     """A name -> object registry with lazy built-ins, decorators and entry points.
 
     Args:
         kind: What the registry holds, for messages ("method", "judge backend").
-        group: Entry-point group scanned for third-party registrations, or ``None``.
+        group: Entry-point group scanned for third-party registrations and for the entries of
+            this distribution's plug-in packages (:func:`package_plugins`), or ``None``.
         builtins: ``name -> "module:attr"`` of the built-in entries (imported on first ``get``).
     """
 
@@ -59,6 +125,7 @@ class Registry(Generic[T]):
         self._origin: dict[str, str] = {}
         self._lock = threading.RLock()
         self._entry_points_loaded = False
+        self._declared: dict[str, str] = {}  # plug-in and entry-point targets, by name
         for name, target in (builtins or {}).items():
             self._lazy[_check_name(name)] = target
             self._origin[name] = "builtin"
@@ -109,25 +176,36 @@ class Registry(Generic[T]):
             self._objects.pop(name, None)
             self._lazy.pop(name, None)
             self._origin.pop(name, None)
+            self._declared.pop(name, None)
 
     def _load_entry_points(self) -> None:
         if self._entry_points_loaded or self.group is None:
             return
         self._entry_points_loaded = True
+        for name, target in package_plugins().get(self.group, {}).items():
+            # They ship in this distribution, so they are built-ins wherever they are declared.
+            self._declare(name, target, "builtin", f"The plug-in {name!r} in group {self.group!r}")
         for ep in entry_points(group=self.group):
-            if ep.name in self._lazy or ep.name in self._objects:
-                if self._lazy.get(ep.name) == ep.value:
-                    continue
-                raise ConfigError(
-                    f"The entry point {ep.name!r} in group {self.group!r} (from "
-                    f"{getattr(ep.dist, 'name', '?')}) clashes with an existing {self.kind}.",
-                    hint="Rename the entry point in the plug-in package.",
-                )
-            self.register_lazy(
+            dist = getattr(ep.dist, "name", None)
+            self._declare(
                 ep.name,
                 ep.value,
-                origin=f"entry point of {ep.dist.name}" if ep.dist else "entry point",
+                f"entry point of {dist}" if dist else "entry point",
+                f"The entry point {ep.name!r} in group {self.group!r} (from {dist or '?'})",
             )
+
+    def _declare(self, name: str, target: str, origin: str, what: str) -> None:
+        # Declared entries are found again on every refresh; the same target is no clash.
+        if self._declared.get(name) == target or self._lazy.get(name) == target:
+            self._declared[name] = target
+            return
+        if name in self._lazy or name in self._objects:
+            raise ConfigError(
+                f"{what} clashes with an existing {self.kind}.",
+                hint="Rename the entry point (or the REGISTRATIONS entry) in the plug-in package.",
+            )
+        self.register_lazy(name, target, origin=origin)
+        self._declared[name] = target
 
     def refresh_entry_points(self) -> None:
         """Scan the entry-point group again (after installing a plug-in in-process)."""
@@ -149,7 +227,9 @@ class Registry(Generic[T]):
 
     def target(self, name: str) -> str | None:
         """The lazy ``"module:attr"`` string of ``name`` if it has not been imported yet."""
-        return self._lazy.get(name)
+        with self._lock:
+            self._load_entry_points()
+            return self._lazy.get(name)
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name in self.names()
@@ -181,12 +261,19 @@ class Registry(Generic[T]):
         """Every ``(name, object)``; this imports every entry."""
         return [(name, self.get(name)) for name in self.names()]
 
-    def describe(self, describer: Callable[[str, T], dict] | None = None) -> list[dict]:
-        """One dict per entry for listings (name and origin; ``describer`` adds more)."""
-        out = []
+    def describe(self, describer: Callable[[T], Mapping[str, Any]] | None = None) -> list[dict]:
+        """One row per entry for listings: its name, origin and what ``describer`` says of it.
+
+        An entry that fails to import or to describe itself gets an ``error`` field instead
+        (``"ImportError: ..."``), so that one broken plug-in does not hide the others.
+        """
+        rows = []
         for name in self.names():
-            row = {"name": name, "origin": self._origin.get(name, "user code")}
+            row: dict[str, Any] = {"name": name, "origin": self.origin(name)}
             if describer is not None:
-                row.update(describer(name, self.get(name)))
-            out.append(row)
-        return out
+                try:
+                    row.update(describer(self.get(name)))
+                except Exception as exc:
+                    row["error"] = f"{type(exc).__name__}: {exc}"
+            rows.append(row)
+        return rows

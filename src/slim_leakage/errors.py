@@ -8,7 +8,7 @@ Every error a user can cause derives from :class:`SlimError` and carries an opti
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 class SlimError(Exception):
@@ -129,6 +129,38 @@ class MetricUnavailableError(SlimError):
     The run reports the metric as null with this error as its note in ``metrics.json``; it
     never stops a run.
     """
+
+
+class Problems(SlimError):
+    """Several problems found in one check, reported together, one line each.
+
+    The message starts with how many there are and lists each problem with its own fix, so
+    one attempt shows everything to correct. The exit code is 2 when any of them is a usage
+    error, else 1.
+
+    Args:
+        problems: The errors found (two or more).
+        what: Where they were found ("in the run request", "in samples.jsonl").
+    """
+
+    def __init__(self, problems: Sequence[SlimError], *, what: str) -> None:
+        self.problems = list(problems)
+        lines = [f"{len(self.problems)} problems {what}:"]
+        for problem in self.problems:
+            fix = f" (fix: {problem.hint})" if problem.hint else ""
+            lines.append(f"  - {problem.message}{fix}")
+        super().__init__(
+            "\n".join(lines), hint="Fix each problem listed above, then run the command again."
+        )
+        self.exit_code = 2 if any(p.exit_code == 2 for p in self.problems) else 1
+
+
+def one_error(problems: Sequence[SlimError], *, what: str) -> SlimError:
+    """The error to raise for ``problems``: the problem itself if there is one, else
+    :class:`Problems` listing them all."""
+    if len(problems) == 1:
+        return problems[0]
+    return Problems(problems, what=what)
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -17,11 +17,11 @@ notes to the returned :class:`~slim_leakage.records.RunMetrics` with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .errors import ValidationError
-from .records import LABEL_CODES, LABELS, RunMetrics, Sample, Verdict
+from .records import LABEL_CODES, LABELS, Generation, RunMetrics, Sample, Verdict
 
 #: Decimal places kept for shares and interval bounds (exact recomputation, readable JSON).
 DECIMALS = 6
@@ -310,3 +310,32 @@ AGGREGATE_FIELDS: tuple[str, ...] = (
     "per_subset",
     "per_family",
 )
+
+
+def cost_summary(generations: Iterable[Generation], sample_ids: Sequence[str]) -> dict:
+    """Seconds per image, images timed and peak memory of the vanilla and method images.
+
+    Computed from the generation records (each keeps its image's timing), so a run resumed
+    after a kill reports every image, whichever invocation drew it.
+
+    Args:
+        generations: The run's generation records; the last record of an image counts.
+        sample_ids: The run's samples.
+    """
+    wanted = set(sample_ids)
+    latest: dict[tuple[str, str], Generation] = {}
+    for gen in generations:
+        if gen.role in ("vanilla", "method") and gen.sample_id in wanted:
+            latest[(gen.role, gen.sample_id)] = gen
+    out = {}
+    for role in ("vanilla", "method"):
+        timed = [g for (r, _), g in latest.items() if r == role]
+        if not timed:
+            continue
+        peaks = [g.peak_memory_bytes for g in timed if g.peak_memory_bytes is not None]
+        out[role] = {
+            "seconds_per_image": round(sum(g.seconds for g in timed) / len(timed), 6),
+            "images_timed": len(timed),
+            "peak_memory_bytes": max(peaks) if peaks else None,
+        }
+    return out

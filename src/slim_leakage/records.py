@@ -11,12 +11,12 @@ import dataclasses
 import json
 import math
 import re
-import types
 import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
-from .errors import DatasetError
+from ._config import WrongType, typed_value, value_kind
+from .errors import DatasetError, did_you_mean
 
 #: The five judge labels, best first (paper §6).
 LABELS: tuple[str, ...] = (
@@ -31,6 +31,9 @@ LABEL_CODES: dict[str, int] = dict(zip(LABELS, (2, 1, 0, -1, -2)))
 CODE_LABELS: dict[int, str] = {code: label for label, code in LABEL_CODES.items()}
 
 R = TypeVar("R", bound="Record")
+
+#: The largest sample seed: torch generators take 64-bit seeds, Parquet stores signed ones.
+MAX_SEED = 2**63 - 1
 
 
 def check_label(label: str) -> str:
@@ -54,23 +57,6 @@ def check_relative_path(path: str, *, what: str = "path") -> str:
             "file from the run, or run again into a new --out directory.",
         )
     return path
-
-
-def _coerce(value: Any, annotation: Any) -> Any:
-    """Turn JSON values back into the declared field type (lists -> tuples)."""
-    if value is None:
-        return None
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            if arg is type(None):
-                continue
-            return _coerce(value, arg)
-    if origin is tuple or annotation is tuple:
-        args = typing.get_args(annotation)
-        inner = args[0] if args else Any
-        return tuple(_coerce(v, inner) for v in value)
-    return value
 
 
 def _jsonable(value: Any) -> Any:
@@ -100,20 +86,43 @@ class Record:
 
     @classmethod
     def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
-        """Build the record from a dict, rejecting unknown keys and coercing lists to tuples."""
+        """Build the record from a dict: every field present, of its type (lists become tuples).
+
+        Raises:
+            DatasetError: Naming the unknown, missing or mistyped field; the record's values
+                are not echoed (a prompt can be very long).
+        """
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(data) - set(fields))
         if unknown:
             raise DatasetError(
-                f"{cls.__name__} has no field(s) {', '.join(map(repr, unknown))}.",
+                f"{cls.__name__} has no field(s) {', '.join(map(repr, unknown))}."
+                f"{did_you_mean(unknown[0], fields)}",
                 hint=f"Known fields: {', '.join(fields)}.",
             )
+        missing = [
+            name
+            for name, f in fields.items()
+            if name not in data
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ]
+        if missing:
+            raise DatasetError(
+                f"{cls.__name__} misses the field(s) {', '.join(map(repr, missing))}.",
+                hint=f"Give every required field: {', '.join(n for n in fields if n in missing)}.",
+            )
         hints = typing.get_type_hints(cls)
-        kwargs = {name: _coerce(value, hints[name]) for name, value in data.items()}
-        try:
-            return cls(**kwargs)
-        except TypeError as exc:
-            raise DatasetError(f"Cannot build {cls.__name__} from {dict(data)!r}: {exc}") from exc
+        kwargs = {}
+        for name, value in data.items():
+            try:
+                kwargs[name] = typed_value(value, hints[name])
+            except WrongType as exc:
+                raise DatasetError(
+                    f"{cls.__name__} field {name!r} is {value_kind(value)}, but it takes {exc}.",
+                    hint=f"Write {name!r} as {exc}.",
+                ) from None
+        return cls(**kwargs)
 
     @classmethod
     def from_json(cls: type[R], line: str) -> R:
@@ -158,14 +167,46 @@ class Sample(Record):
     source: str = ""
 
     def __post_init__(self) -> None:
-        if not self.prompt or not self.prompt.strip():
+        if not isinstance(self.id, str) or not self.id.strip():
+            raise DatasetError(
+                f"A sample has the id {self.id!r}; an id must be a non-empty text.",
+                hint="Give every sample its own id, such as 'pair-0001'.",
+            )
+        for name in ("prompt", "kind", "subset", "family", "template_id", "config", "source"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise DatasetError(
+                    f"Sample {self.id!r}: {name} is {value_kind(value)}, not a text.",
+                    hint=f"Write {name} as a JSON string.",
+                )
+        if not self.prompt.strip():
             raise DatasetError(
                 f"Sample {self.id!r} has an empty prompt.", hint="Give every sample a prompt."
             )
-        if not self.entities or any(not e or not e.strip() for e in self.entities):
+        entities = self.entities
+        if isinstance(entities, list):
+            entities = tuple(entities)
+            object.__setattr__(self, "entities", entities)
+        if not isinstance(entities, tuple) or not all(isinstance(e, str) for e in entities):
             raise DatasetError(
-                f"Sample {self.id!r} has missing or empty entities {self.entities!r}.",
+                f"Sample {self.id!r}: entities are {value_kind(entities)}, not a list of texts.",
+                hint='List the entities as JSON strings, e.g. "entities": ["cat", "lion"].',
+            )
+        if not entities or any(not e.strip() for e in entities):
+            raise DatasetError(
+                f"Sample {self.id!r} has missing or empty entities {entities!r}.",
                 hint="List each entity of the prompt, in prompt order.",
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise DatasetError(
+                f"Sample {self.id!r}: seed {self.seed!r} is {value_kind(self.seed)}, not an "
+                "integer.",
+                hint=f"Give seed as a whole number from 0 to {MAX_SEED}.",
+            )
+        if not 0 <= self.seed <= MAX_SEED:
+            raise DatasetError(
+                f"Sample {self.id!r}: seed {self.seed} is outside 0 ... {MAX_SEED}.",
+                hint=f"Give seed as a whole number from 0 to {MAX_SEED} (a torch generator seed).",
             )
 
 

@@ -14,18 +14,18 @@ writes its own shard files and rank 0 merges them and computes the metrics.
 from __future__ import annotations
 
 import dataclasses
-import re
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._config import check_range
+from ._config import check_range, typed_fields
 from ._io import sha256_bytes
-from .errors import ConfigError, EntityNotFoundError, OutputWriteError
+from .errors import ConfigError, OutputWriteError, RunError
 from .image_metrics import check_metric_names
-from .records import RunMetrics, Sample, StageResult
+from .records import RunMetrics, Sample, StageResult, Verdict
 from .rundir import (
     SEED_POLICY,
     WRITE_ERRNOS,
@@ -37,6 +37,10 @@ from .rundir import (
 
 if TYPE_CHECKING:
     from .judge import JudgeLike
+
+
+#: The weight dtypes a run takes.
+DTYPES = ("float32", "float16", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,13 +55,15 @@ class RunConfig:
         backbone: Backbone preset.
         backbone_path: Local folder or hub id overriding the preset's weights.
         backbone_args: Generation-setting overrides (height, num_inference_steps, ...).
-        device: Torch device (default: CUDA when available).
+        device: Torch device: ``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``xpu`` (default: CUDA
+            when available).
         dtype: ``float32``/``float16``/``bfloat16`` (default: the preset's on GPU, float32 on CPU).
         judge: Judge backend name, or ``none`` to generate only.
         judge_args: Judge options (model, base_url, concurrency, ...).
         config: SLIM config name, or a path to a samples ``.jsonl``/``.parquet``.
         limit: Evaluate only the first N samples.
-        ids: Evaluate only these sample ids.
+        ids: Evaluate only these sample ids (``None``: every sample; an empty selection is
+            refused, never read as "all").
         batch_size: Images per pipeline call.
         references: Generate single-entity reference images for the judge.
         image_metrics: Image metrics to compute (names of ``image_metrics.IMAGE_METRICS``).
@@ -79,7 +85,7 @@ class RunConfig:
     judge_args: dict = dataclasses.field(default_factory=dict)
     config: str = "toy-pairs"
     limit: int | None = None
-    ids: tuple[str, ...] = ()
+    ids: tuple[str, ...] | None = None
     batch_size: int = 4
     references: bool = True
     image_metrics: tuple[str, ...] = ("lpips", "kid")
@@ -88,9 +94,34 @@ class RunConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        # Paths may be given as Path objects; every value must then be of its field's type (a
+        # boolean or 2.5 for an integer, a text for a mapping are refused, not coerced).
+        for name in ("out", "config", "backbone_path"):
+            value = getattr(self, name)
+            if isinstance(value, os.PathLike):
+                object.__setattr__(self, name, os.fspath(value))
+        for name, value in typed_fields(self, owner="run").items():
+            object.__setattr__(self, name, value)
         check_range("run", "batch_size", self.batch_size, low=1)
         if self.limit is not None:
             check_range("run", "limit", self.limit, low=1)
+        if self.ids is not None and not self.ids:
+            raise ConfigError(
+                "The selection of sample ids is empty, so no sample would run.",
+                hint="Give --ids a,b (or @FILE with one id per line), or leave --ids out to run "
+                "every sample of the config.",
+            )
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise ConfigError(
+                f"run: dtype={self.dtype!r} is not one of {', '.join(DTYPES)}.",
+                hint="Give dtype as float32, float16 or bfloat16 (or leave it out).",
+            )
+        if self.judge == "none" and self.judge_args:
+            raise ConfigError(
+                f"Judge options ({', '.join(sorted(self.judge_args))}) were given, but the judge "
+                "is 'none'.",
+                hint="Leave out --judge-arg, or choose a judge with --judge.",
+            )
         check_metric_names(self.image_metrics)
 
     @property
@@ -175,37 +206,48 @@ class Run:
 
     # resolution (cheap, before any weights load) ---------------------------------------------
     def resolve(self) -> None:
-        """Validate the method, samples and judge before loading any weights.
+        """Check the whole request before the run directory is written or any weights load.
 
-        Done once: :meth:`execute` calls it, and a caller that resolved first (to print the
-        sample count) does not pay for it twice.
+        Every check runs (:mod:`slim_leakage.preflight`): the output folder, the method and
+        its options, the backbone, its settings, path and device, the samples (their ids and
+        the files they name, their entities) and the judge (its options, key and server), and
+        every problem found is reported at once. Done once: :meth:`execute` calls it, and a
+        caller that resolved first (to print the sample count) does not pay for it twice.
+
+        Raises:
+            SlimError: The problem found, or :class:`~slim_leakage.errors.Problems` listing
+                several, one line each with its fix.
         """
         if self._resolved:
             return
+        from . import preflight
         from .methods import get_method
         from .slim import load_samples
 
         cfg = self.config
-        self.method = get_method(cfg.method, **cfg.method_args)
-        samples = load_samples(cfg.config, limit=cfg.limit, ids=list(cfg.ids) or None)
-        if not samples:
-            raise ConfigError(
-                f"No samples selected from {cfg.config!r}.",
-                hint="Check --ids / --limit, or `slim-eval ls configs`.",
-            )
-        _check_entities_in_prompts(samples)
-        self.samples = samples
-        preset = _check_backbone(cfg.backbone, cfg.backbone_args)
+        check = preflight.Preflight()
+        check.attempt(preflight.check_out_dir, self.dir.root)
+        self.method = check.attempt(get_method, cfg.method, **cfg.method_args)
+        preset = check.attempt(preflight.check_backbone, cfg.backbone, cfg.backbone_args)
         # The preset knows its family: an unsupported pairing fails before any weights load.
-        if hasattr(preset, "family"):
-            self.method.check_backbone(preset)
+        if self.method is not None and hasattr(preset, "family"):
+            check.attempt(self.method.check_backbone, preset)
+        check.attempt(preflight.check_backbone_path, cfg.backbone_path)
+        check.attempt(preflight.check_device, cfg.device)
+        ids = list(cfg.ids) if cfg.ids is not None else None
+        samples = check.attempt(load_samples, cfg.config, limit=cfg.limit, ids=ids)
+        if samples is not None:
+            check.add(preflight.sample_checks(samples, cfg.config))
+            self.samples = samples
         if self._judge is None and cfg.judge != "none":
             from .judge import get_judge
 
-            self._judge = get_judge(cfg.judge, **cfg.judge_args)
+            self._judge = check.attempt(get_judge, cfg.judge, **cfg.judge_args)
         if self._judge is not None:
-            # A missing API key must fail now, not after hours of generation.
-            _require_judge(self._judge).check()
+            # A missing API key or a server that is down must fail now, not after hours of
+            # generation.
+            check.attempt(lambda: _require_judge(self._judge).check())
+        check.finish()
         self._resolved = True
 
     def sample_ids_digest(self) -> str:
@@ -281,16 +323,15 @@ class Run:
             run.records.repair()
             mine = run.shard.take(self.samples)
             done = run.finished_generations()
-            cost: dict = {}
             if self._missing_images(mine, done):
-                self._generate(mine, done, cost)
+                self._generate(mine, done)
             self._judge_pending(mine, done)
             run.wait_for_ranks("judged")
             if run.shard.rank != 0:
                 return None
             if run.shard.world > 1:
                 run.merge_shards([s.id for s in self.samples])
-            return self._finish(manifest, cost)
+            return self._finish(manifest)
 
     # generation -------------------------------------------------------------------------------
     def _missing_images(self, samples: list[Sample], done: dict) -> bool:
@@ -300,32 +341,37 @@ class Run:
             _reference_key(e) not in done for s in samples for e in s.entities
         )
 
-    def _generate(self, samples: list[Sample], done: dict, cost: dict) -> None:
+    def _generate(self, samples: list[Sample], done: dict) -> None:
         """Load the backbone and make every missing vanilla, method and reference image."""
         from .backbones import load_backbone
         from .methods import get_method
+        from .progress import library_output, progress_enabled
 
         cfg = self.config
         self.log(
             f"loading backbone {cfg.backbone}"
             + (f" from {cfg.backbone_path}" if cfg.backbone_path else "")
         )
-        self.backbone = load_backbone(
-            cfg.backbone,
-            path=cfg.backbone_path,
-            device=cfg.device,
-            dtype=cfg.dtype,
-            **cfg.backbone_args,
-        )
-        self.method.prepare(self.backbone, samples)
-        self._generate_role("vanilla", get_method("vanilla"), samples, done, cost)
-        self._generate_role("method", self.method, samples, done, cost)
-        if cfg.references:
-            self._generate_references(samples, done)
+        with library_output(progress=progress_enabled(cfg.progress), note=self.log):
+            self.backbone = load_backbone(
+                cfg.backbone,
+                path=cfg.backbone_path,
+                device=cfg.device,
+                dtype=cfg.dtype,
+                **cfg.backbone_args,
+            )
+            # the run draws its own bars per image; the pipeline's bar per denoising loop would
+            # only interleave with them
+            configure = getattr(self.backbone.pipe, "set_progress_bar_config", None)
+            if callable(configure):
+                configure(disable=True)
+            self.method.prepare(self.backbone, samples)
+            self._generate_role("vanilla", get_method("vanilla"), samples, done)
+            self._generate_role("method", self.method, samples, done)
+            if cfg.references:
+                self._generate_references(samples, done)
 
-    def _generate_role(
-        self, role: str, method, samples: list[Sample], done: dict, cost: dict
-    ) -> None:
+    def _generate_role(self, role: str, method, samples: list[Sample], done: dict) -> None:
         from .progress import progress_bar
 
         todo = [s for s in samples if (role, s.id, None) not in done]
@@ -340,9 +386,9 @@ class Run:
                 _reset_peak_memory(self.backbone.device)
                 t0 = time.perf_counter()
                 outputs = method.generate(self.backbone, batch)
+                # each image's record keeps its timing, so the cost survives a resume
                 seconds = (time.perf_counter() - t0) / len(batch)
                 peak = _peak_memory(self.backbone.device)
-                _accumulate_cost(cost, role, seconds, len(batch), peak)
                 for sample, output in zip(batch, outputs):
                     done[(role, sample.id, None)] = run.save_generation(
                         sample, role, method.name, output, seconds=seconds, peak_memory_bytes=peak
@@ -373,19 +419,24 @@ class Run:
         from .progress import progress_enabled
 
         records = self.dir.records
-        finished = {v.sample_id for v in records.verdicts()}
+        # A judge error is not a result: a resume asks again for such samples (their error
+        # stays in verdicts.jsonl; the newest verdict of a sample is the one that counts).
+        finished = {v.sample_id for v in records.verdicts() if v.label is not None}
         todo = [s for s in samples if s.id not in finished]
         if not todo:
             return
         # A sample interrupted mid-judging is judged again on resume (its answers come from the
         # judge's cache); its stage records already on disk are not written twice.
-        written = {(r.sample_id, r.stage, r.key, r.order) for r in records.judgements()}
+        written = {
+            (r.sample_id, r.stage, r.key, r.order) for r in records.judgements() if r.error is None
+        }
 
         def on_stage(result: StageResult) -> None:
             ident = (result.sample_id, result.stage, result.key, result.order)
             if ident in written:
                 return
-            written.add(ident)
+            if result.error is None:
+                written.add(ident)
             records.append(result)
 
         from .judge import JudgeItem
@@ -415,19 +466,23 @@ class Run:
         )
 
     # the end ----------------------------------------------------------------------------------
-    def _finish(self, manifest: dict, cost: dict) -> dict:
-        """Complete the manifest, compute the image metrics, write metrics.json and the report."""
+    def _finish(self, manifest: dict) -> dict:
+        """Complete the manifest, compute the image metrics, write metrics.json and the report.
+
+        Raises:
+            RunError: After writing everything, if the judge labelled no sample at all (every
+                judgement failed), with the first error as the cause.
+        """
         from .image_metrics import compute_image_metrics
-        from .metrics import aggregate
+        from .metrics import aggregate, cost_summary
 
         run = self.dir
         verdicts = run.merged.unique_verdicts()
         generations = {(g.role, g.sample_id): g for g in run.merged.generations()}
-        # cost: this invocation's measurement, else what an earlier invocation recorded
-        merged_cost = {**(manifest.get("cost") or {}), **_cost_summary(cost)}
+        cost = cost_summary(generations.values(), [s.id for s in self.samples])
         if self.backbone is not None:
             manifest["backbone"] = self.backbone.describe()
-        manifest["cost"] = merged_cost
+        manifest["cost"] = cost
         manifest["judge"] = (
             self._judge.describe() if self._judge is not None else manifest.get("judge")
         )
@@ -454,51 +509,28 @@ class Run:
             if verdicts
             else RunMetrics.unjudged(name, len(self.samples))
         )
-        metrics = labels.with_run_figures(image_figures, merged_cost, judged=bool(verdicts))
+        metrics = labels.with_run_figures(image_figures, cost, judged=bool(verdicts))
         run.write_metrics(metrics)
         if self.config.report:
             from .report import write_report
 
             write_report(run.root)
+        _refuse_all_failed(verdicts, run.root)
         return metrics.to_dict()
 
 
-def _check_backbone(name: str, overrides: dict):
-    """Check the preset name and generation overrides without loading anything heavy.
-
-    Done before the manifest is written: a typo must not leave a run directory behind that
-    the corrected command would then refuse as "a different configuration".
-    """
-    from ._config import build_config
-    from .backbones import BACKBONES, GenerationSettings
-
-    preset = BACKBONES.get(name)
-    defaults = getattr(preset, "settings", None)
-    if isinstance(defaults, GenerationSettings):
-        build_config(
-            GenerationSettings,
-            {**dataclasses.asdict(defaults), **overrides},
-            owner=f"backbone {name}",
-        )
-    return preset
-
-
-def _check_entities_in_prompts(samples: Sequence[Sample]) -> None:
-    """Refuse a sample whose entity is not a whole word of its prompt (case-insensitive).
-
-    A typo in a user's samples file ("zebra" for a prompt about a horse) would otherwise be
-    generated and judged at full cost before anything noticed it.
-    """
-    for sample in samples:
-        lowered = sample.prompt.lower()
-        for entity in sample.entities:
-            if not re.search(rf"(?<!\w){re.escape(entity.lower())}(?!\w)", lowered):
-                raise EntityNotFoundError(
-                    f"Sample {sample.id!r}: entity {entity!r} does not occur in its prompt "
-                    f"{sample.prompt!r}.",
-                    hint="Name each entity as it is written in the prompt (whole words), or "
-                    "fix the samples file.",
-                )
+def _refuse_all_failed(verdicts: Sequence[Verdict], root: Path) -> None:
+    """Raise if the judge gave verdicts but labelled none: the run measured nothing."""
+    if not verdicts or any(v.label is not None for v in verdicts):
+        return
+    first = verdicts[0]
+    cause = first.error if len(first.error or "") <= 300 else first.error[:297] + "..."
+    raise RunError(
+        f"Every judgement of this run failed ({len(verdicts)} sample(s), none labelled); the "
+        f"first error, for sample {first.sample_id!r}: {cause}",
+        hint=f"Fix the cause, then run the same command again: the images in {root} are "
+        "kept, and samples with a judge error are judged again.",
+    )
 
 
 def _reference_key(entity: str) -> tuple[str, str, str]:
@@ -509,7 +541,7 @@ def _reference_key(entity: str) -> tuple[str, str, str]:
     return ("reference", reference_id(entity), entity)
 
 
-# -- cost ---------------------------------------------------------------------------------------
+# -- peak memory --------------------------------------------------------------------------------
 def _reset_peak_memory(device: str) -> None:
     if device.startswith("cuda"):
         import torch
@@ -523,25 +555,6 @@ def _peak_memory(device: str) -> int | None:
 
         return int(torch.cuda.max_memory_allocated(device))
     return None
-
-
-def _accumulate_cost(cost: dict, role: str, seconds: float, n: int, peak: int | None) -> None:
-    slot = cost.setdefault(role, {"seconds": 0.0, "images": 0, "peak_memory_bytes": None})
-    slot["seconds"] += seconds * n
-    slot["images"] += n
-    if peak is not None:
-        slot["peak_memory_bytes"] = max(peak, slot["peak_memory_bytes"] or 0)
-
-
-def _cost_summary(cost: dict) -> dict:
-    out = {}
-    for role, slot in cost.items():
-        out[role] = {
-            "seconds_per_image": round(slot["seconds"] / max(slot["images"], 1), 6),
-            "images_timed": slot["images"],
-            "peak_memory_bytes": slot["peak_memory_bytes"],
-        }
-    return out
 
 
 def evaluate(config: RunConfig | None = None, *, judge: Any = None, **options: Any) -> dict | None:

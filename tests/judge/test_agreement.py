@@ -15,7 +15,7 @@ from slim_leakage.judge.agreement import (
     spearman,
     spearman_interval,
 )
-from slim_leakage.records import LABELS, Sample, Verdict
+from slim_leakage.records import LABELS, Generation, Sample, Verdict
 from slim_leakage.rundir import RunDir
 
 HEADER = ["sample_id", "method", "annotator", "label"]
@@ -265,3 +265,54 @@ def test_agree_cli_errors(tmp_path, cli):
     assert code == 1 and "does not exist" in err
     code, _, _ = cli("agree", "--run", str(run))
     assert code == 2  # neither --human nor --reference-run
+
+
+def _with_images(root, shade, *, backbone):
+    """Record a vanilla and a method image per sample (``shade`` makes them differ per run)."""
+    run = RunDir(root)
+    manifest = run.read_manifest()
+    run.write_manifest({**manifest, "backbone": {"name": backbone}})
+    for sample in run.samples():
+        for role in ("vanilla", "method"):
+            run.records.append(
+                Generation(
+                    sample_id=sample.id,
+                    role=role,
+                    method="deleaker" if role == "method" else "vanilla",
+                    path=f"images/{role}/{sample.id}.png",
+                    sha256=f"{shade}{role}{sample.id}".ljust(64, "0"),
+                    seed=sample.seed,
+                    width=8,
+                    height=8,
+                )
+            )
+
+
+def test_agree_refuses_a_reference_run_of_other_images(tmp_path, cli):
+    judged = _write(tmp_path, "vlm", [_label(c) for c in _CODES])
+    oracle = _write(tmp_path, "oracle", [_label(c) for c in _CODES], judge="oracle/exact")
+    _with_images(judged, "a", backbone="flux-dev")
+    _with_images(oracle, "b", backbone="toy")
+    code, _, err = cli("agree", "--reference-run", str(oracle), "--run", str(judged))
+    assert code == 1
+    assert "judged other images: the vanilla image of sample 's0' differs" in err
+    assert "(backbones 'flux-dev' and 'toy')" in err and "slim-eval judge" in err
+    same = _write(tmp_path, "same", [_label(c) for c in _CODES], judge="oracle/exact")
+    _with_images(same, "a", backbone="flux-dev")
+    code, _, err = cli("agree", "--reference-run", str(same), "--run", str(judged))
+    assert code == 0, err
+
+
+def test_agree_says_which_labels_it_left_out(tmp_path, cli):
+    run = _write(tmp_path, "run", [_label(c) for c in _CODES[:-1]] + [None])
+    rows = [",".join(HEADER)]
+    rows += [f"s{i},deleaker,ann,{_label(c)}" for i, c in enumerate(_CODES)]
+    rows += ["zz1,deleaker,ann,no-change", "zz2,deleaker,ann,no-change"]
+    code, out, err = cli("agree", "--human", str(_csv(tmp_path, rows)), "--run", str(run), "--json")
+    assert code == 0, err
+    assert (
+        "note: 2 reference sample id(s) are not in this run and are left out: 'zz1', 'zz2'" in out
+    )
+    assert "note: 1 sample(s) have no judge label (a judge error) and are left out: 's9'" in out
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["left_out"] == {"unknown_sample_ids": ["zz1", "zz2"], "judge_errors": ["s9"]}

@@ -79,8 +79,17 @@ def test_estimate_table_and_unpriced_models(cli, samples_file):
     )
     assert code == 0
     assert "not in the pricing table" in out
-    assert json.loads(out.strip().splitlines()[-1])["priced"] is False
-    code, out, _ = cli("estimate", "--judge", "openai-compatible", "--config", str(samples_file))
+    # a human summary by default: no JSON unless --json asks for it
+    assert not any(line.lstrip().startswith("{") for line in out.splitlines())
+    code, out, _ = cli(
+        "estimate", "--judge", "openai", "--config", str(samples_file), "--judge-arg",
+        "model=my-finetune", "--json",
+    )  # fmt: skip
+    assert json.loads(out) == json.loads(out.strip().splitlines()[-1])  # one JSON object only
+    assert json.loads(out)["priced"] is False
+    code, out, _ = cli(
+        "estimate", "--judge", "openai-compatible", "--config", str(samples_file), "--json"
+    )
     assert json.loads(out.strip().splitlines()[-1])["cost_usd"] == 0.0
 
 

@@ -509,3 +509,22 @@ def test_exported_json_schemas_match_the_python_schemas(entry):
     del broken["package"]["git_commit"]
     assert len(list(validator.iter_errors(broken))) == 4
     assert len(check_structure(broken)) == 4
+
+
+def test_validate_names_a_folder_as_a_folder(tmp_path, cli):
+    code, text, _ = cli("validate", str(tmp_path))
+    assert code == 1
+    assert f"problem: Entry file {str(tmp_path)!r} is a folder, not an entry file." in text
+
+
+def test_submit_refuses_a_run_whose_manifest_was_edited(finished_run, tmp_path, cli, fake_slim):
+    import json as _json
+
+    manifest = finished_run / "manifest.json"
+    data = _json.loads(manifest.read_text())
+    data["judge"]["model_id"] = "the-pinned-model"
+    manifest.write_text(_json.dumps(data))
+    code, _, err = cli("submit", str(finished_run), "--out", str(tmp_path / "entry.json"))
+    assert code == 1
+    assert "manifest.json was changed after the run wrote it: judge.model_id." in err
+    assert not (tmp_path / "entry.json").exists()

@@ -138,9 +138,19 @@ def test_bad_inputs_fail_in_prepare_not_later(method_name, any_backbone, tmp_pat
         pytest.skip(f"{method_name} needs nothing beyond the prompt")
     method = get_method(method_name, **_inputs(cls, tiny_backbone, tmp_path))
     stranger = Sample(id="stranger", prompt="a bat and an owl", entities=("bat", "owl"), seed=9)
-    if cls.needs == ("entities",):
-        # Entity-only methods must at least accept a well-formed sample.
-        method.prepare(tiny_backbone, [stranger])
+    if cls.needs != ("entities",):
+        # the layout or image inputs were made for SAMPLES: the stranger has none
+        with pytest.raises(SlimError, match="stranger"):
+            method.prepare(tiny_backbone, [stranger])
         return
-    with pytest.raises(SlimError, match="stranger"):
-        method.prepare(tiny_backbone, [stranger])
+    # Entity-only methods: a well-formed sample is accepted, and one whose entity is not a word
+    # of its prompt either fails in prepare, naming the sample, or is generated without error.
+    method.prepare(tiny_backbone, [stranger])
+    absent = Sample(id="absent", prompt="a bat and an owl", entities=("bat", "eagle"), seed=9)
+    try:
+        method.prepare(tiny_backbone, [absent])
+    except SlimError as exc:
+        assert "absent" in str(exc) and "eagle" in str(exc), str(exc)
+    else:
+        (out,) = method.generate(tiny_backbone, [absent])
+        assert isinstance(out, MethodOutput)

@@ -87,11 +87,11 @@ def test_truncated_or_missing_entities_are_errors(tiny_sana):
         S.sana_entity_spans(tok, PROMPT, ["cow", "fox"], max_sequence_length=24)
     with pytest.raises(EntityNotFoundError, match="Sample 'bad'"):
         bad = Sample(id="bad", prompt="a cows and a horse", entities=("cow", "horse"), seed=1)
-        S.check_samples(tiny_sana, [bad])
+        get_method("deleaker").prepare(tiny_sana, [bad])
 
 
 def _run(backbone, samples, implementation="fast", **options):
-    with S.deleaker_sana(
+    with S.install(
         backbone.pipe,
         [list(s.entities) for s in samples],
         [s.prompt for s in samples],
@@ -189,7 +189,7 @@ def test_processors_are_restored_and_bad_setups_rejected(tiny_sana, tiny_flux_pi
     before = dict(transformer.attn_processors)
     with (
         pytest.raises(RuntimeError),
-        S.deleaker_sana(tiny_sana.pipe, ["cow", "horse"], PROMPT, instruction=()),
+        S.install(tiny_sana.pipe, ["cow", "horse"], PROMPT, instruction=()),
     ):
         raise RuntimeError("boom")
     assert all(transformer.attn_processors[k] is v for k, v in before.items())
@@ -201,18 +201,18 @@ def test_processors_are_restored_and_bad_setups_rejected(tiny_sana, tiny_flux_pi
     for match, pipe, options in bad:
         with (
             pytest.raises(ConfigError, match=match),
-            S.deleaker_sana(pipe, ["cow"], PROMPT, **options),
+            S.install(pipe, ["cow"], PROMPT, **options),
         ):
             pass
 
 
 def test_generate_through_the_sana_preset(tiny_sana):
     method = get_method("deleaker", **LOOSE)
-    outputs = S.generate(method, tiny_sana, [PAIR, TRIPLET])
+    outputs = method.generate(tiny_sana, [PAIR, TRIPLET])
     assert [set(o.overlays) for o in outputs] == [{"cow", "horse"}, {"cat", "dog", "fox"}]
     assert all(n > 0 for o in outputs for n in o.extra["mask_tokens"].values())
     assert outputs[0].extra["mask_grid"] == [16, 16]
-    alone = S.generate(method, tiny_sana, [TRIPLET])
+    alone = method.generate(tiny_sana, [TRIPLET])
     assert np.array_equal(np.asarray(alone[0].image), np.asarray(outputs[1].image))
 
 

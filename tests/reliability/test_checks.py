@@ -54,6 +54,14 @@ FAST_BAD_INPUTS = {
     "judge: generation path with ..",
     "report: image symlink leaving the run",
     "resume with other options (finished run kept)",
+    "duplicate id, judge none (images overwritten before)",
+    "ids that name one file (a slash and a dash)",
+    "several bad lines at once",
+    "run-config boolean for an integer",
+    "judge server not reachable",
+    "resume after a manifest judge edit (kept)",
+    "resume after an unknown label mid-file (kept)",
+    "agree: a reference run of other images",
 }
 
 
@@ -61,6 +69,21 @@ def test_bad_inputs_get_one_clear_message(bench, workspace):
     figures = bench.check_bad_inputs(workspace, log=lambda msg: None, only=FAST_BAD_INPUTS)
     assert figures["bad_inputs_tried"] == len(FAST_BAD_INPUTS)
     assert [r for r in figures["bad_input_rows"] if not r["handled"]] == []
+    assert figures["data_loss_cases"] == 0
+
+
+def test_lost_work_sees_a_replaced_or_shared_image(bench, tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.png").write_bytes(b"second")
+    rows = [
+        {"role": "vanilla", "sample_id": "s1", "path": "images/a.png", "sha256": "1" * 64},
+        {"role": "vanilla", "sample_id": "S1", "path": "images/a.png", "sha256": "2" * 64},
+    ]
+    (tmp_path / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lost = bench.lost_work(tmp_path)
+    assert "images/a.png: written for 2 images" in lost
+    assert "images/a.png: replaced" in lost and "images/a.png: overwritten" in lost
+    assert bench.lost_work(tmp_path / "nothing") == []
 
 
 def test_bad_input_judge_flags_a_generic_exception(bench):

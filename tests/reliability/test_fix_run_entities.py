@@ -56,10 +56,13 @@ def test_entity_absent_from_its_prompt_fails_before_the_run_starts(
 
 def test_entities_match_whole_words_in_any_case():
     from slim_leakage.errors import EntityNotFoundError
-    from slim_leakage.run import _check_entities_in_prompts
+    from slim_leakage.preflight import entities_in_prompts
 
     def check(prompt, *entities):
-        _check_entities_in_prompts([Sample(id="s", prompt=prompt, entities=entities, seed=0)])
+        for problem in entities_in_prompts(
+            [Sample(id="s", prompt=prompt, entities=entities, seed=0)]
+        ):
+            raise problem
 
     # found in any case, several words long, followed by punctuation: accepted
     check("A Blue Jay and a crow.", "blue jay", "crow")

@@ -5,7 +5,7 @@ import pytest
 
 from slim_leakage.errors import ConfigError, DatasetError
 from slim_leakage.records import Sample
-from slim_leakage.slim import builder, folder, load_samples
+from slim_leakage.slim import builder, hub_format, load_samples
 from slim_leakage.slim.builder import (
     SLIM_CONFIGS,
     ConfigSpec,
@@ -141,7 +141,7 @@ def test_another_vocabulary_builds_into_the_same_folder(tmp_path):
     report = build(tax, templates, out, specs)
     # 3 + 1 same-family pairs, two seeds each; 1 triplet; each entity once in a control.
     assert report.rows == {"toy-pairs": 8, "toy-triplets": 1, "toy-controls": 5}
-    card = folder.read_card(out)
+    card = hub_format.read_card(out)
     assert [c["name"] for c in card["configs"]] == [
         "controls",
         "toy-controls",
@@ -191,8 +191,8 @@ def test_build_is_byte_identical(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     builder.build_slim(a)
     builder.build_slim(b)
-    assert folder.compare_folders(a, b) == []
-    assert folder.folder_files(a) == [
+    assert hub_format.compare_folders(a, b) == []
+    assert hub_format.folder_files(a) == [
         "README.md",
         "data/controls.parquet",
         "data/pairs.parquet",

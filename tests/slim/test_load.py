@@ -15,7 +15,7 @@ from slim_leakage.slim import (
     data_root,
     dataset_fingerprint,
     describe_configs,
-    folder,
+    hub_format,
     list_configs,
     load_samples,
     load_slim,
@@ -37,20 +37,20 @@ def _same_content(a: Path, b: Path) -> bool:
 def test_committed_folder_is_what_the_builder_makes(tmp_path):
     # Configs other vocabularies built into the folder are kept by copying the folder first.
     work = tmp_path / "slim"
-    folder.copy_folder(REPO_SLIM, work)
+    hub_format.copy_folder(REPO_SLIM, work)
     build_slim(work)
-    recorded = folder.read_card(REPO_SLIM)["pyarrow"]
+    recorded = hub_format.read_card(REPO_SLIM)["pyarrow"]
     if recorded == pa.__version__:
-        assert folder.compare_folders(work, REPO_SLIM) == []
+        assert hub_format.compare_folders(work, REPO_SLIM) == []
     else:  # Parquet records the writer's version, so only the content can match
-        for name in folder.folder_files(REPO_SLIM):
+        for name in hub_format.folder_files(REPO_SLIM):
             if name.endswith(".parquet"):
                 assert _same_content(work / name, REPO_SLIM / name), name
 
 
 @needs_checkout
 def test_package_copy_is_identical_to_the_repository_folder():
-    assert folder.compare_folders(REPO_SLIM, data_root()) == []
+    assert hub_format.compare_folders(REPO_SLIM, data_root()) == []
 
 
 @needs_checkout
@@ -70,7 +70,9 @@ def test_describe_and_list_configs_read_the_card():
     assert list_configs()[:3] == ["pairs", "triplets", "controls"]
     for row in rows:
         assert set(row) == {"name", "rows", "description"} and row["description"]
-        assert row["rows"] == pq.read_metadata(folder.data_path(data_root(), row["name"])).num_rows
+        assert (
+            row["rows"] == pq.read_metadata(hub_format.data_path(data_root(), row["name"])).num_rows
+        )
 
 
 def test_listing_configs_imports_no_torch_or_datasets():
@@ -119,10 +121,10 @@ def test_unknown_config_lists_the_available_ones():
 
 
 def test_fingerprint_is_the_sha256_of_the_file_and_matches_the_card():
-    card = {c["name"]: c for c in folder.read_card(data_root())["configs"]}
+    card = {c["name"]: c for c in hub_format.read_card(data_root())["configs"]}
     for name in list_configs():
         fp = dataset_fingerprint(name)
-        assert fp == sha256_file(folder.data_path(data_root(), name)) == card[name]["sha256"]
+        assert fp == sha256_file(hub_format.data_path(data_root(), name)) == card[name]["sha256"]
     assert dataset_fingerprint("pairs") != dataset_fingerprint("controls")
 
 
@@ -194,3 +196,74 @@ def test_non_utf8_samples_file_names_the_line(tmp_path):
     )
     with pytest.raises(DatasetError, match=r"mine.jsonl:2 is not UTF-8"):
         load_samples(str(path))
+
+
+def test_every_bad_line_of_a_samples_file_is_named(tmp_path):
+    from slim_leakage.errors import Problems
+
+    path = tmp_path / "mine.jsonl"
+    good = {"id": "a", "prompt": "a cow and a horse", "entities": ["cow", "horse"], "seed": 1}
+    path.write_text(
+        "\n".join(
+            json.dumps(row)
+            for row in (
+                good,
+                {**good, "id": "b", "seed": 1.5},
+                {**good, "id": "c", "entities": "cow and horse"},
+                {**good, "id": "d"},
+            )
+        )
+        + "\n"
+    )
+    with pytest.raises(Problems) as info:
+        load_samples(str(path))
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"2 problems in {path}:"
+    assert f"{path}:2: Sample field 'seed'" in lines[1]
+    assert f"{path}:3: Sample field 'entities'" in lines[2]
+    assert info.value.exit_code == 1  # dataset content, not usage
+
+
+def test_a_byte_order_mark_is_not_a_problem(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    row = {"id": "a", "prompt": "a cow and a horse", "entities": ["cow", "horse"], "seed": 1}
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(row).encode() + b"\n")
+    assert [s.id for s in load_samples(str(path))] == ["a"]
+
+
+def test_empty_files_folders_and_parquet_types_are_refused(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    with pytest.raises(DatasetError, match="empty.jsonl holds no samples"):
+        load_samples(str(empty))
+    folder = tmp_path / "data.jsonl"
+    folder.mkdir()
+    with pytest.raises(DatasetError, match="is a folder"):
+        load_samples(str(folder))
+    floats = tmp_path / "floats.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "id": ["a"],
+                "prompt": ["A cat and a dog"],
+                "entities": [["cat", "dog"]],
+                "seed": [1.5],
+            }
+        ),
+        floats,
+    )
+    # a float seed used to be cut to 1 silently
+    with pytest.raises(DatasetError, match=r"floats.parquet, row 1: .*seed 1.5"):
+        load_samples(str(floats))
+
+
+def test_sample_locations_point_at_lines_and_rows(tmp_path):
+    from slim_leakage.slim.load import sample_locations
+
+    path = tmp_path / "mine.jsonl"
+    row = {"id": "a", "prompt": "a cow and a horse", "entities": ["cow", "horse"], "seed": 1}
+    path.write_text(json.dumps(row) + "\n\n" + json.dumps(row) + "\n")
+    assert sample_locations(str(path)) == {"a": [f"{path}:1", f"{path}:3"]}
+    where = sample_locations("toy-pairs")
+    first = load_samples("toy-pairs", limit=1)[0].id
+    assert where[first] == [f"{data_root() / 'data' / 'toy-pairs.parquet'}, row 1"]

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from slim_leakage.errors import ConfigError, DatasetError
-from slim_leakage.slim import folder, load_samples, load_slim
+from slim_leakage.slim import hub_format, load_samples, load_slim
 from slim_leakage.slim.official import import_official
 
 
@@ -83,9 +83,9 @@ def test_import_converts_groups_and_keeps_images(tmp_path):
     row = ds[0]
     assert row["leakage"] is True and row["reference_image"].size == (8, 8)
     # The image of each row is the one of its source row (source row 3 is the seed-2 cow row).
-    raw = pq.read_table(folder.data_path(out, "official-pairs")).column("reference_image")
+    raw = pq.read_table(hub_format.data_path(out, "official-pairs")).column("reference_image")
     assert raw[0].as_py()["bytes"] == _png((60, 0, 0))
-    assert folder.read_card(out)["configs"][0]["name"] == "official-pairs"
+    assert hub_format.read_card(out)["configs"][0]["name"] == "official-pairs"
 
 
 BAD = [

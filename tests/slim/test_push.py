@@ -3,7 +3,7 @@ import json
 import pytest
 
 from slim_leakage.errors import ConfigError, DatasetError
-from slim_leakage.slim import data_root, folder
+from slim_leakage.slim import data_root, hub_format
 from slim_leakage.slim.builder import build_slim
 from slim_leakage.slim.push import check_folder, push_folder
 
@@ -12,8 +12,8 @@ def test_push_to_a_local_directory_mirrors_the_folder(tmp_path):
     report = push_folder(data_root(), "my-lab/slim", to_dir=tmp_path / "hub")
     target = tmp_path / "hub" / "my-lab" / "slim"
     assert report.target == str(target)
-    assert folder.compare_folders(data_root(), target) == []
-    names = [c["name"] for c in folder.read_card(data_root())["configs"]]
+    assert hub_format.compare_folders(data_root(), target) == []
+    names = [c["name"] for c in hub_format.read_card(data_root())["configs"]]
     assert names[:3] == ["pairs", "triplets", "controls"]
     assert report.files == ("README.md", *(f"data/{n}.parquet" for n in names))
 

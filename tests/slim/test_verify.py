@@ -5,7 +5,7 @@ import pytest
 from slim_leakage._io import iter_jsonl
 from slim_leakage.errors import ConfigError, DatasetError, JudgeError
 from slim_leakage.reference_images import REFERENCE_SEED, reference_prompt
-from slim_leakage.slim import folder, load_samples, load_slim
+from slim_leakage.slim import hub_format, load_samples, load_slim
 from slim_leakage.slim.verify import verify_samples
 
 pytest.importorskip("diffusers")
@@ -103,7 +103,7 @@ def test_verify_keeps_the_leaky_samples_with_image_and_verdict(tiny_backbone, sa
     stored = (tmp_path / "v" / "images" / "vanilla" / f"{samples[0].id}.png").read_bytes()
     import pyarrow.parquet as pq
 
-    column = pq.read_table(folder.data_path(tmp_path / "v" / "dataset", "pairs-verified"))
+    column = pq.read_table(hub_format.data_path(tmp_path / "v" / "dataset", "pairs-verified"))
     assert column.column("reference_image")[0].as_py()["bytes"] == stored
 
     verdicts = {d["sample_id"]: d for d in iter_jsonl(tmp_path / "v" / "verdicts.jsonl")}

@@ -50,7 +50,7 @@ def test_manifest_names_the_shipped_weights_and_their_digest(toy):
 
 def test_trained_model_draws_the_named_entity(toy):
     """A smoke check of training: a single-entity prompt gives a blob of the family colour."""
-    from slim_leakage.toy.analysis import read_image
+    from slim_leakage.toy.reading import read_image
 
     images = toy.generate(["A tiger"] * 4 + ["A trout"] * 4, list(range(8)), num_inference_steps=20)
     reads = [read_image(im, [n])[0] for im, n in zip(images, ["tiger"] * 4 + ["trout"] * 4)]
@@ -85,7 +85,7 @@ def test_cli_render(cli, tmp_path):
 
 def test_measure_generation_structure(toy):
     """The in-generation measurement runs end to end on the shipped model (tiny sizes)."""
-    from slim_leakage.toy.measure import measure_generation
+    from slim_leakage.toy.lab.measure import measure_generation
 
     r = measure_generation(toy.pipe, n_lookalike=2, n_mixed=1, n_single=2, steps=3, batch=3)
     assert r["n_images"] == 3

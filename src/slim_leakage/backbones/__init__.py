@@ -1,8 +1,10 @@
 """Backbones: named presets that load a text-to-image pipeline with the paper's settings.
 
-``tiny-random`` (built in code, for tests and smoke runs), ``flux-dev`` (FLUX.1-dev at 512x512,
-20 steps, guidance 3.5, T5 length 256, as the paper) and ``flux-schnell``. Listing presets
-imports nothing heavy.
+``tiny-random`` and ``tiny-sana`` (built in code, for tests and smoke runs), ``toy`` (the toy
+world's trained model, shipped in the package and registered by :mod:`slim_leakage.toy`),
+``flux-dev`` (FLUX.1-dev at 512x512, 20 steps, guidance 3.5, T5 length 256, as the paper),
+``flux-schnell`` and ``sana``. Listing presets imports nothing heavy;
+``BACKBONES.get(name).describe()`` says what a preset is without loading it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ BACKBONES: Registry = Registry(
         "flux-dev": "slim_leakage.backbones.flux:FLUX_DEV",
         "flux-schnell": "slim_leakage.backbones.flux:FLUX_SCHNELL",
         "sana": "slim_leakage.backbones.sana:SANA",
-        "toy": "slim_leakage.toy.backbone:TOY",
+        "tiny-sana": "slim_leakage.backbones.sana:TINY_SANA",
     },
 )
 

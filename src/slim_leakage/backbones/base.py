@@ -5,10 +5,14 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .._config import build_config, check_range
 from ..errors import ConfigError
+
+#: Prefix of the model id of presets whose weights are built in code (nothing to download).
+BUILT_IN = "built-in:"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,8 +37,8 @@ class GenerationSettings:
 
     def __post_init__(self) -> None:
         for name in ("height", "width", "num_inference_steps", "max_sequence_length"):
-            check_range("GenerationSettings", name, getattr(self, name), low=1)
-        check_range("GenerationSettings", "guidance_scale", self.guidance_scale, low=0)
+            check_range("generation settings", name, getattr(self, name), low=1)
+        check_range("generation settings", "guidance_scale", self.guidance_scale, low=0)
 
 
 def torch_dtype(name: str):
@@ -179,6 +183,24 @@ class Preset:
     dtype: str = "float32"
     settings: GenerationSettings = GenerationSettings()
     description: str = ""
+
+    @property
+    def offline(self) -> bool:
+        """Whether the default weights need no download: built in code (a ``built-in:`` id) or
+        a folder on this machine (weights shipped in the package)."""
+        return self.model_id.startswith(BUILT_IN) or Path(self.model_id).is_dir()
+
+    def describe(self) -> dict:
+        """What the preset is, without loading anything (JSON-compatible)."""
+        return {
+            "name": self.name,
+            "family": self.family,
+            "model_id": self.model_id,
+            "dtype": self.dtype,
+            "settings": dataclasses.asdict(self.settings),
+            "description": self.description,
+            "offline": self.offline,
+        }
 
     def build(self, *, path: str, device: str, dtype: str) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -1,4 +1,4 @@
-"""SANA backbones: the ``sana`` preset (real weights) and a tiny SANA pipeline built in code.
+"""SANA backbones: the ``sana`` preset (real weights) and ``tiny-sana`` (built in code).
 
 SANA differs from FLUX in ways methods must know about: its self-attention is linear (ReLU
 kernels, no softmax matrix), text enters through a separate softmax cross-attention to Gemma-2
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..errors import ConfigError
-from .base import Backbone, GenerationSettings, Preset
+from .base import BUILT_IN, Backbone, GenerationSettings, Preset
 from .tiny import COMMON_WORDS
 
 #: A short instruction for the tiny pipeline: it exercises the same prefix-and-select path as
@@ -326,14 +326,42 @@ SANA = SanaPreset(
     "SANA 1.6B at 1024x1024, 20 steps, CFG 4.5, Gemma-2 text length 300, fp16",
 )
 
-#: The tiny SANA wrapped as a backbone: 32x32, 3 steps, short instruction, no binning.
-TINY_SANA_SETTINGS = GenerationSettings(
-    height=32, width=32, num_inference_steps=3, guidance_scale=4.5, max_sequence_length=24
-)
+
+class TinySanaPreset(SanaPreset):
+    """The ``tiny-sana`` preset: the tiny SANA pipeline built in code (random weights, no
+    download) at 32x32, 3 steps, with a short instruction and no resolution binning."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "tiny-sana",
+            BUILT_IN + "tiny-random-sana",
+            GenerationSettings(
+                height=32,
+                width=32,
+                num_inference_steps=3,
+                guidance_scale=4.5,
+                max_sequence_length=24,
+            ),
+            "float32",
+            "random-weight SANA architecture built in code (32x32, 3 steps): mechanics only, "
+            "images are noise",
+            complex_human_instruction=TINY_INSTRUCTION,
+            use_resolution_binning=False,
+        )
+
+    def build(self, *, path: str, device: str, dtype: str):
+        """Build the tiny pipeline (``path`` is not read: the weights are built in code)."""
+        from .base import torch_dtype
+
+        return build_tiny_sana_pipeline().to(device=device, dtype=torch_dtype(dtype))
+
+
+TINY_SANA = TinySanaPreset()
 
 
 def tiny_sana_backbone(*, seed: int = 0, **overrides) -> SanaBackbone:
-    """The tiny SANA pipeline wrapped through the ``sana`` preset (CPU, float32).
+    """The tiny SANA pipeline wrapped through the ``sana`` preset (CPU, float32), with the
+    ``tiny-sana`` preset's settings, instruction and binning.
 
     Args:
         seed: Weight seed of the tiny pipeline.
@@ -341,9 +369,9 @@ def tiny_sana_backbone(*, seed: int = 0, **overrides) -> SanaBackbone:
     """
     pipe = build_tiny_sana_pipeline(seed=seed)
     values = {
-        **dataclasses.asdict(TINY_SANA_SETTINGS),
-        "complex_human_instruction": TINY_INSTRUCTION,
-        "use_resolution_binning": False,
+        **dataclasses.asdict(TINY_SANA.settings),
+        "complex_human_instruction": TINY_SANA.complex_human_instruction,
+        "use_resolution_binning": TINY_SANA.use_resolution_binning,
         **overrides,
     }
-    return SANA.from_pipeline(pipe, model_id="built-in:tiny-random-sana", **values)
+    return SANA.from_pipeline(pipe, model_id=TINY_SANA.model_id, **values)

@@ -60,6 +60,7 @@ def run(args) -> int:
                 f"but {args.run!r} is of {method!r}.",
                 hint="Compare two runs of the same method.",
             )
+        _check_same_images(data, ref)
         ref_judges = sorted({v.judge for v in ref.verdicts if v.judge}) or ["reference"]
         labels = labels_from_verdicts(ref.verdicts, annotator=",".join(ref_judges))
         reference = {"kind": "run", "path": args.reference_run, "judge": ref_judges}
@@ -71,13 +72,22 @@ def run(args) -> int:
             f"{', '.join(methods) or 'none'}).",
             hint="Label the images of this run's method, or pick the matching run.",
         )
+    run_ids = {s.id for s in data.samples}
+    unknown = sorted({lab.sample_id for lab in labels} - run_ids)
+    unlabelled = sorted({lab.sample_id for lab in labels} & run_ids - set(judge))
     report = agreement(judge, labels, n_boot=args.n_boot, seed=args.seed)
     if report["n_samples"] == 0:
         raise ValidationError(
             f"The judge and the reference share no labelled sample of method {method!r}.",
             hint="Check that the labels' sample ids are those of the run's samples.jsonl.",
         )
-    report = {"method": method, "judge": judge_names, "reference": reference, **report}
+    report = {
+        "method": method,
+        "judge": judge_names,
+        "reference": reference,
+        **report,
+        "left_out": {"unknown_sample_ids": unknown, "judge_errors": unlabelled},
+    }
     ci = report["spearman_ci"]
     print(
         f"method {method}: {report['n_samples']} samples, {report['n_judgements']} reference "
@@ -105,6 +115,44 @@ def run(args) -> int:
             f"  annotator {name}: {row['n_labels']} labels, vs rest rho "
             f"{_fmt(row['spearman_vs_rest'])} on {row['n_shared']}"
         )
+    # what the figures leave out is said, never dropped silently
+    if unknown:
+        print(
+            f"  note: {len(unknown)} reference sample id(s) are not in this run and are left "
+            f"out: {_some(unknown)}"
+        )
+    if unlabelled:
+        print(
+            f"  note: {len(unlabelled)} sample(s) have no judge label (a judge error) and are "
+            f"left out: {_some(unlabelled)}"
+        )
     if args.json:
         print_json_last(report)
     return 0
+
+
+def _some(ids: list[str], n: int = 5) -> str:
+    return ", ".join(map(repr, ids[:n])) + (" ..." if len(ids) > n else "")
+
+
+def _check_same_images(run, ref) -> None:
+    """Refuse a reference run whose images are not this run's (another backbone or seed).
+
+    Its labels would judge other pictures, so agreeing with them would measure nothing.
+
+    Raises:
+        ValidationError: Naming the first sample whose image differs, and both backbones.
+    """
+    for sample in run.samples:
+        for role in ("vanilla", "method"):
+            mine, theirs = run.generation(sample.id, role), ref.generation(sample.id, role)
+            if mine is None or theirs is None or mine.sha256 == theirs.sha256:
+                continue
+            backbones = [(r.manifest.get("backbone") or {}).get("name") or "?" for r in (run, ref)]
+            raise ValidationError(
+                f"Reference run {str(ref.path)!r} judged other images: the {role} image of "
+                f"sample {sample.id!r} differs from {str(run.path)!r}'s (backbones "
+                f"{backbones[0]!r} and {backbones[1]!r}).",
+                hint="Compare runs of the same images: judge this run's images again with "
+                "`slim-eval judge RUN --judge oracle` (or another judge) instead.",
+            )

@@ -85,10 +85,10 @@ def _build(args) -> int:
 
     from ..slim import data_root
     from ..slim.builder import build_slim
-    from ..slim.folder import copy_folder
+    from ..slim.hub_format import copy_folder
 
     if args.check:
-        from ..slim.folder import compare_folders
+        from ..slim.hub_format import compare_folders
 
         with tempfile.TemporaryDirectory() as tmp:
             if (Path(args.out) / "data").is_dir():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from ._common import print_json_last
 
 
 def add_parser(sub) -> None:
@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--methods", type=int, default=1, help="methods judged (default 1)")
     p.add_argument("--image-size", type=int, default=512, help="image side in pixels (512)")
     p.add_argument("--no-references", action="store_true", help="no reference images")
-    p.add_argument("--json", action="store_true", help="print one JSON object only")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run)
 
 
@@ -56,7 +56,7 @@ def run(args) -> int:
     )
     result["config"] = args.config
     if args.json:
-        print(json.dumps(result, sort_keys=True))
+        print_json_last(result)
         return 0
     print(
         f"judge {result['judge']} / {result['model']}: {result['samples']} samples, "
@@ -84,5 +84,4 @@ def run(args) -> int:
             f"  estimated cost: unknown (model {result['model']!r} is not in the pricing "
             "table, slim_leakage/judge/pricing.py)"
         )
-    print(json.dumps(result, sort_keys=True))
     return 0

@@ -17,49 +17,29 @@ def add_parser(sub) -> None:
 def _methods() -> list[dict]:
     from ..methods import METHODS
 
-    rows = []
-    for name in METHODS.names():
-        row = {"name": name, "origin": METHODS.origin(name)}
-        try:
-            row.update(METHODS.get(name).info())
-        except Exception as exc:  # a broken plug-in must not hide the others
-            row["error"] = f"{type(exc).__name__}: {exc}"
-        rows.append(row)
-    return rows
+    return METHODS.describe(lambda method: method.info())
 
 
 def _judges() -> list[dict]:
     from ..judge import JUDGES
 
-    rows = []
-    for name in JUDGES.names():
-        row = {"name": name, "origin": JUDGES.origin(name)}
-        try:
-            info = getattr(JUDGES.get(name), "info", None)
-            if callable(info):
-                row.update(info())
-        except Exception as exc:
-            row["error"] = f"{type(exc).__name__}: {exc}"
-        rows.append(row)
-    return rows
+    def info(factory) -> dict:
+        describe = getattr(factory, "info", None)
+        return describe() if callable(describe) else {}
+
+    return JUDGES.describe(info)
 
 
 def _backbones() -> list[dict]:
     from ..backbones import BACKBONES
 
-    rows = []
-    for name in BACKBONES.names():
-        preset = BACKBONES.get(name)
-        rows.append(
-            {
-                "name": name,
-                "origin": BACKBONES.origin(name),
-                "family": getattr(preset, "family", "?"),
-                "model_id": getattr(preset, "model_id", ""),
-                "description": getattr(preset, "description", ""),
-            }
-        )
-    return rows
+    return BACKBONES.describe(
+        lambda preset: {
+            "family": getattr(preset, "family", "?"),
+            "model_id": getattr(preset, "model_id", ""),
+            "description": getattr(preset, "description", ""),
+        }
+    )
 
 
 def _configs() -> list[dict]:

@@ -117,19 +117,51 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _read_ids(value: str | None) -> tuple[str, ...]:
+def _read_ids(value: str | None) -> tuple[str, ...] | None:
+    """The ids ``--ids`` names (``None`` when it is not given); an empty selection is refused.
+
+    ``--ids a,b`` lists them; ``--ids @FILE`` reads one id per line (UTF-8, blank lines and
+    surrounding spaces ignored).
+    """
     from ..errors import ConfigError
 
-    if not value:
-        return ()
+    if value is None:
+        return None
     if value.startswith("@"):
         path = Path(value[1:])
+        if path.is_dir():
+            raise ConfigError(
+                f"--ids file {path} is a folder.", hint="Give @FILE with one sample id per line."
+            )
         if not path.is_file():
             raise ConfigError(
                 f"--ids file {path} does not exist.", hint="Give @FILE with one sample id per line."
             )
-        return tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
-    return tuple(v.strip() for v in value.split(",") if v.strip())
+        ids = []
+        for number, raw in enumerate(path.read_bytes().splitlines(), 1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
+            except UnicodeDecodeError as exc:
+                raise ConfigError(
+                    f"--ids file {path}:{number} is not UTF-8 text ({exc.reason} at byte "
+                    f"{exc.start}).",
+                    hint="Save the file as UTF-8 text with one sample id per line.",
+                ) from None
+            if line:
+                ids.append(line)
+        if not ids:
+            raise ConfigError(
+                f"--ids file {path} names no sample id (it is empty).",
+                hint="Write one sample id per line, or leave --ids out to run every sample.",
+            )
+        return tuple(ids)
+    ids = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not ids:
+        raise ConfigError(
+            f"--ids {value!r} names no sample id.",
+            hint="Give --ids a,b (or @FILE), or leave --ids out to run every sample.",
+        )
+    return ids
 
 
 def build_run_config(args):
@@ -146,14 +178,17 @@ def build_run_config(args):
     if args.run_config:
         path = Path(args.run_config)
         try:
-            file_values = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            file_values = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
             raise ConfigError(
                 f"Cannot read --run-config {path}: {exc}.",
                 hint="Give a JSON object of run options.",
             ) from exc
         if not isinstance(file_values, dict):
-            raise ConfigError(f"--run-config {path} must hold a JSON object.")
+            raise ConfigError(
+                f"--run-config {path} must hold a JSON object, not {type(file_values).__name__}.",
+                hint='Write the run options as one object, e.g. {"method": "deleaker"}.',
+            )
         values.update(file_values)
     cli_values = {
         "method": args.method,
@@ -173,11 +208,13 @@ def build_run_config(args):
         ("backbone_args", "--backbone-arg", args.backbone_arg),
         ("judge_args", "--judge-arg", args.judge_arg),
     ):
-        merged = dict(values.get(key) or {})
-        merged.update(parse_kv(items, option=option))
-        values[key] = merged
+        given = parse_kv(items, option=option)
+        current = values.get(key)
+        if current is None or isinstance(current, dict):
+            values[key] = {**(current or {}), **given}
+        # else: the file's value is not a mapping; RunConfig refuses it by name
     ids = _read_ids(args.ids)
-    if ids:
+    if ids is not None:
         values["ids"] = ids
     if args.no_references:
         values["references"] = False

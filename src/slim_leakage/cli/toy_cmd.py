@@ -61,7 +61,7 @@ def run_train(args) -> int:
 
     require("torch", "flux", feature="Training the toy model")
     require("diffusers", "flux", feature="Training the toy model")
-    from ..toy.train import TrainConfig, export, train
+    from ..toy.lab.train import TrainConfig, export, train
 
     steps = {} if args.steps is None else {"steps": args.steps}
     config = TrainConfig(
@@ -89,7 +89,7 @@ def run_measure(args) -> int:
         raise UsageError("Give --path or --checkpoint, not both.")
     figures: dict = {}
     if args.what in ("oracle", "all"):
-        from ..toy.measure import measure_oracle
+        from ..toy.lab.measure import measure_oracle
 
         figures["oracle"] = measure_oracle(n=args.oracle_n)
         figures["oracle_blurred"] = measure_oracle(n=args.oracle_n, blur=0.7)
@@ -97,11 +97,11 @@ def run_measure(args) -> int:
     if args.what in ("generation", "all"):
         import torch
 
-        from ..toy.measure import measure_generation
+        from ..toy.lab.measure import measure_generation
 
         torch.set_num_threads(2)
         if args.checkpoint:
-            from ..toy.train import pipeline_from_checkpoint
+            from ..toy.lab.train import pipeline_from_checkpoint
 
             pipe, step = pipeline_from_checkpoint(args.checkpoint)
             figures["model"] = {"checkpoint": str(args.checkpoint), "step": step}

@@ -26,7 +26,6 @@ JUDGES: Registry = Registry(
         "openai": "slim_leakage.judge.backends.openai_backend:OpenAIBackend",
         "openai-compatible": "slim_leakage.judge.backends.openai_backend:OpenAICompatibleBackend",
         "hf-local": "slim_leakage.judge.backends.hf_local:HFLocalBackend",
-        "oracle": "slim_leakage.toy.oracle:OracleBackend",
     },
 )
 
@@ -60,6 +59,15 @@ def get_judge(name: str, **options: Any) -> Judge:
                     f"The judge {name!r} has no option {key!r}.{did_you_mean(key, known)}",
                     hint=f"Known options: {', '.join(known)}.",
                 )
+        fixed = not factory.model_choice
+        if fixed and backend_opts.get("model") not in (None, factory.default_model):
+            options_left = sorted({*accepted, *JUDGE_OPTIONS})
+            raise ConfigError(
+                f"The judge {name!r} has no model choice: it is {factory.default_model!r} only, "
+                f"not {backend_opts['model']!r}.",
+                hint=f"Leave out the model option; the options of {name!r} are: "
+                f"{', '.join(options_left)}.",
+            )
     if "timeout" in accepted and "timeout" in judge_opts:
         backend_opts["timeout"] = judge_opts["timeout"]
     backend = factory(**backend_opts)

@@ -28,8 +28,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from .._io import sha256_bytes, sha256_file
+from .._version import __version__
 from ..errors import ValidationError
 from ..metrics import direction_shares, label_counts, splitmix64
 from ..records import LABEL_CODES, Verdict

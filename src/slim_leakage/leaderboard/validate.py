@@ -143,6 +143,12 @@ def read_entry(path: str | Path) -> tuple[bytes, dict[str, Any]]:
         ValidationError: If the file is missing, not JSON, or not a JSON object.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValidationError(
+            f"Entry file {str(path)!r} is a folder, not an entry file.",
+            hint="Give the entry's JSON file (for a folder of entries: slim-eval validate "
+            "FOLDER/*.json).",
+        )
     if not path.is_file():
         raise ValidationError(
             f"Entry file {str(path)!r} does not exist.",

@@ -9,7 +9,7 @@ stays light.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from .._config import build_config, config_to_dict
@@ -64,11 +64,6 @@ class Method:
                 f"{self.name}: config must be a {self.Config.__name__}, got {type(config).__name__}."
             )
         self.config = config
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any] | None = None) -> Method:
-        """Build from a mapping of options (strings from the CLI are converted)."""
-        return cls(**dict(options or {}))
 
     def config_dict(self) -> dict:
         """The config as a JSON-compatible dict (for manifests and leaderboard entries)."""

@@ -23,10 +23,11 @@ timestep, so true CFG or extra transformer calls do not shift it); ``base_ratio`
 output of the same attention without sub-prompts, as Regional Prompting FLUX does.
 
 The processor is our own, installed on the transformer for one generation by
-:func:`regional_processors` and removed afterwards; diffusers is never patched. It shares the
-stock projections, norms and rotary embedding with DeLeaker's FLUX processor
-(:func:`~slim_leakage.methods.deleaker.flux.flux_qkv`) and only changes the attention; without
-regions it matches diffusers' ``FluxAttnProcessor`` (checked in the tests).
+:func:`regional_processors` and removed afterwards; diffusers is never patched. It runs the
+stock projections, norms and rotary embedding before the attention and the output projections
+after it (:mod:`slim_leakage.backbones.flux_attention`, shared with DeLeaker's FLUX processors)
+and only changes the attention; without regions it matches diffusers' ``FluxAttnProcessor``
+(checked in the tests).
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ class RegionalAttnProcessor:
     ):
         import torch.nn.functional as F
 
-        from .deleaker.flux import flux_finish, flux_qkv
+        from ..backbones.flux_attention import flux_finish, flux_qkv
 
         # the stock projections, norms, [text ; image] order and RoPE: (B, L, H, D)
         query, key, value = flux_qkv(attn, hidden_states, encoder_hidden_states, image_rotary_emb)

@@ -18,15 +18,18 @@ is the unit of resumption::
     DIR/shards/rank-R/       each rank's record files under ``accelerate launch``
     DIR/judged/<judge>/      ``slim-eval judge``: the same run judged again by another judge
 
-File names in ``images/`` are :func:`slug` forms of the sample id, method and entity. Writers
+File names in ``images/`` are :func:`slug` forms of the sample id, method and entity; sample ids
+follow :data:`SAMPLE_ID_RULE`, and :func:`sample_problems` refuses samples that would share a
+file (a repeated id, ids or entities that differ only in case or punctuation). Writers
 (:class:`RunDir`) append each record as one complete line and write every other file
 atomically, so a killed process loses nothing finished; readers (:func:`load_run`) get typed
-records and never follow a path out of the directory.
+records and never follow a path out of the directory. ``manifest.json`` is sealed each time it
+is written (``manifest``), so a hand edit is named instead of trusted.
 
 This package sits low in the import graph: it uses the records, the file helpers and the errors
 only, so the run, the report, the leaderboard, the annotation page, the SLIM verifier and the
 command line can all read and write runs through it. Import from here, not the submodules:
-``layout`` (names), ``processes`` (shards, the lock, failed writes), ``writer`` (:class:`RunDir`,
+``layout`` (names, the sample-id rule), ``manifest`` (the seal), ``processes`` (shards, the lock, failed writes), ``writer`` (:class:`RunDir`,
 :class:`Records`), ``reader`` (:func:`load_run`, :class:`RunData`).
 """
 
@@ -39,6 +42,7 @@ from .layout import (
     MANIFEST_SCHEMA,
     METRICS,
     REPORT,
+    SAMPLE_ID_RULE,
     SAMPLES,
     SEED_POLICY,
     VERDICTS,
@@ -47,8 +51,11 @@ from .layout import (
     mask_file,
     reference_file,
     reference_id,
+    sample_id_problem,
+    sample_problems,
     slug,
 )
+from .manifest import differences, edited_fields, seal
 from .processes import WRITE_ERRNOS, RunLock, Shard, write_error
 from .reader import RunData, load_run
 from .writer import Records, RunDir, git_commit, library_versions
@@ -61,6 +68,7 @@ __all__ = [
     "METRICS",
     "REPORT",
     "SAMPLES",
+    "SAMPLE_ID_RULE",
     "SEED_POLICY",
     "VERDICTS",
     "WRITE_ERRNOS",
@@ -69,6 +77,8 @@ __all__ = [
     "RunDir",
     "RunLock",
     "Shard",
+    "differences",
+    "edited_fields",
     "git_commit",
     "image_file",
     "inside_run",
@@ -77,6 +87,9 @@ __all__ = [
     "mask_file",
     "reference_file",
     "reference_id",
+    "sample_id_problem",
+    "sample_problems",
+    "seal",
     "slug",
     "write_error",
 ]

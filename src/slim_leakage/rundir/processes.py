@@ -9,7 +9,7 @@ import platform
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import OutputWriteError, RunError
+from ..errors import ConfigError, OutputWriteError, RunError
 from ..records import Sample
 
 # -- failed writes -------------------------------------------------------------------------------
@@ -44,9 +44,31 @@ class Shard:
 
     @classmethod
     def from_env(cls) -> Shard:
-        """The shard that ``WORLD_SIZE`` and ``RANK`` (or ``LOCAL_RANK``) describe."""
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+        """The shard that ``WORLD_SIZE`` and ``RANK`` (or ``LOCAL_RANK``) describe.
+
+        Raises:
+            ConfigError: If they are not whole numbers with ``0 <= RANK < WORLD_SIZE``.
+        """
+        values = {}
+        for name, default in (("WORLD_SIZE", "1"), ("RANK", os.environ.get("LOCAL_RANK", "0"))):
+            text = os.environ.get(name, default)
+            try:
+                values[name] = int(text)
+            except ValueError:
+                values[name] = -1
+            if values[name] < 0:
+                raise ConfigError(
+                    f"The environment variable {name}={text!r} is not a whole number >= 0.",
+                    hint="Start several processes with `accelerate launch`, which sets WORLD_SIZE "
+                    "and RANK, or unset them for one process.",
+                )
+        world, rank = values["WORLD_SIZE"], values["RANK"]
+        if not rank < world:
+            raise ConfigError(
+                f"RANK={rank} is not below WORLD_SIZE={world}.",
+                hint="Unset RANK and WORLD_SIZE for one process, or start with `accelerate "
+                "launch`.",
+            )
         return cls(rank=rank, world=world)
 
     def take(self, samples: Sequence[Sample]) -> list[Sample]:

@@ -21,7 +21,7 @@ class RunData:
         manifest: ``manifest.json`` as a dict.
         samples: The Sample records, in file order.
         generations: The Generation records (empty if none were written yet).
-        verdicts: The Verdict records (empty before judging).
+        verdicts: One Verdict per sample, its latest (empty before judging).
         metrics: ``metrics.json`` if present.
     """
 
@@ -111,6 +111,6 @@ def load_run(path: str | Path) -> RunData:
         manifest=manifest,
         samples=samples,
         generations=run.merged.generations(),
-        verdicts=run.merged.verdicts(),
+        verdicts=tuple(run.merged.unique_verdicts()),
         metrics=run.read_metrics(),
     )

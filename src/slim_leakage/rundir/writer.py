@@ -17,17 +17,18 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from .._config import config_hash
 from .._io import (
     append_jsonl,
     atomic_write_bytes,
     atomic_write_json,
     iter_jsonl,
+    iter_jsonl_lines,
     repair_jsonl,
     sha256_bytes,
     sha256_file,
 )
+from .._version import __version__
 from ..errors import DatasetError, RunConfigMismatchError, RunError, SlimError
 from ..records import Generation, Record, RunMetrics, Sample, StageResult, Verdict
 from ..reference_images import ReferenceImage
@@ -46,6 +47,7 @@ from .layout import (
     reference_file,
     reference_id,
 )
+from .manifest import SEAL, differences, edited_fields, seal
 from .processes import RunLock, Shard
 
 
@@ -75,17 +77,6 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
-def _dict_diff(old: Any, new: Any, prefix: str = "") -> str:
-    """A short human-readable difference between two nested dicts."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        parts = []
-        for key in sorted(set(old) | set(new)):
-            if old.get(key) != new.get(key):
-                parts.append(_dict_diff(old.get(key), new.get(key), f"{prefix}{key}."))
-        return "; ".join(p for p in parts if p)
-    return f"{prefix.rstrip('.')} was {old!r}, now {new!r}"
-
-
 # -- record files --------------------------------------------------------------------------------
 _RECORD_FILES: dict[str, str] = {
     Generation.record_type: GENERATIONS,
@@ -95,14 +86,18 @@ _RECORD_FILES: dict[str, str] = {
 
 
 def _read_records(path: Path, cls: type[Record]) -> tuple:
+    """The records of a JSON-lines file; a bad one is named by file and line."""
     out = []
-    for number, data in enumerate(iter_jsonl(path), 1):
+    for number, data in iter_jsonl_lines(path):
         try:
+            if not isinstance(data, dict):
+                raise DatasetError(f"a {cls.__name__} line must be a JSON object")
             out.append(cls.from_dict(data))
         except SlimError as exc:
             raise DatasetError(
-                f"{path} record {number} is not a valid {cls.__name__}: {exc.message}",
-                hint="The file was edited or written by another version; restore it.",
+                f"{path}:{number} is not a valid {cls.__name__}: {exc.message}",
+                hint="The file was edited or written by another version: restore it, or delete "
+                "that line (a resume then does its work again).",
             ) from exc
     return tuple(out)
 
@@ -161,14 +156,14 @@ class Records:
         return _read_records(self.verdicts_path, Verdict)
 
     def unique_verdicts(self) -> list[Verdict]:
-        """One Verdict per sample: the first one written.
+        """One Verdict per sample, in the order samples first appear: the latest one written.
 
-        A resumed run never judges a sample twice, but merged shards or a hand-edited file
-        could hold a second one.
+        A resumed run judges a sample again only after a judge error, so its latest verdict
+        is the one that counts (the error stays in the file as a record of what happened).
         """
         seen: dict[str, Verdict] = {}
         for verdict in self.verdicts():
-            seen.setdefault(verdict.sample_id, verdict)
+            seen[verdict.sample_id] = verdict
         return list(seen.values())
 
 
@@ -256,24 +251,37 @@ class RunDir:
 
     # the manifest -------------------------------------------------------------------------
     def read_manifest(self) -> dict[str, Any] | None:
-        """``manifest.json`` as a dict, or ``None`` if there is none.
+        """``manifest.json`` as a dict (without its seal), or ``None`` if there is none.
 
         Raises:
-            RunError: If it is not a JSON object.
+            RunError: If it is not a JSON object, or was edited after the run wrote it
+                (its seal no longer matches: :mod:`.manifest`), naming the edited fields.
         """
         if not self.manifest_path.is_file():
             return None
+        restore = (
+            "Restore the manifest.json the run wrote (a run's record of what it is must not be "
+            "edited), or run again into a new --out directory."
+        )
         try:
             manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RunError(f"{self.manifest_path} is not valid JSON ({exc}).") from exc
+            raise RunError(
+                f"{self.manifest_path} is not valid JSON ({exc}).", hint=restore
+            ) from exc
         if not isinstance(manifest, dict):
-            raise RunError(f"{self.manifest_path} must hold a JSON object.")
-        return manifest
+            raise RunError(f"{self.manifest_path} must hold a JSON object.", hint=restore)
+        edited = edited_fields(manifest)
+        if edited:
+            raise RunError(
+                f"{self.manifest_path} was changed after the run wrote it: {', '.join(edited)}.",
+                hint=restore,
+            )
+        return {k: v for k, v in manifest.items() if k != SEAL}
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        """Write ``manifest.json`` atomically."""
-        atomic_write_json(self.manifest_path, manifest)
+        """Write ``manifest.json`` atomically, sealed (:func:`.manifest.seal`)."""
+        atomic_write_json(self.manifest_path, seal(manifest))
 
     def open_manifest(
         self,
@@ -303,11 +311,14 @@ class RunDir:
         if self.manifest_path.exists():
             manifest = self.read_manifest() or {}
             if manifest.get("config_hash") != digest:
-                diff = _dict_diff(manifest.get("identity", {}), identity)
+                diff = differences(manifest.get("identity", {}), identity) or [
+                    f"config_hash was {manifest.get('config_hash')!r}, now {digest!r}"
+                ]
                 raise RunConfigMismatchError(
-                    f"{self.root} holds a run with a different configuration: {diff}.",
+                    f"{self.root} holds a run with a different configuration: {'; '.join(diff)}.",
                     hint="Resume with the original options, or choose a new --out directory.",
                 )
+            self._check_same_samples(samples)
             return manifest
         if self.shard.rank != 0:  # rank 0 writes the manifest; wait for it
             deadline = time.monotonic() + 600
@@ -330,6 +341,27 @@ class RunDir:
         self.write_manifest(manifest)
         self.write_samples(samples)
         return manifest
+
+    def _check_same_samples(self, samples: Sequence[Sample]) -> None:
+        """Refuse to resume with samples that differ from those the run started with.
+
+        The ids are part of the identity; this catches a samples file edited in place (another
+        prompt, entity or seed under the same id), whose finished images would otherwise be
+        judged against text they were not drawn from.
+        """
+        before = {s.id: s.to_dict() for s in self.samples()}
+        for sample in samples:
+            old = before.get(sample.id)
+            if old is None:
+                continue
+            diff = differences(old, sample.to_dict())
+            if diff:
+                shown = "; ".join(d if len(d) <= 160 else d[:157] + "..." for d in diff[:3])
+                raise RunConfigMismatchError(
+                    f"{self.root} was started with other samples: sample {sample.id!r}: {shown}.",
+                    hint=f"Resume with the samples the run started with (they are in "
+                    f"{self.samples_path}), or choose a new --out directory.",
+                )
 
     # whole files --------------------------------------------------------------------------
     def write_samples(self, samples: Iterable[Sample]) -> None:

@@ -8,7 +8,8 @@ Loading needs no torch::
     samples = load_samples("pairs", limit=8)  # typed Sample records
 
 The builder (:mod:`.builder`) turns a :class:`~.taxonomy.Taxonomy` and a
-:class:`~.templates.TemplateSet` into a Hub-layout folder; :mod:`.official` imports the published
+:class:`~.templates.TemplateSet` into a Hub-layout folder, whose format (Parquet files and the
+dataset card) :mod:`.hub_format` writes and reads; :mod:`.official` imports the published
 release; :mod:`.verify` keeps the samples a judge finds leaky.
 """
 

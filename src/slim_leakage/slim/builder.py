@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, DatasetError
 from ..records import Sample
-from . import folder as _folder
+from . import hub_format as _folder
 from .taxonomy import SLIM_TAXONOMY, Entity, Taxonomy
 from .templates import SLIM_TEMPLATES, TemplateSet, apply_style, render
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from .._io import sha256_file
-from ..errors import ConfigError, DatasetError, UnknownNameError, did_you_mean
+from ..errors import ConfigError, DatasetError, UnknownNameError, did_you_mean, one_error
 from ..records import Sample
-from . import folder as _folder
+from . import hub_format as _folder
 
 _FILE_SUFFIXES = (".parquet", ".jsonl")
 
@@ -61,6 +61,12 @@ def resolve(config: str, *, root: str | os.PathLike | None = None) -> Path:
     """
     if _is_file_config(config):
         path = Path(config).expanduser()
+        if path.is_dir():
+            raise DatasetError(
+                f"Dataset file {str(path)!r} is a folder.",
+                hint="Give a .parquet or .jsonl file of samples (not the folder that holds it), "
+                "or a config name (slim-eval ls configs).",
+            )
         if not path.is_file():
             raise DatasetError(
                 f"Dataset file {str(path)!r} does not exist.",
@@ -124,27 +130,81 @@ def load_slim(config: str, *, root: str | os.PathLike | None = None):
     return datasets.Dataset(InMemoryTable(table), split=datasets.Split.TEST)
 
 
+#: How many problems of one samples file are listed (the rest are counted).
+_MAX_LISTED = 20
+
+
+def _refuse(problems: list[DatasetError], path: Path, unit: str) -> None:
+    """Raise the problems found in a samples file, if any (the first few listed)."""
+    if len(problems) > _MAX_LISTED:
+        more = len(problems) - _MAX_LISTED
+        problems = problems[:_MAX_LISTED] + [
+            DatasetError(f"... and {more} more {unit}(s) of {path} with problems.")
+        ]
+    if problems:
+        raise one_error(problems, what=f"in {path}")
+
+
 def _read_jsonl(path: Path) -> list[Sample]:
-    samples = []
+    """The samples of a JSON-lines file; every bad line is reported, each with its number.
+
+    A byte-order mark at the start (as some editors save UTF-8) is ignored.
+    """
+    samples, problems = [], []
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, 1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                raise DatasetError(
-                    f"{path}:{number} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
-                    hint="Save the samples file as UTF-8, one Sample JSON object per line.",
-                ) from None
+                problems.append(
+                    DatasetError(
+                        f"{path}:{number} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
+                        hint="Save the samples file as UTF-8, one Sample JSON object per line.",
+                    )
+                )
+                continue
             if not line.strip():
                 continue
             try:
                 samples.append(Sample.from_json(line))
             except DatasetError as exc:
-                raise DatasetError(
-                    f"{path}:{number}: {exc.message}",
-                    hint=exc.hint or "Each line must be one Sample as JSON.",
-                ) from exc
+                problems.append(
+                    DatasetError(
+                        f"{path}:{number}: {exc.message}",
+                        hint=exc.hint or "Each line must be one Sample as JSON.",
+                    )
+                )
+    _refuse(problems, path, "line")
     return samples
+
+
+def sample_locations(config: str, *, root: str | os.PathLike | None = None) -> dict[str, list[str]]:
+    """Where each sample id of ``config`` is written: ``file:line`` (JSON lines) or ``file, row N``.
+
+    Used to point a problem with an id (a duplicate, a collision) at the lines to fix; an id
+    written twice has two places.
+    """
+    import json
+
+    path = resolve(config, root=root)
+    where: dict[str, list[str]] = {}
+    if path.suffix == ".jsonl":
+        with open(path, "rb") as fh:
+            for number, raw in enumerate(fh, 1):
+                try:
+                    row = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    continue
+                if isinstance(row, dict) and isinstance(row.get("id"), str):
+                    where.setdefault(row["id"], []).append(f"{path}:{number}")
+        return where
+    import pyarrow.parquet as pq
+
+    for number, sample_id in enumerate(
+        pq.read_table(path, columns=["id"]).column(0).to_pylist(), 1
+    ):
+        where.setdefault(str(sample_id), []).append(f"{path}, row {number}")
+    return where
 
 
 def _read_parquet(path: Path, label: str) -> list[Sample]:
@@ -164,15 +224,15 @@ def _read_parquet(path: Path, label: str) -> list[Sample]:
     wanted = ["id", "prompt", "entities", "seed", "kind", "subset", "family", "template_id"]
     columns = [c for c in [*wanted, "source"] if c in schema.names]
     rows = pq.read_table(path, columns=columns).to_pylist()
-    samples = []
+    samples, problems = [], []
     for number, row in enumerate(rows, 1):
         try:
             samples.append(
                 Sample(
-                    id=str(row["id"]),
+                    id=row["id"],
                     prompt=row["prompt"] or "",
-                    entities=tuple(row["entities"] or ()),
-                    seed=int(row["seed"]),
+                    entities=row["entities"] if row["entities"] is not None else (),
+                    seed=row["seed"],
                     kind=row.get("kind") or "pair",
                     subset=row.get("subset") or "",
                     family=row.get("family") or "",
@@ -181,8 +241,9 @@ def _read_parquet(path: Path, label: str) -> list[Sample]:
                     source=row.get("source") or "",
                 )
             )
-        except (DatasetError, TypeError, ValueError) as exc:
-            raise DatasetError(f"{path}, row {number}: {exc}") from exc
+        except DatasetError as exc:
+            problems.append(DatasetError(f"{path}, row {number}: {exc.message}", hint=exc.hint))
+    _refuse(problems, path, "row")
     return samples
 
 
@@ -204,7 +265,8 @@ def load_samples(
     Raises:
         UnknownNameError: For an unknown config name.
         ConfigError: For requested ids that are not in the config (never silently dropped).
-        DatasetError: For a negative limit or a malformed file.
+        DatasetError: For a negative limit, or a file that is malformed or holds no samples
+            (every bad line or row is named).
     """
     if limit is not None and limit < 0:
         raise DatasetError(f"limit={limit} is negative.", hint="Give limit >= 0 or None.")
@@ -217,6 +279,12 @@ def load_samples(
         ]
     else:
         samples = _read_parquet(path, label)
+    if not samples:
+        raise DatasetError(
+            f"{path} holds no samples.",
+            hint="Write one Sample JSON object per line (id, prompt, entities, seed), or give "
+            "a config name (slim-eval ls configs).",
+        )
     if ids is not None:
         wanted = list(dict.fromkeys(ids))
         have = {s.id for s in samples}

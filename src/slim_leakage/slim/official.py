@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import ConfigError, DatasetError
 from ..records import Sample
-from . import folder as _folder
+from . import hub_format as _folder
 from .builder import check_samples, entity_spans, sample_id, sample_problems
 from .taxonomy import SLIM_TAXONOMY, Taxonomy
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .._io import sha256_file
 from ..errors import ConfigError, DatasetError, require
-from . import folder as _folder
+from . import hub_format as _folder
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 

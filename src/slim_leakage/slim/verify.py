@@ -35,7 +35,7 @@ from ..errors import ConfigError, DatasetError, JudgeError, RunConfigMismatchErr
 from ..records import Sample
 from ..reference_images import REFERENCE_RULE, generate_references
 from ..rundir import image_file, reference_file
-from . import folder as _folder
+from . import hub_format as _folder
 from .builder import check_config_name
 
 KEEP = ("leaky", "all")

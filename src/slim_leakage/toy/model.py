@@ -1,8 +1,10 @@
 """The toy model: a small FLUX-architecture pipeline built in code over the toy vocabulary.
 
-The parts are the real diffusers/transformers classes (``FluxPipeline``,
-``FluxTransformer2DModel``, ``T5EncoderModel``, ``CLIPTextModel``, ``AutoencoderKL``), so every
-code path that runs on FLUX.1-dev runs on it. Two choices depart from FLUX.1-dev, because a
+It is assembled by the same builder as the ``tiny-random`` backbone
+(:func:`slim_leakage.backbones.tiny.build_flux_pipeline`) with the toy sizes below, from the real
+diffusers/transformers classes (``FluxPipeline``, ``FluxTransformer2DModel``,
+``T5EncoderModel``, ``CLIPTextModel``, ``AutoencoderKL``), so every code path that runs on
+FLUX.1-dev runs on it. Two choices depart from FLUX.1-dev, because a
 model this small trained for minutes does not otherwise bind text to image regions through
 attention (measured; see ``docs/toy-world.md``):
 
@@ -55,34 +57,42 @@ class ToyModelConfig:
     latent_channels: int = 8
     pooled_text: bool = False
 
+    def flux_sizes(self):
+        """These sizes as the shared FLUX builder's
+        :class:`~slim_leakage.backbones.tiny.FluxSizes`."""
+        from ..backbones.tiny import FluxSizes
 
-def make_tokenizers():
-    """The T5 tokenizer (every toy word is one piece) and the character-level CLIP tokenizer."""
-    from ..backbones.tiny import make_clip_tokenizer, make_t5_tokenizer
-
-    return make_t5_tokenizer(VOCABULARY), make_clip_tokenizer()
+        return FluxSizes(
+            num_layers=self.num_layers,
+            num_single_layers=self.num_single_layers,
+            num_attention_heads=self.num_attention_heads,
+            attention_head_dim=self.attention_head_dim,
+            axes_dims_rope=tuple(self.axes_dims_rope),
+            in_channels=4 * self.latent_channels,
+            text_dim=self.text_dim,
+            text_layers=self.text_layers,
+            text_heads=4,
+            text_kv=self.text_dim // 4,
+            text_ff=self.text_dim * 2,
+            clip_dim=self.clip_dim,
+            clip_layers=1,
+            clip_heads=2,
+            clip_ff=self.clip_dim * 2,
+            guidance_embeds=False,
+        )
 
 
 def build_vae(config: ToyModelConfig = ToyModelConfig()):
     """A small ``AutoencoderKL`` without attention for the toy renders."""
-    from diffusers import AutoencoderKL
+    from ..backbones.tiny import flux_autoencoder
 
-    n = len(config.vae_channels)
-    return AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * n,
-        up_block_types=("UpDecoderBlock2D",) * n,
-        block_out_channels=tuple(config.vae_channels),
-        layers_per_block=1,
+    return flux_autoencoder(
+        config.vae_channels,
         latent_channels=config.latent_channels,
         norm_num_groups=4,
+        layers_per_block=1,
         sample_size=IMAGE_SIZE,
         mid_block_add_attention=False,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-        shift_factor=0.0,
-        scaling_factor=1.0,
     )
 
 
@@ -106,67 +116,14 @@ def build_toy_pipeline(config: ToyModelConfig = ToyModelConfig(), *, seed: int =
         seed: Weight-initialisation seed.
         vae: An already trained autoencoder to use instead of a fresh one.
     """
-    import torch
-    from diffusers import (
-        FlowMatchEulerDiscreteScheduler,
-        FluxPipeline,
-        FluxTransformer2DModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+    from ..backbones.tiny import build_flux_pipeline
 
-    t5_tok, clip_tok = make_tokenizers()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        transformer = FluxTransformer2DModel(
-            patch_size=1,
-            in_channels=4 * config.latent_channels,
-            num_layers=config.num_layers,
-            num_single_layers=config.num_single_layers,
-            attention_head_dim=config.attention_head_dim,
-            num_attention_heads=config.num_attention_heads,
-            joint_attention_dim=config.text_dim,
-            pooled_projection_dim=config.clip_dim,
-            axes_dims_rope=list(config.axes_dims_rope),
-            guidance_embeds=False,
-        )
-        clip = CLIPTextModel(
-            CLIPTextConfig(
-                hidden_size=config.clip_dim,
-                intermediate_size=config.clip_dim * 2,
-                num_attention_heads=2,
-                num_hidden_layers=1,
-                vocab_size=len(clip_tok),
-                projection_dim=config.clip_dim,
-                max_position_embeddings=77,
-                bos_token_id=0,
-                eos_token_id=1,
-                pad_token_id=1,
-            )
-        )
-        t5 = T5EncoderModel(
-            T5Config(
-                d_model=config.text_dim,
-                d_kv=config.text_dim // 4,
-                d_ff=config.text_dim * 2,
-                num_layers=config.text_layers,
-                num_heads=4,
-                relative_attention_num_buckets=8,
-                vocab_size=len(t5_tok),
-                dropout_rate=0.0,
-            )
-        )
-        if vae is None:
-            vae = build_vae(config)
-    if not config.pooled_text:
-        switch_off_pooled_text(transformer)
-    for module in (transformer, clip, t5, vae):
-        module.eval()
-    return FluxPipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(),
-        vae=vae,
-        text_encoder=clip,
-        tokenizer=clip_tok,
-        text_encoder_2=t5,
-        tokenizer_2=t5_tok,
-        transformer=transformer,
+    pipe = build_flux_pipeline(
+        config.flux_sizes(),
+        seed=seed,
+        words=VOCABULARY,
+        vae=vae if vae is not None else (lambda: build_vae(config)),
     )
+    if not config.pooled_text:
+        switch_off_pooled_text(pipe.transformer)
+    return pipe

@@ -2,7 +2,7 @@
 
 It answers each question of the judge's protocol from the facts the question reads off the
 request (entities, image bytes, stage inputs), using the toy world's ground truth and
-:mod:`slim_leakage.toy.analysis`, never the rendered prompt:
+:mod:`slim_leakage.toy.reading`, never the rendered prompt:
 
 - **extraction** (both kinds): each entity's distinguishing features are its pattern, colour
   and shape as the toy world defines them;
@@ -91,7 +91,7 @@ def typicality_answer(image_bytes: bytes, entities: Sequence[str]) -> dict:
     """Read one image exactly; the answer follows the typicality schema."""
     from PIL import Image
 
-    from .analysis import read_image
+    from .reading import read_image
     from .world import entity_type
 
     try:
@@ -190,6 +190,7 @@ class OracleBackend(Backend):
     default_model: ClassVar[str] = "toy-oracle-v1"
     pricing_key: ClassVar[str] = ""
     options: ClassVar[dict[str, Any]] = {}
+    model_choice: ClassVar[bool] = False
 
     def answer(self, request: BackendRequest) -> dict:
         """The answer object for one request (see the module docstring)."""

@@ -3,7 +3,12 @@
 They are made by the SLIM builder from the toy vocabulary: one family per look-alike family of
 the toy world (each its own category, so controls pair entities of different families), and
 templates that write exactly the captions the toy model was trained on ("A tiger and a
-leopard"). Reference images use the single-entity caption ("A tiger").
+leopard"). Reference images follow the run's one rule (``slim_leakage.reference_images``:
+"a tiger", seed 0).
+
+:func:`build_toy_slim` is how the shipped ``slim_leakage/slim/data/data/toy-*.parquet`` files
+are made; a test rebuilds them and requires the result to be identical, so a change to the toy
+vocabulary that would leave them stale fails.
 """
 
 from __future__ import annotations

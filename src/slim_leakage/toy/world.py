@@ -112,17 +112,6 @@ def entity_type(noun: str) -> EntityType:
         ) from None
 
 
-def family_members(family: str) -> tuple[str, ...]:
-    """The nouns of one family, in declaration order."""
-    for fam in FAMILIES:
-        if fam.name == family:
-            return tuple(n for n, _ in fam.members)
-    raise ConfigError(
-        f"Unknown toy family {family!r}.",
-        hint=f"Use one of: {', '.join(f.name for f in FAMILIES)}.",
-    )
-
-
 def article(noun: str) -> str:
     """``an`` before a vowel, else ``a``."""
     return "an" if noun[0] in "aeiou" else "a"

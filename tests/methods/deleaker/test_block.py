@@ -9,11 +9,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from slim_leakage.methods.deleaker import DeLeakerConfig  # noqa: E402
-from slim_leakage.methods.deleaker.flux import FluxDeLeakerProcessor  # noqa: E402
-from slim_leakage.methods.deleaker.reference import (  # noqa: E402
+from slim_leakage.methods.deleaker.flux import (  # noqa: E402
+    FluxDeLeakerProcessor,
     ReferenceFluxProcessor,
-    pair_edits,
 )
+from slim_leakage.methods.deleaker.ops import pair_edits  # noqa: E402
 from slim_leakage.methods.deleaker.state import DeLeakerState  # noqa: E402
 
 T, GRID = 8, (4, 5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from typing import Any
 
 from ...errors import ConfigError, JudgeError
@@ -80,3 +81,53 @@ def redact_url(url: str | None) -> str | None:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def check_reachable(url: str, *, backend: str, timeout: float = 3.0) -> None:
+    """Open (and close) a TCP connection to the host and port of ``url``: no request is sent.
+
+    A judge whose server is down would otherwise turn every sample of a run into a judge
+    error. The SDKs reach the server through the proxy that ``HTTPS_PROXY``/``HTTP_PROXY``
+    name unless ``NO_PROXY`` exempts the host (httpx's ``trust_env``, which the OpenAI and
+    google-genai clients keep on), so the proxy is what must answer then.
+
+    Raises:
+        ConfigError: If ``url`` is not an http(s) address with a host.
+        JudgeError: If nothing accepts a connection there within ``timeout`` seconds.
+    """
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    def address(text: str) -> tuple[str, int]:
+        parts = urlsplit(text)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+            # shown without user info, query or fragment (they can carry credentials)
+            shown = parts._replace(
+                netloc=parts.netloc.rpartition("@")[2], query="", fragment=""
+            ).geturl()
+            raise ConfigError(
+                f"The {backend!r} judge's base_url {shown!r} is not an http(s) "
+                "address with a host and a valid port.",
+                hint="Pass --judge-arg base_url=http://HOST:PORT/v1",
+            )
+        return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+    host, port = address(url)
+    proxy = urllib.request.getproxies().get(urlsplit(url).scheme)
+    via = ""
+    if proxy and not urllib.request.proxy_bypass(host):
+        host, port = address(proxy if "://" in proxy else f"http://{proxy}")
+        via = " (through the proxy set in the environment)"
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise JudgeError(
+            f"The {backend!r} judge's server at {host}:{port}{via} cannot be reached ({reason}).",
+            hint="Start the server, or correct --judge-arg base_url, then run the same command "
+            "again (finished work is kept).",
+        ) from None

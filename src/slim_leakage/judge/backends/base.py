@@ -183,6 +183,9 @@ class Backend:
     pricing_key: ClassVar[str] = ""
     #: Options a subclass accepts besides ``model`` (name -> default).
     options: ClassVar[dict[str, Any]] = {}
+    #: Whether ``model`` may name another model than :attr:`default_model` (``False`` for a
+    #: backend that is one fixed model, such as the toy world's oracle: it takes no other).
+    model_choice: ClassVar[bool] = True
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         from ...errors import ConfigError, did_you_mean
@@ -193,6 +196,12 @@ class Backend:
                 f"Judge backend {self.name!r} has no option {unknown[0]!r}."
                 f"{did_you_mean(unknown[0], self.options)}",
                 hint=f"Known options: {', '.join(sorted({'model', *self.options})) or 'model'}.",
+            )
+        if not self.model_choice and model not in (None, self.default_model):
+            raise ConfigError(
+                f"The judge {self.name!r} has no model choice: it is {self.default_model!r} "
+                f"only, not {model!r}.",
+                hint="Leave out the model option.",
             )
         self.model = model or self.default_model
         if not self.model:

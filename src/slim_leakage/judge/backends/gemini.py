@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ...errors import ConfigError, JudgeError, require
-from ._common import api_key, classify_status, is_transport_error, redact_url
+from ._common import (
+    api_key,
+    check_reachable,
+    classify_status,
+    is_transport_error,
+    redact_url,
+)
 from .base import Backend, BackendRequest, BackendResponse, TransientBackendError
 
 
@@ -45,9 +52,19 @@ class GeminiBackend(Backend):
         return out
 
     def check(self) -> None:
-        """Fail before any work if the SDK or the API key is missing."""
+        """Fail before any work if the SDK or the API key is missing, or the server is down."""
         require("google.genai", "gemini", feature="the 'gemini' judge")
         api_key(self.settings["api_key"], self.key_env, backend=self.name, required=True)
+        check_reachable(self.base_url(), backend=self.name)
+
+    def base_url(self) -> str:
+        """The server the client talks to: ``base_url``, else ``$GOOGLE_GEMINI_BASE_URL``, else
+        the Gemini API (the SDK's order: ``google/genai/_base_url.py`` and ``_api_client.py``)."""
+        return (
+            self.settings["base_url"]
+            or os.environ.get("GOOGLE_GEMINI_BASE_URL")
+            or "https://generativelanguage.googleapis.com/"
+        )
 
     def _get_client(self) -> Any:
         loop = asyncio.get_running_loop()

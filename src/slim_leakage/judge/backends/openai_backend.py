@@ -12,12 +12,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ...errors import ConfigError, JudgeError, require
 from ..stages import portable_schema
-from ._common import api_key, classify_status, is_transport_error, redact_url
+from ._common import (
+    api_key,
+    check_reachable,
+    classify_status,
+    is_transport_error,
+    redact_url,
+)
 from .base import Backend, BackendRequest, BackendResponse, TransientBackendError
 
 
@@ -63,10 +70,20 @@ class OpenAIBackend(Backend):
         return out
 
     def check(self) -> None:
-        """Fail before any work if the SDK or the API key is missing."""
+        """Fail before any work if the SDK or the API key is missing, or the server is down."""
         require("openai", "openai", feature=f"the {self.name!r} judge")
         api_key(
             self.settings["api_key"], self.key_env, backend=self.name, required=self.key_required
+        )
+        check_reachable(self.base_url(), backend=self.name)
+
+    def base_url(self) -> str:
+        """The server the client talks to: ``base_url``, else ``$OPENAI_BASE_URL``, else the
+        OpenAI API (the SDK's own order, ``openai/lib/_client_auth.py``)."""
+        return (
+            self.settings["base_url"]
+            or os.environ.get("OPENAI_BASE_URL")
+            or "https://api.openai.com/v1"
         )
 
     def _get_client(self) -> Any:

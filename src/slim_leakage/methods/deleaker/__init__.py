@@ -8,12 +8,13 @@ Usage with diffusers::
         image = pipe("a cow and a horse in a farm", max_sequence_length=256).images[0]
     save_mask_overlays(run, image, "masks/")
 
-Importing this package loads no torch; the processors are imported when ``deleaker`` is called.
+``deleaker_sana`` does the same on a ``SanaPipeline``. One module per backbone family holds its
+processors, its reference processor and its ``install(...)``: ``flux.py``, ``sana.py``.
+Importing this package loads no torch; a family's module is imported when it is installed.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from .config import DeLeakerConfig
@@ -21,9 +22,8 @@ from .overlays import mask_overlay, save_mask_overlays
 from .tokens import find_entity_spans, find_entity_tokens
 
 
-@contextlib.contextmanager
 def deleaker(pipe, entities, **kwargs: Any):
-    """Install DeLeaker on a FLUX pipeline for a ``with`` block (see :func:`.flux.deleaker`).
+    """Install DeLeaker on a FLUX pipeline for a ``with`` block (see :func:`.flux.install`).
 
     Args:
         pipe: A diffusers ``FluxPipeline`` or its transformer.
@@ -31,18 +31,38 @@ def deleaker(pipe, entities, **kwargs: Any):
         **kwargs: ``config``, ``prompts``, ``max_sequence_length``, ``tokenizer``,
             ``num_inference_steps``, ``implementation`` or :class:`DeLeakerConfig` fields.
 
-    Yields:
-        The run state; ``run.masks`` holds ``{entity: {step: mask}}`` of the first image.
+    Returns:
+        A context manager yielding the run state; ``run.masks`` holds
+        ``{entity: {step: mask}}`` of the first image.
     """
-    from .flux import deleaker as _flux_deleaker
+    from .flux import install
 
-    with _flux_deleaker(pipe, entities, **kwargs) as run:
-        yield run
+    return install(pipe, entities, **kwargs)
+
+
+def deleaker_sana(pipe, entities, prompts, **kwargs: Any):
+    """Install DeLeaker on a SANA pipeline for a ``with`` block (see :func:`.sana.install`).
+
+    Args:
+        pipe: A diffusers ``SanaPipeline``.
+        entities: Entity words, or one list per prompt.
+        prompts: The prompt(s) the pipeline will be called with.
+        **kwargs: ``config``, ``instruction``, ``max_sequence_length``, ``implementation`` or
+            :class:`DeLeakerConfig` fields.
+
+    Returns:
+        A context manager yielding the run state; ``run.final_masks(i)`` gives image ``i``'s
+        last masks.
+    """
+    from .sana import install
+
+    return install(pipe, entities, prompts, **kwargs)
 
 
 __all__ = [
     "DeLeakerConfig",
     "deleaker",
+    "deleaker_sana",
     "find_entity_spans",
     "find_entity_tokens",
     "mask_overlay",

@@ -1,4 +1,13 @@
-"""DeLeaker on FLUX: the fast attention processor, the FLUX clock hook and ``deleaker(...)``.
+"""DeLeaker on FLUX: its processors (fast and reference), the FLUX clock and ``install(...)``.
+
+Every joint-attention block takes part, double- and single-stream; each sees ``[text ; image]``
+and is split around its attention by :mod:`slim_leakage.backbones.flux_attention`.
+
+:class:`ReferenceFluxProcessor` follows the method description literally: it materialises the
+logits and probabilities of every block (``batch x heads x L x L``) and keeps the full
+post-softmax history, like the official code. It is slow and memory-hungry on purpose: it is the
+oracle the fast processor is tested against, and the "official-style" side of
+``benchmarks/deleaker_overhead.py``.
 
 The fast path never builds a ``heads x L x L`` tensor. One fused attention call returns the
 unedited output and each row's log-sum-exp; the masks need only the image-row x entity-token
@@ -10,7 +19,7 @@ are corrected in closed form:
 
 where ``p`` are the unedited probabilities, ``p'_qk = exp(s'_qk - lse_q)`` the edited logits
 measured against the unedited normaliser, and ``k`` runs over the edited keys only. That equals
-a softmax over the edited logits (checked against :mod:`.reference` in the tests). Rows whose
+a softmax over the edited logits (checked against the reference in the tests). Rows whose
 edits remove more than half of their attention mass are recomputed explicitly instead, so that
 dividing by a small ``r_q`` cannot magnify the fused kernel's rounding.
 """
@@ -19,88 +28,33 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 
-from ..._config import build_config
+from ...backbones.flux_attention import block_offsets, flux_finish, flux_qkv
 from ...errors import ConfigError
 from . import ops
 from .config import DeLeakerConfig
-from .state import DeLeakerState, installed
+from .state import BlockProcessor, DeLeakerState, accumulate, configure, installed
+from .tokens import find_entity_spans
 
 #: Rows whose edited normaliser falls below this share of the unedited one are recomputed.
 _RECOMPUTE_BELOW = 0.5
 #: Query rows per chunk when rows are recomputed explicitly.
 _ROW_CHUNK = 256
 
-_DOUBLE = re.compile(r"^transformer_blocks\.(\d+)\.attn\.processor$")
-_SINGLE = re.compile(r"^single_transformer_blocks\.(\d+)\.attn\.processor$")
 
-
-# -- FLUX attention plumbing (the stock processor's steps, split around the attention) ------------
-def flux_qkv(attn, hidden_states, encoder_hidden_states, image_rotary_emb):
-    """Projections, RMS norms, ``[text ; image]`` concatenation and RoPE, as the stock processor.
-
-    Returns:
-        ``query, key, value`` shaped ``(batch, L, heads, head_dim)``.
-    """
-    from diffusers.models.embeddings import apply_rotary_emb
-    from diffusers.models.transformers.transformer_flux import _get_qkv_projections
-
-    query, key, value, e_query, e_key, e_value = _get_qkv_projections(
-        attn, hidden_states, encoder_hidden_states
-    )
-    # (B, N, H*D) -> (B, N, H, D)
-    query = attn.norm_q(query.unflatten(-1, (-1, attn.head_dim)))
-    key = attn.norm_k(key.unflatten(-1, (-1, attn.head_dim)))
-    value = value.unflatten(-1, (-1, attn.head_dim))
-    if attn.added_kv_proj_dim is not None:
-        e_query = attn.norm_added_q(e_query.unflatten(-1, (-1, attn.head_dim)))
-        e_key = attn.norm_added_k(e_key.unflatten(-1, (-1, attn.head_dim)))
-        e_value = e_value.unflatten(-1, (-1, attn.head_dim))
-        # text first: (B, T + N, H, D)
-        query = torch.cat([e_query, query], dim=1)
-        key = torch.cat([e_key, key], dim=1)
-        value = torch.cat([e_value, value], dim=1)
-    if image_rotary_emb is not None:
-        query = apply_rotary_emb(query, image_rotary_emb, sequence_dim=1)
-        key = apply_rotary_emb(key, image_rotary_emb, sequence_dim=1)
-    return query, key, value
-
-
-def flux_finish(attn, hidden_states, encoder_hidden_states):
-    """Split text/image and apply the output projections, as the stock processor.
-
-    Args:
-        hidden_states: ``(batch, L, heads * head_dim)`` attention output.
-    """
-    if encoder_hidden_states is None:
-        return hidden_states
-    text_len = encoder_hidden_states.shape[1]
-    encoder_out, hidden_states = hidden_states.split_with_sizes(
-        [text_len, hidden_states.shape[1] - text_len], dim=1
-    )
-    hidden_states = attn.to_out[1](attn.to_out[0](hidden_states.contiguous()))
-    encoder_out = attn.to_add_out(encoder_out.contiguous())
-    return hidden_states, encoder_out
-
-
-class FluxBlockProcessor:
-    """Common part of the fast and reference processors: the block clock and the masks.
+class FluxBlockProcessor(BlockProcessor):
+    """Common part of the fast and reference processors: one FLUX block's attention call,
+    split around the attention (:mod:`slim_leakage.backbones.flux_attention`).
 
     Args:
         state: The shared :class:`DeLeakerState`.
         offset: This block's position among the attention calls of one forward.
         original: The processor it replaces (run outside DeLeaker's windows).
     """
-
-    def __init__(self, state: DeLeakerState, offset: int, original) -> None:
-        self.state = state
-        self.offset = offset
-        self.original = original
 
     def __call__(
         self,
@@ -132,21 +86,6 @@ class FluxBlockProcessor:
         """Attention of one block inside DeLeaker's windows, ``(B, H, L, D)`` in and out."""
         raise NotImplementedError
 
-    def masks_from(self, scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Threshold (and smooth) per-entity scores into flat boolean image-token masks."""
-        cfg = self.state.config
-        return {
-            e: ops.entity_mask(
-                s,
-                cfg.beta1,
-                self.state.grid,
-                smoothing=cfg.smoothing,
-                open_iterations=cfg.open_iterations,
-                close_iterations=cfg.close_iterations,
-            )
-            for e, s in scores.items()
-        }
-
 
 class FluxDeLeakerProcessor(FluxBlockProcessor):
     """DeLeaker without ``L x L`` tensors: fused attention plus closed-form row corrections."""
@@ -158,7 +97,7 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
         spans_b = st.batch_spans
         need_lse = in_hist or (in_edit and cfg.any_edit)
         if not need_lse and in_edit:
-            need_lse = any(not self._history_ready(b) for b in range(query.shape[0]))
+            need_lse = any(not self.history_ready(b) for b in range(query.shape[0]))
         if not need_lse:
             from diffusers.models.attention_dispatch import dispatch_attention_fn
 
@@ -171,16 +110,15 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
             out, lse = ops.attention_with_lse(query, key, value, scale)
         for b, spans in enumerate(spans_b):
             scores = None
-            if lse is not None and (in_hist or not self._history_ready(b)):
+            if lse is not None and (in_hist or not self.history_ready(b)):
                 scores = self._scores(query[b], key[b], lse[b], T, spans, scale)
             if in_hist:
                 hist = st.history.setdefault(b, {})
                 for e, s in scores.items():  # type: ignore[union-attr]
-                    mean, count = hist.get(e, (None, 0))
-                    hist[e] = ops.running_mean_update(mean, count, ops.nan_to_mean(s))
+                    accumulate(hist, e, s)
             if not in_edit:
                 continue
-            masks = self._masks(b, scores)
+            masks = self.current_masks(b, scores)
             for e, m in masks.items():
                 st.record_mask(b, e, m)
             if cfg.any_edit and len(spans) >= 2:
@@ -188,10 +126,6 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
                     out[b], lse[b], query[b], key[b], value[b], T, spans, masks, scale
                 )  # type: ignore[index]
         return out
-
-    def _history_ready(self, b: int) -> bool:
-        st = self.state
-        return st.config.use_history and bool(st.history.get(b))
 
     def _tokens(self, spans, device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """All entity token positions and each entity's columns among them (cached on device)."""
@@ -211,21 +145,6 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
         logits = (q[:, T:].float() @ k[:, tokens].float().transpose(-1, -2)) * scale
         probs = torch.exp(logits - lse[:, T:, None])
         return {e: probs[..., ecols[e]].mean(-1).mean(0) for e in spans}
-
-    def _masks(self, b, scores) -> dict[str, torch.Tensor]:
-        st = self.state
-        cacheable = self._history_ready(b) and st.history_frozen(self.offset)
-        key = ("masks", b)
-        if cacheable and key in st.cache:
-            return st.cache[key]
-        if self._history_ready(b):
-            source = {e: mean for e, (mean, _) in st.history[b].items()}
-        else:
-            source = scores
-        masks = self.masks_from(source)
-        if cacheable:
-            st.cache[key] = masks
-        return masks
 
     def _rows(self, masks) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Masked image rows (union) and, per entity, the positions of its rows among them.
@@ -328,6 +247,38 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
         return out
 
 
+class ReferenceFluxProcessor(FluxBlockProcessor):
+    """Explicit-attention DeLeaker processor for one FLUX block (the oracle)."""
+
+    def attend(self, query, key, value, in_hist, in_edit):
+        st, cfg = self.state, self.state.config
+        T = st.text_len
+        scale = query.shape[-1] ** -0.5
+        # (B, H, L, L) in the compute dtype, as the official processor
+        logits = (query @ key.transpose(-1, -2)) * scale
+        probs = torch.softmax(logits, dim=-1)
+        outs = []
+        for b, spans in enumerate(st.batch_spans):
+            p_b = probs[b]
+            if in_hist:
+                accumulate(st.history, b, p_b)
+            if in_edit:
+                if cfg.use_history and b in st.history:
+                    source = st.history[b][0]
+                else:
+                    source = p_b
+                image_text = source[:, T:, :T]  # (H, N, T)
+                masks = self.masks_from(
+                    {e: ops.entity_scores(image_text, ts) for e, ts in spans.items()}
+                )
+                for e, m in masks.items():
+                    st.record_mask(b, e, m)
+                if cfg.any_edit:
+                    _, p_b = ops.pair_edits(logits[b].clone(), p_b, T, spans, masks, cfg)
+            outs.append(p_b.to(value.dtype) @ value[b])
+        return torch.stack(outs)
+
+
 # -- clock and installation ---------------------------------------------------------------------
 def _flux_parts(pipe_or_transformer):
     transformer = getattr(pipe_or_transformer, "transformer", pipe_or_transformer)
@@ -395,7 +346,7 @@ def _clock_hook(state: DeLeakerState, scheduler, num_inference_steps: int | None
 
 
 @contextlib.contextmanager
-def deleaker(
+def install(
     pipe,
     entities: Sequence[str] | Sequence[Sequence[str]],
     *,
@@ -411,9 +362,12 @@ def deleaker(
 
     Example::
 
-        with deleaker(pipe, entities=["cow", "horse"]) as run:
+        with install(pipe, entities=["cow", "horse"]) as run:
             image = pipe("a cow and a horse in a farm", max_sequence_length=256).images[0]
         run.masks["cow"]  # {step: (rows, cols) bool tensor}
+
+    The original processors are restored when the block exits, even after an error. The public
+    name is :func:`slim_leakage.methods.deleaker.deleaker`.
 
     Args:
         pipe: A diffusers ``FluxPipeline`` or ``FluxTransformer2DModel``.
@@ -433,20 +387,10 @@ def deleaker(
         The run's :class:`DeLeakerState`; ``run.masks`` holds the first image's masks per entity
         and step, ``run.batch_masks`` every image's.
     """
-    if config is not None and options:
-        raise ConfigError("Pass either config=... or DeLeaker options, not both.")
-    if config is None:
-        config = build_config(DeLeakerConfig, options, owner="deleaker")
-    elif not isinstance(config, DeLeakerConfig):
-        raise ConfigError(f"config must be a DeLeakerConfig, got {type(config).__name__}.")
-    if implementation not in ("fast", "reference"):
-        raise ConfigError(
-            f"implementation={implementation!r} is not known.", hint="Use 'fast' or 'reference'."
-        )
+    config = configure(config, options, implementation)
     pipe_obj, transformer = _flux_parts(pipe)
-    n_double = len(transformer.transformer_blocks)
-    n_single = len(transformer.single_transformer_blocks)
-    state = DeLeakerState(config, entities, n_double + n_single)
+    offsets = block_offsets(transformer)
+    state = DeLeakerState(config, entities, len(offsets))
     tokenizer = tokenizer or (getattr(pipe_obj, "tokenizer_2", None) if pipe_obj else None)
     if prompts is not None:
         if tokenizer is None:
@@ -454,19 +398,11 @@ def deleaker(
                 "prompts= needs a tokenizer.", hint="Pass tokenizer=pipe.tokenizer_2."
             )
         state.set_prompts(prompts, tokenizer, max_sequence_length or 512)
-    if implementation == "fast":
-        cls = FluxDeLeakerProcessor
-    else:
-        from .reference import ReferenceFluxProcessor as cls
-    processors = {}
-    for name, original in transformer.attn_processors.items():
-        if m := _DOUBLE.match(name):
-            offset = int(m.group(1))
-        elif m := _SINGLE.match(name):
-            offset = n_double + int(m.group(1))
-        else:
-            raise ConfigError(f"Unexpected attention processor {name!r} on a FLUX transformer.")
-        processors[name] = cls(state, offset, original)
+    cls = FluxDeLeakerProcessor if implementation == "fast" else ReferenceFluxProcessor
+    processors = {
+        name: cls(state, offsets[name], original)
+        for name, original in transformer.attn_processors.items()
+    }
     patches = []
     if pipe_obj is not None and prompts is None:
         patches.append((pipe_obj, "encode_prompt", _capturing_encode_prompt(pipe_obj, state)))
@@ -494,3 +430,30 @@ def _capturing_encode_prompt(pipe, state: DeLeakerState):
         return result
 
     return encode_prompt
+
+
+# -- what the registered method reads (the shape of every backbone file, see method.py) ---------
+#: Facts recorded with every generation on FLUX (none beyond the common ones).
+EXTRA: dict[str, Any] = {}
+
+
+def entity_spans(backbone, prompt: str, entities: Sequence[str]) -> dict[str, list[int]]:
+    """Each entity's T5 token positions in ``prompt``, within the backbone's text length.
+
+    Raises:
+        EntityNotFoundError: An entity is not a whole word of the prompt, or is cut off.
+    """
+    return find_entity_spans(
+        backbone.tokenizer,
+        prompt,
+        entities,
+        max_sequence_length=backbone.settings.max_sequence_length,
+    )
+
+
+def install_options(backbone) -> dict[str, Any]:
+    """The keyword arguments of :func:`install` that a loaded FLUX backbone fixes."""
+    return {
+        "max_sequence_length": backbone.settings.max_sequence_length,
+        "tokenizer": backbone.tokenizer,
+    }

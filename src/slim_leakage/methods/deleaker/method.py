@@ -1,15 +1,67 @@
-"""DeLeaker as a registered method: ``slim-eval run --method deleaker``."""
+"""DeLeaker as a registered method: ``slim-eval run --method deleaker``.
+
+One ``prepare`` and one ``generate`` serve every backbone family. What differs between families
+lives in one file per family, named in :data:`BACKBONE_FILES`, and every such file has the same
+shape (:class:`BackboneFile`):
+
+- its processors: the fast one and the explicit reference one (the oracle of its tests);
+- ``install(pipe, entities, *, prompts, config, implementation, **options)``: a context manager
+  that installs them on a pipeline and restores the originals, yielding the run state;
+- ``entity_spans(backbone, prompt, entities)``: where the entities sit in the text the
+  backbone's attention sees;
+- ``install_options(backbone)``: the arguments of ``install`` that a loaded backbone fixes;
+- ``EXTRA``: facts recorded with every generation on that family.
+
+A new family is one new file of that shape, named in :data:`BACKBONE_FILES`.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from ...errors import EntityNotFoundError
 from ...records import Sample
 from ..base import Method, MethodOutput
 from .config import DeLeakerConfig
 from .overlays import PALETTE, mask_overlay
-from .tokens import find_entity_tokens
+
+#: Backbone family -> the module that runs DeLeaker on it (imported when first used: they
+#: import torch).
+BACKBONE_FILES: dict[str, str] = {
+    "flux": "slim_leakage.methods.deleaker.flux",
+    "sana": "slim_leakage.methods.deleaker.sana",
+}
+
+
+class BackboneFile(Protocol):
+    """The shape of one backbone family's DeLeaker module (``flux.py``, ``sana.py``)."""
+
+    #: Facts recorded in every generation's ``extra`` on this family.
+    EXTRA: dict[str, Any]
+
+    def install(
+        self, pipe: Any, entities: Any, *, prompts: Any, config: DeLeakerConfig, **options: Any
+    ) -> AbstractContextManager[Any]:
+        """Install DeLeaker's processors on ``pipe`` for a ``with`` block; yields the state."""
+        ...
+
+    def entity_spans(
+        self, backbone: Any, prompt: str, entities: Sequence[str]
+    ) -> dict[str, list[int]]:
+        """Token positions of each entity in the text the backbone's attention sees."""
+        ...
+
+    def install_options(self, backbone: Any) -> dict[str, Any]:
+        """Keyword arguments of ``install`` that a loaded backbone fixes."""
+        ...
+
+
+def backbone_file(family: str) -> BackboneFile:
+    """The DeLeaker module of a backbone family (see :data:`BACKBONE_FILES`)."""
+    return importlib.import_module(BACKBONE_FILES[family])  # type: ignore[return-value]
 
 
 class DeLeaker(Method):
@@ -23,46 +75,37 @@ class DeLeaker(Method):
     name = "deleaker"
     Config = DeLeakerConfig
     needs = ("entities",)
-    families = ("flux", "sana")
+    families = tuple(BACKBONE_FILES)
     description = "DeLeaker: training-free attention reweighting of entity tokens (FLUX, SANA)"
 
     def prepare(self, backbone, samples: Sequence[Sample]) -> None:
         """Check that every entity of every sample is found within the text length."""
         super().prepare(backbone, samples)
-        if backbone.family == "sana":
-            from .sana import check_samples
-
-            check_samples(backbone, samples)
-            return
-        tokenizer = backbone.tokenizer
-        length = backbone.settings.max_sequence_length
+        family = backbone_file(backbone.family)
         for sample in samples:
-            for entity in sample.entities:
-                try:
-                    find_entity_tokens(tokenizer, sample.prompt, entity, max_sequence_length=length)
-                except EntityNotFoundError as exc:
-                    raise EntityNotFoundError(
-                        f"Sample {sample.id!r}: {exc.message}", hint=exc.hint
-                    ) from exc
+            try:
+                family.entity_spans(backbone, sample.prompt, list(sample.entities))
+            except EntityNotFoundError as exc:
+                raise EntityNotFoundError(
+                    f"Sample {sample.id!r}: {exc.message}", hint=exc.hint
+                ) from exc
 
     def generate(self, backbone, samples: Sequence[Sample]) -> list[MethodOutput]:
-        """Generate the batch with DeLeaker installed, one entity list per prompt."""
+        """Generate the batch with DeLeaker installed, one entity list per prompt.
+
+        Each output records its entities' final mask sizes, the mask grid and the entity token
+        positions in ``extra``, and one overlay per entity (its final mask over the image).
+        """
         if not samples:
             return []
-        if backbone.family == "sana":
-            from .sana import generate
-
-            return generate(self, backbone, samples)
-        from .flux import deleaker
-
+        family = backbone_file(backbone.family)
         prompts = [s.prompt for s in samples]
-        with deleaker(
+        with family.install(
             backbone.pipe,
             [list(s.entities) for s in samples],
-            config=self.config,
             prompts=prompts,
-            max_sequence_length=backbone.settings.max_sequence_length,
-            tokenizer=backbone.tokenizer,
+            config=self.config,
+            **family.install_options(backbone),
         ) as run:
             images = backbone.generate(prompts, [s.seed for s in samples])
             spans = run.spans or []
@@ -73,6 +116,7 @@ class DeLeaker(Method):
                 "mask_tokens": {e: int(m.sum()) for e, m in final.items()},
                 "mask_grid": list(run.grid),
                 "entity_tokens": {e: list(t) for e, t in spans[b].items()} if spans else {},
+                **family.EXTRA,
             }
             overlays = {
                 e: mask_overlay(image, final[e], PALETTE[i % len(PALETTE)])

@@ -6,6 +6,8 @@ the explicit reference share one definition of each step of the method.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 
@@ -145,6 +147,53 @@ def abnormal_links(rect: torch.Tensor, beta: float) -> torch.Tensor:
     var = torch.where(live, (rect - mean) ** 2, 0.0).sum() / (n - 1)
     # n < 2 gives a NaN threshold, and every comparison with NaN is False
     return (rect > mean + beta * var.sqrt()) & live
+
+
+def pair_edits(s, p, image_start, spans, masks, cfg):
+    """DeLeaker's pair loop on one item's logits, literally (spec §3.8): the reference
+    processors' edit, which the fast processors are tested against.
+
+    Args:
+        s: ``(heads, queries, keys)`` pre-softmax logits, edited in place. Image-token queries
+            start at row ``image_start``; text keys sit at the ``spans`` positions.
+        p: Their softmax (the block's unedited probabilities).
+        image_start: Row of the first image-token query: the text length in FLUX's joint
+            attention ``[text ; image]``, 0 in a cross-attention from image tokens to text.
+        spans: ``{entity: text token positions}`` in entity order.
+        masks: ``{entity: (n_image,) bool}`` image-token masks.
+        cfg: The :class:`DeLeakerConfig`. Image-image and text-text suppression need the joint
+            ``[text ; image]`` layout (image keys at ``image_start`` on, text queries).
+
+    Returns:
+        ``(edited logits, edited probabilities)``.
+    """
+    neg_inf = float("-inf")
+    rows = {e: image_start + masks[e].nonzero().squeeze(1) for e in spans}
+    cols = {e: torch.tensor(ts, device=s.device) for e, ts in spans.items()}
+    stale = False  # whether p misses the previous pairs' edits (recomputed only when read)
+    for i, j in itertools.combinations(list(spans), 2):
+        if stale and cfg.image_image_suppression:
+            p, stale = torch.softmax(s, dim=-1), False
+        ri, rj = rows[i], rows[j]
+        if cfg.image_text_suppression:
+            s[:, ri[:, None], cols[j][None, :]] += neg_inf
+            s[:, rj[:, None], cols[i][None, :]] += neg_inf
+        if cfg.self_identity:
+            s[:, ri[:, None], cols[i][None, :]] *= cfg.alpha
+            s[:, rj[:, None], cols[j][None, :]] *= cfg.alpha
+        if cfg.text_text_suppression:
+            a, c = spans[i][0], spans[j][0]
+            s[:, a, c] = neg_inf
+            s[:, c, a] = neg_inf
+        if cfg.image_image_suppression:
+            avg = p.mean(0)  # head-averaged current probabilities of this block
+            for qa, kc in ((ri, rj), (rj, ri)):
+                if qa.numel() and kc.numel():
+                    hit = abnormal_links(avg[qa][:, kc], cfg.beta2)
+                    ra, cc = hit.nonzero(as_tuple=True)
+                    s[:, qa[ra], kc[cc]] = neg_inf
+        stale = True
+    return s, (torch.softmax(s, dim=-1) if stale else p)
 
 
 def nearest_step(scheduler_timesteps, timestep: float, *, scale: float = 1.0) -> int:

@@ -23,22 +23,21 @@ stripped, the "complex human instruction" is prepended, and after padding to
 Two processors compute the same thing: :class:`SanaDeLeakerProcessor` keeps only the entity
 score history and applies all pair edits at once; :class:`ReferenceSanaProcessor` keeps the
 full probability history and runs the literal pair loop. The tests check one against the other.
+:func:`install` puts either on a ``SanaPipeline`` for a ``with`` block.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
+import dataclasses
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..._config import build_config
 from ...errors import ConfigError, EntityNotFoundError
 from .config import DeLeakerConfig
-from .state import DeLeakerState, installed
-from .tokens import _pattern as _word_pattern  # the whole-word rule of find_entity_tokens
-from .tokens import find_entity_tokens
+from .state import BlockProcessor, DeLeakerState, accumulate, configure, installed
+from .tokens import entity_pattern, find_entity_tokens
 
 _ATTN2 = re.compile(r"^transformer_blocks\.(\d+)\.attn2\.processor$")
 
@@ -90,7 +89,7 @@ def sana_entity_spans(
     spans: dict[str, list[int]] = {}
     for entity in entities:
         # Skip matches inside the instruction (SANA's own examples mention animals).
-        before = sum(1 for m in _word_pattern(entity).finditer(text) if m.start() < len(prefix))
+        before = sum(1 for m in entity_pattern(entity).finditer(text) if m.start() < len(prefix))
         try:
             positions = find_entity_tokens(
                 tokenizer, text, entity, before, max_sequence_length=total
@@ -182,8 +181,15 @@ class SanaDeLeakerState(DeLeakerState):
         return out
 
 
-class _SanaCrossAttnBase:
+class SanaBlockProcessor(BlockProcessor):
     """The SANA ``attn2`` call split around the attention; subclasses edit the logits.
+
+    The steps around the attention follow diffusers' ``SanaAttnProcessor2_0``
+    (``diffusers/models/attention_processor.py``): mask preparation, projections, optional
+    norms, head split, output projection and ``rescale_output_factor``, so an unedited attention
+    gives the stock output (checked in the tests). They stay in this file, in the single-file
+    habit of diffusers' processors, because only DeLeaker replaces SANA's attention; FLUX's
+    split is shared (:mod:`slim_leakage.backbones.flux_attention`) because two methods use it.
 
     Args:
         state: The shared :class:`SanaDeLeakerState`.
@@ -191,13 +197,9 @@ class _SanaCrossAttnBase:
         original: The processor it replaces (used outside DeLeaker's windows).
     """
 
-    def __init__(self, state: SanaDeLeakerState, offset: int, original) -> None:
-        self.state = state
-        self.offset = offset
-        self.original = original
+    state: SanaDeLeakerState
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None):
-
         in_hist, in_edit = self.state.phase(self.offset)
         if encoder_hidden_states is None or not (in_hist or in_edit):
             return self.original(attn, hidden_states, encoder_hidden_states, attention_mask)
@@ -250,26 +252,13 @@ class _SanaCrossAttnBase:
         """Return the (possibly edited) probabilities ``(B, H, N, T)``."""
         raise NotImplementedError
 
-    def _mask(self, scores):
-        from . import ops
-
-        cfg = self.state.config
-        return ops.entity_mask(
-            scores,
-            cfg.beta1,
-            self.state.grid,
-            smoothing=cfg.smoothing,
-            open_iterations=cfg.open_iterations,
-            close_iterations=cfg.close_iterations,
-        )
-
     def _record(self, b: int, masks: dict) -> None:
         image = self.state.item_prompt[b]
         for entity, mask in masks.items():
             self.state.record_mask(image, entity, mask)
 
 
-class SanaDeLeakerProcessor(_SanaCrossAttnBase):
+class SanaDeLeakerProcessor(SanaBlockProcessor):
     """Entity-score history only, and every pair's edits applied in one vectorised pass.
 
     For an image token in entity ``i``'s mask the pair loop blocks every other entity's text
@@ -320,19 +309,10 @@ class SanaDeLeakerProcessor(_SanaCrossAttnBase):
             if in_hist:
                 hist = st.history.setdefault(image, {})
                 for e, s in scores.items():
-                    mean, count = hist.get(e, (None, 0))
-                    hist[e] = ops.running_mean_update(mean, count, ops.nan_to_mean(s))
+                    accumulate(hist, e, s)
             if not in_edit:
                 continue
-            key = ("masks", image)
-            ready = cfg.use_history and bool(st.history.get(image))
-            if ready and st.history_frozen(self.offset) and key in st.cache:
-                masks = st.cache[key]
-            else:
-                source = {e: m for e, (m, _) in st.history[image].items()} if ready else scores
-                masks = {e: self._mask(s) for e, s in source.items()}
-                if ready and st.history_frozen(self.offset):
-                    st.cache[key] = masks
+            masks = self.current_masks(image, scores)
             self._record(item, masks)
             if len(spans) < 2 or not (cfg.image_text_suppression or cfg.self_identity):
                 continue
@@ -368,48 +348,35 @@ class SanaDeLeakerProcessor(_SanaCrossAttnBase):
         return s
 
 
-class ReferenceSanaProcessor(_SanaCrossAttnBase):
+class ReferenceSanaProcessor(SanaBlockProcessor):
     """The literal method: full probability history and the pair loop over the logits."""
 
     def attend(self, logits, probs, in_hist, in_edit):
-        import torch
 
         from . import ops
 
         st, cfg = self.state, self.state.config
+        cross = dataclasses.replace(cfg, image_image_suppression=False)
         out = probs.clone()
         for b, spans in enumerate(st.batch_spans):
             if not spans:
                 continue
             image = st.item_prompt[b]
             if in_hist:
-                mean, count = st.history.get(("full", image), (None, 0))
-                st.history[("full", image)] = ops.running_mean_update(
-                    mean, count, ops.nan_to_mean(probs[b])
-                )
+                accumulate(st.history, ("full", image), probs[b])
             if not in_edit:
                 continue
             if cfg.use_history and ("full", image) in st.history:
                 source = st.history[("full", image)][0]  # (H, N, T)
             else:
                 source = probs[b]
-            masks = {e: self._mask(ops.entity_scores(source, ts)) for e, ts in spans.items()}
+            masks = self.masks_from({e: ops.entity_scores(source, ts) for e, ts in spans.items()})
             self._record(b, masks)
             if len(spans) < 2:
                 continue
-            s = logits[b].clone()  # (H, N, T)
-            neg_inf = float("-inf")
-            rows = {e: masks[e].nonzero().squeeze(1).to(s.device) for e in spans}
-            cols = {e: torch.tensor(ts, device=s.device) for e, ts in spans.items()}
-            for i, j in itertools.combinations(list(spans), 2):
-                ri, rj = rows[i], rows[j]
-                if cfg.image_text_suppression:
-                    s[:, ri[:, None], cols[j][None, :]] += neg_inf
-                    s[:, rj[:, None], cols[i][None, :]] += neg_inf
-                if cfg.self_identity:
-                    s[:, ri[:, None], cols[i][None, :]] *= cfg.alpha
-                    s[:, rj[:, None], cols[j][None, :]] *= cfg.alpha
-            out[b] = torch.softmax(s, dim=-1).to(probs.dtype)
+            # image rows start at 0 (queries are image tokens only); no image-image component
+            _, edited = ops.pair_edits(logits[b].clone(), probs[b], 0, spans, masks, cross)
+            out[b] = edited.to(probs.dtype)
         return out
 
 
@@ -462,7 +429,7 @@ def _clock_hook(state: SanaDeLeakerState, pipe, transformer):
 
 
 @contextlib.contextmanager
-def deleaker_sana(
+def install(
     pipe,
     entities: Sequence[str] | Sequence[Sequence[str]],
     prompts: Sequence[str] | str,
@@ -477,8 +444,11 @@ def deleaker_sana(
 
     Example::
 
-        with deleaker_sana(pipe, ["cow", "horse"], "a cow and a horse in a farm") as run:
+        with install(pipe, ["cow", "horse"], "a cow and a horse in a farm") as run:
             image = pipe("a cow and a horse in a farm").images[0]
+
+    The original processors are restored when the block exits, even after an error. The public
+    name is :func:`slim_leakage.methods.deleaker.deleaker_sana`.
 
     Args:
         pipe: A diffusers ``SanaPipeline``.
@@ -494,20 +464,11 @@ def deleaker_sana(
     Yields:
         The run state; ``run.final_masks(i)`` gives image ``i``'s last masks.
     """
-    if config is not None and options:
-        raise ConfigError("Pass either config=... or DeLeaker options, not both.")
-    if config is None:
-        config = build_config(DeLeakerConfig, options, owner="deleaker")
-    elif not isinstance(config, DeLeakerConfig):
-        raise ConfigError(f"config must be a DeLeakerConfig, got {type(config).__name__}.")
+    config = configure(config, options, implementation)
     if config.text_text_suppression:
         raise ConfigError(
             "text_text_suppression has no meaning on SANA: its text tokens are never queries.",
             hint="Leave text_text_suppression=false on SANA backbones.",
-        )
-    if implementation not in ("fast", "reference"):
-        raise ConfigError(
-            f"implementation={implementation!r} is not known.", hint="Use 'fast' or 'reference'."
         )
     pipe_obj, transformer = _sana_parts(pipe)
     if pipe_obj is None:
@@ -540,64 +501,28 @@ def deleaker_sana(
         yield state
 
 
-def generate(method, backbone, samples) -> list:
-    """Generate ``samples`` with DeLeaker on a SANA backbone (the method's SANA path).
+# -- what the registered method reads (the shape of every backbone file, see method.py) ---------
+#: Facts recorded with every generation on SANA.
+EXTRA: dict[str, Any] = {"image_image_suppression": "off on SANA (linear self-attention)"}
 
-    Args:
-        method: A configured DeLeaker method (its ``config`` is used).
-        backbone: A SANA backbone (:class:`~slim_leakage.backbones.sana.SanaBackbone`).
-        samples: The samples.
 
-    Returns:
-        One :class:`~slim_leakage.methods.base.MethodOutput` per sample, with the entity masks
-        as overlays and their sizes in ``extra``.
+def entity_spans(backbone, prompt: str, entities: Sequence[str]) -> dict[str, list[int]]:
+    """Each entity's Gemma token positions in the text SANA encodes for ``prompt``.
+
+    Raises:
+        EntityNotFoundError: An entity is not a whole word of the prompt, or is cut off.
     """
-    from ..base import MethodOutput
-    from .overlays import PALETTE, mask_overlay
-
-    if not samples:
-        return []
-    prompts = [s.prompt for s in samples]
-    with deleaker_sana(
-        backbone.pipe,
-        [list(s.entities) for s in samples],
-        prompts,
-        config=method.config,
-        instruction=getattr(backbone, "instruction", None),
-        max_sequence_length=backbone.settings.max_sequence_length,
-    ) as run:
-        images = backbone.generate(prompts, [s.seed for s in samples])
-        spans = run.spans or []
-    outputs = []
-    for b, (sample, image) in enumerate(zip(samples, images)):
-        final = run.final_masks(b)
-        extra = {
-            "mask_tokens": {e: int(m.sum()) for e, m in final.items()},
-            "mask_grid": list(run.grid),
-            "entity_tokens": {e: list(t) for e, t in spans[b].items()} if spans else {},
-            "image_image_suppression": "off on SANA (linear self-attention)",
-        }
-        overlays = {
-            e: mask_overlay(image, final[e], PALETTE[i % len(PALETTE)])
-            for i, e in enumerate(sample.entities)
-            if e in final
-        }
-        outputs.append(MethodOutput(image=image, extra=extra, overlays=overlays))
-    return outputs
+    return sana_entity_spans(
+        backbone.pipe.tokenizer,
+        prompt,
+        entities,
+        **install_options(backbone),
+    )
 
 
-def check_samples(backbone, samples) -> None:
-    """Raise, naming the sample, if an entity cannot be found in SANA's processed prompt."""
-    for sample in samples:
-        try:
-            sana_entity_spans(
-                backbone.pipe.tokenizer,
-                sample.prompt,
-                list(sample.entities),
-                instruction=getattr(backbone, "instruction", None),
-                max_sequence_length=backbone.settings.max_sequence_length,
-            )
-        except EntityNotFoundError as exc:
-            raise EntityNotFoundError(
-                f"Sample {sample.id!r}: {exc.message}", hint=exc.hint
-            ) from exc
+def install_options(backbone) -> dict[str, Any]:
+    """The keyword arguments of :func:`install` that a loaded SANA backbone fixes."""
+    return {
+        "instruction": getattr(backbone, "instruction", None),
+        "max_sequence_length": backbone.settings.max_sequence_length,
+    }

@@ -1,5 +1,6 @@
-"""Per-generation state shared by every installed DeLeaker processor, and the install/restore
-context manager. Backbone-agnostic: the FLUX and SANA front ends fill in the geometry.
+"""What every backbone file of DeLeaker shares: the per-generation state held by all installed
+processors, the processors' common base, the config an installation runs with, and the
+install/restore context manager. Backbone-agnostic: each backbone file fills in the geometry.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from ..._config import build_config
 from ...errors import ConfigError, EntityNotFoundError
 from .config import DeLeakerConfig
 from .tokens import find_entity_spans
@@ -201,6 +203,95 @@ class DeLeakerState:
         if b >= len(self._masks):
             return {}
         return {e: steps[max(steps)].cpu() for e, steps in self._masks[b].items() if steps}
+
+
+def accumulate(store: dict, key, value) -> None:
+    """Add one map to the equal-weight running mean kept as ``store[key] = (mean, count)``
+    (NaNs replaced by the mean of the other values, as the official guard on attention maps)."""
+    from . import ops
+
+    mean, count = store.get(key, (None, 0))
+    store[key] = ops.running_mean_update(mean, count, ops.nan_to_mean(value))
+
+
+class BlockProcessor:
+    """The part of a DeLeaker attention processor that does not depend on the backbone.
+
+    Args:
+        state: The installation's shared :class:`DeLeakerState`.
+        offset: This block's position among the attention calls of one forward.
+        original: The processor it replaces (run outside DeLeaker's windows).
+    """
+
+    def __init__(self, state: DeLeakerState, offset: int, original) -> None:
+        self.state = state
+        self.offset = offset
+        self.original = original
+
+    def history_ready(self, item) -> bool:
+        """Whether masks of ``item`` (a history key: batch item or image) come from its history."""
+        st = self.state
+        return st.config.use_history and bool(st.history.get(item))
+
+    def masks_from(self, scores: Mapping[str, Any]) -> dict[str, Any]:
+        """Threshold (and smooth) per-entity scores into flat boolean image-token masks."""
+        from . import ops
+
+        cfg = self.state.config
+        return {
+            e: ops.entity_mask(
+                s,
+                cfg.beta1,
+                self.state.grid,
+                smoothing=cfg.smoothing,
+                open_iterations=cfg.open_iterations,
+                close_iterations=cfg.close_iterations,
+            )
+            for e, s in scores.items()
+        }
+
+    def current_masks(self, item, scores: Mapping[str, Any] | None) -> dict[str, Any]:
+        """This block's masks of ``item``: from its score history once it has one, else from
+        this block's ``scores``; cached once the history is frozen (they cannot change then).
+
+        Args:
+            item: The history key (``{entity: (running mean, count)}`` under it).
+            scores: This block's ``{entity: (N,) scores}``; unused while the history serves.
+        """
+        st = self.state
+        ready = self.history_ready(item)
+        cacheable = ready and st.history_frozen(self.offset)
+        key = ("masks", item)
+        if cacheable and key in st.cache:
+            return st.cache[key]
+        source = {e: mean for e, (mean, _) in st.history[item].items()} if ready else scores
+        masks = self.masks_from(source)  # type: ignore[arg-type]
+        if cacheable:
+            st.cache[key] = masks
+        return masks
+
+
+def configure(
+    config: DeLeakerConfig | None, options: Mapping[str, Any], implementation: str
+) -> DeLeakerConfig:
+    """The config of one installation, from ``config`` or keyword options, and check
+    ``implementation``.
+
+    Raises:
+        ConfigError: Both a config and options, a config of another type, bad options, or an
+            unknown implementation.
+    """
+    if config is not None and options:
+        raise ConfigError("Pass either config=... or DeLeaker options, not both.")
+    if config is None:
+        config = build_config(DeLeakerConfig, dict(options), owner="deleaker")
+    elif not isinstance(config, DeLeakerConfig):
+        raise ConfigError(f"config must be a DeLeakerConfig, got {type(config).__name__}.")
+    if implementation not in ("fast", "reference"):
+        raise ConfigError(
+            f"implementation={implementation!r} is not known.", hint="Use 'fast' or 'reference'."
+        )
+    return config
 
 
 @contextlib.contextmanager

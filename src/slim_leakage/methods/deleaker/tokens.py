@@ -17,7 +17,13 @@ from ...errors import ConfigError, EntityNotFoundError
 _LONE_PIECES = ("\u2581",)
 
 
-def _pattern(entity: str) -> re.Pattern:
+def entity_pattern(entity: str) -> re.Pattern:
+    """The whole-word rule of entity matching: ``entity``'s words, case-insensitive, separated
+    by any whitespace, with no word character on either side ("cow" does not match "cowboy").
+
+    Backbones that rewrite the prompt before encoding it (SANA prepends an instruction) use it
+    to count mentions in the text they really encode.
+    """
     words = [re.escape(w) for w in entity.split()]
     return re.compile(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)", re.IGNORECASE)
 
@@ -61,7 +67,7 @@ def find_entity_tokens(
             f"occurrence={occurrence!r} is not a non-negative integer.",
             hint="Use 0 for the first mention, 1 for the second ...",
         )
-    matches = list(_pattern(entity).finditer(prompt))
+    matches = list(entity_pattern(entity).finditer(prompt))
     if len(matches) <= occurrence:
         found = f"occurs {len(matches)} time(s)" if matches else "does not occur as a whole word"
         raise EntityNotFoundError(

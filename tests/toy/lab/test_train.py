@@ -11,14 +11,14 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from slim_leakage.errors import ConfigError  # noqa: E402
-from slim_leakage.toy.model import ToyModelConfig, build_toy_pipeline  # noqa: E402
-from slim_leakage.toy.train import (  # noqa: E402
+from slim_leakage.toy.lab.train import (  # noqa: E402
     TrainConfig,
     export,
     pipeline_from_checkpoint,
     t5_ids,
     train,
 )
+from slim_leakage.toy.model import ToyModelConfig, build_toy_pipeline  # noqa: E402
 from slim_leakage.toy.world import SceneMix  # noqa: E402
 
 TINY = ToyModelConfig(

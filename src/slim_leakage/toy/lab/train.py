@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import append_jsonl, atomic_write_json
-from ..errors import ConfigError
-from .model import ToyModelConfig, build_toy_pipeline, build_vae
-from .world import IMAGE_SIZE, SceneMix, sample_scene
+from ..._io import append_jsonl, atomic_write_json
+from ...errors import ConfigError
+from ..model import ToyModelConfig, build_toy_pipeline, build_vae
+from ..world import IMAGE_SIZE, SceneMix, sample_scene
 
 #: T5 length of the toy pipeline (the longest toy caption is 9 tokens).
 TEXT_LEN = 16

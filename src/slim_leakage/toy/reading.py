@@ -233,8 +233,3 @@ def _group(nouns: Sequence[str]) -> dict[str, list[int]]:
     for i, n in enumerate(nouns):
         out.setdefault(entity_type(n).family, []).append(i)
     return out
-
-
-def image_typicality(readings: Sequence[EntityReading]) -> float:
-    """Mean typicality of an image's entities (in [-1, 1])."""
-    return float(np.mean([r.typicality for r in readings])) if readings else 0.0

@@ -435,7 +435,7 @@ def read_card(root: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(block, dict) or not isinstance(block.get("configs"), list):
         raise DatasetError(
             f"{path} has no `slim:` block listing its configs.",
-            hint="Regenerate the card with slim_leakage.slim.folder.write_card.",
+            hint="Regenerate the card with slim_leakage.slim.hub_format.write_card.",
         )
     return block
 

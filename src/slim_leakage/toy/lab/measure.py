@@ -1,7 +1,7 @@
 """Measurements of the toy model, in generation: mask localisation, leakage, and the oracle itself.
 
 - :func:`measure_generation` generates look-alike and mixed pairs, reads every image with the
-  oracle (:mod:`.analysis`) and reports the vanilla leakage rate with its control; with
+  oracle (:mod:`..reading`) and reports the vanilla leakage rate with its control; with
   ``masks=True`` it also runs DeLeaker (``slim_leakage.methods.deleaker``) and reports how much
   of each entity's final DeLeaker mask falls inside the entity's own region, inside the other
   entity's region, and the region's share of the image (what a random mask would score). Regions
@@ -19,9 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .analysis import read_image
-from .train import TEXT_LEN
-from .world import (
+from ..reading import read_image
+from ..world import (
     ENTITY_TYPES,
     FAMILIES,
     IMAGE_SIZE,
@@ -34,6 +33,7 @@ from .world import (
     place,
     render,
 )
+from .train import TEXT_LEN
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> list[float | None]:
@@ -111,7 +111,7 @@ def generate(
             out = pipe(**kwargs).images
             masks.extend([{}] * len(p))
         else:
-            from ..methods.deleaker import deleaker
+            from ...methods.deleaker import deleaker
 
             with deleaker(
                 pipe,

@@ -1,0 +1,214 @@
+"""The one check of a run request, before the run directory or any weights are touched.
+
+:meth:`slim_leakage.run.Run.resolve` asks every question here at once (the method and its
+options, the backbone and its settings, the device, the output folder, the samples and the
+judge) and collects the answers in a :class:`Preflight`, so one attempt shows every problem,
+one line each with its fix. Nothing here loads weights; torch is imported only to ask whether
+a named accelerator exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ConfigError, EntityNotFoundError, SlimError, one_error
+from .records import Sample
+
+T = TypeVar("T")
+
+#: Device names a run can generate on (``torch.device`` strings).
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+_DEVICE = re.compile(rf"(?P<type>{'|'.join(DEVICE_TYPES)})(?::(?P<index>\d+))?")
+#: What may already be in an output folder that has no manifest yet: a run that was stopped
+#: between taking the lock and writing its manifest leaves only these.
+_RUN_LEFTOVERS = re.compile(r"\.lock(\.rank-\d+)?|shards")
+
+
+class Preflight:
+    """Collects the problems of one request; :meth:`finish` raises them together."""
+
+    def __init__(self) -> None:
+        self.problems: list[SlimError] = []
+
+    def attempt(self, check: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """``check(*args, **kwargs)``; a :class:`SlimError` it raises is kept, and ``None``
+        returned, so the checks that do not depend on it still run."""
+        try:
+            return check(*args, **kwargs)
+        except SlimError as exc:
+            self.problems.append(exc)
+            return None
+
+    def add(self, problems: Sequence[SlimError]) -> None:
+        """Keep problems found by a check that returns them."""
+        self.problems.extend(problems)
+
+    def finish(self) -> None:
+        """Raise the problems found, if any: one as itself, several as one list."""
+        if self.problems:
+            raise one_error(self.problems, what="in this run request; nothing was started")
+
+
+# -- the checks ----------------------------------------------------------------------------------
+def check_out_dir(out: Path) -> None:
+    """Refuse an output folder that is a file, or a folder of other files that is no run.
+
+    A run writes ``metrics.json``, ``report.html`` and ``images/`` into its folder; in a folder
+    of someone's own files it could overwrite them.
+
+    Raises:
+        ConfigError: Naming the folder and what is in it.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(
+            f"--out {str(out)!r} is a file, not a folder.",
+            hint="Give --out a new folder (or the folder of the run to resume).",
+        )
+    if not out.is_dir() or (out / "manifest.json").exists():
+        return
+    others = sorted(p.name for p in out.iterdir() if not _RUN_LEFTOVERS.fullmatch(p.name))
+    if others:
+        shown = ", ".join(repr(n) for n in others[:3]) + (" ..." if len(others) > 3 else "")
+        raise ConfigError(
+            f"--out {str(out)!r} already holds other files ({shown}) and is not a run "
+            "directory (it has no manifest.json).",
+            hint="Give --out a new or empty folder: a run there would write beside those files "
+            "and could overwrite them.",
+        )
+
+
+def check_device(device: str | None) -> None:
+    """Refuse a device name torch would not take, or an accelerator this machine lacks.
+
+    Raises:
+        ConfigError: Naming the device, what exists here and the fix.
+    """
+    if device is None:
+        return
+    found = _DEVICE.fullmatch(device)
+    if found is None:
+        raise ConfigError(
+            f"--device {device!r} is not a device name.",
+            hint=f"Use one of {', '.join(DEVICE_TYPES)}, or cuda:N for the N-th GPU "
+            "(or leave --device out: CUDA when available, else the CPU).",
+        )
+    kind, index = found["type"], int(found["index"] or 0)
+    if kind == "cpu":
+        return
+    import torch
+
+    module = {"cuda": torch.cuda, "xpu": getattr(torch, "xpu", None)}.get(kind)
+    if kind == "mps":
+        available, count = torch.backends.mps.is_available(), 1
+    elif module is not None and module.is_available():
+        available, count = True, module.device_count()
+    else:
+        available, count = False, 0
+    if not available:
+        raise ConfigError(
+            f"--device {device!r}: this machine has no {kind} device.",
+            hint="Use --device cpu (or leave --device out to take CUDA when it is there).",
+        )
+    if index >= count:
+        raise ConfigError(
+            f"--device {device!r}: this machine has {count} {kind} device(s), numbered "
+            f"0 to {count - 1}.",
+            hint=f"Use --device {kind}:0 ... {kind}:{count - 1}.",
+        )
+
+
+def check_backbone_path(path: str | None) -> None:
+    """Refuse a ``--backbone-path`` that is written as a local path but does not exist.
+
+    A hub id (``org/name``) is left to the loader, which knows the hub cache.
+
+    Raises:
+        ConfigError: Naming the path.
+    """
+    if not path:
+        return
+    local = path.startswith(("/", "./", "../", "~", "\\")) or re.match(r"^[A-Za-z]:", path)
+    if local and not Path(path).expanduser().exists():
+        raise ConfigError(
+            f"--backbone-path {path!r} does not exist.",
+            hint="Give the folder that holds the backbone's weights, or a hub id (org/name).",
+        )
+
+
+def check_backbone(name: str, overrides: dict) -> Any:
+    """The backbone preset ``name``, with the generation overrides checked; nothing loaded.
+
+    Raises:
+        UnknownNameError: For an unknown preset (with a did-you-mean).
+        ConfigError: For an unknown or invalid setting.
+    """
+    from ._config import build_config
+    from .backbones import BACKBONES, GenerationSettings
+
+    preset = BACKBONES.get(name)
+    defaults = getattr(preset, "settings", None)
+    if isinstance(defaults, GenerationSettings):
+        build_config(
+            GenerationSettings,
+            {**dataclasses.asdict(defaults), **overrides},
+            owner=f"backbone {name}",
+        )
+    return preset
+
+
+def sample_checks(samples: Sequence[Sample], config: str) -> list[SlimError]:
+    """The problems of a run's samples: file names they would share, and absent entities.
+
+    Args:
+        samples: The selected samples.
+        config: Where they come from (a config name or a samples file), to point messages at
+            the lines to fix.
+    """
+    from .rundir import sample_problems
+
+    where = None
+
+    def locate(sample_id: str) -> list[str]:
+        nonlocal where
+        if where is None:
+            from .slim.load import sample_locations
+
+            try:
+                where = sample_locations(config)
+            except SlimError:
+                where = {}
+        return where.get(sample_id, [])
+
+    return [*sample_problems(samples, locate), *entities_in_prompts(samples, locate)]
+
+
+def entities_in_prompts(
+    samples: Sequence[Sample], where: Callable[[str], list[str]] | None = None
+) -> list[SlimError]:
+    """One error per sample whose entity is not a whole word of its prompt (any case).
+
+    A typo in a user's samples file ("zebra" for a prompt about a horse) would otherwise be
+    generated and judged at full cost before anything noticed it.
+    """
+    problems: list[SlimError] = []
+    for sample in samples:
+        lowered = sample.prompt.lower()
+        for entity in sample.entities:
+            if not re.search(rf"(?<!\w){re.escape(entity.lower())}(?!\w)", lowered):
+                place = (where(sample.id) if where else [])[:1]
+                prompt = sample.prompt if len(sample.prompt) <= 80 else sample.prompt[:77] + "..."
+                problems.append(
+                    EntityNotFoundError(
+                        "".join(f"{p}: " for p in place)
+                        + f"Sample {sample.id!r}: entity {entity!r} does not occur in its "
+                        f"prompt {prompt!r}.",
+                        hint="Name each entity as it is written in the prompt (whole words), or "
+                        "fix the samples file.",
+                    )
+                )
+                break
+    return problems

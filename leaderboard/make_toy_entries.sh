@@ -6,14 +6,17 @@
 #
 # KEY is the maintainers' Ed25519 private key (PEM; never inside the repository). RUNS is a
 # folder for the four runs (default runs/toy-entries); it must not exist yet, so that every
-# figure comes from this invocation. Set SLIM_EVAL to the command to use (default slim-eval).
-# Cost figures are measured on the machine that runs this: run it on a quiet one.
+# figure comes from this invocation. Set SLIM_EVAL to the command to use (default slim-eval)
+# and JOBS to the number of runs made at once (default 1). The runs skip the single-entity
+# reference images: the oracle judge does not read them.
+# Cost figures are measured on the machine that runs this: run it on a quiet one, with JOBS=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 key=${1:?usage: leaderboard/make_toy_entries.sh KEY [RUNS]}
 runs=${2:-runs/toy-entries}
 slim_eval=${SLIM_EVAL:-slim-eval}
+jobs=${JOBS:-1}
 if [ -e "$runs" ]; then
   echo "make_toy_entries: $runs exists; give a new folder so that every run is fresh" >&2
   exit 2
@@ -22,18 +25,31 @@ notes="Toy world (slim-eval's embedded default): backbone toy, judge oracle (exa
 not a VLM), config toy-pairs. The leaderboard pins the oracle for the toy configs, so anyone can \
 re-judge this entry offline."
 
-# name | entry file | display name | method options
-while IFS='|' read -r run entry name options; do
+# run folder | display name | method options
+table='deleaker|deleaker (toy)|deleaker
+deleaker-nosmooth|deleaker smoothing=false (toy)|deleaker --method-arg smoothing=false
+instruction-prompt|instruction-prompt (toy)|instruction-prompt
+vanilla|vanilla (toy)|vanilla'
+
+mkdir -p "$runs"
+while IFS='|' read -r run name options; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
   # shellcheck disable=SC2086  # the options are separate words on purpose
-  $slim_eval --method $options --out "$runs/$run" --no-progress </dev/null
-  $slim_eval submit "$runs/$run" --out "leaderboard/entries/$entry.json" --name "$name" \
+  $slim_eval --method $options --out "$runs/$run" --no-references --no-progress \
+    </dev/null >"$runs/$run.log" 2>&1 &
+done <<<"$table"
+while [ -n "$(jobs -rp)" ]; do wait -n; done
+for run in deleaker deleaker-nosmooth instruction-prompt vanilla; do
+  if [ ! -f "$runs/$run/metrics.json" ]; then
+    echo "make_toy_entries: the $run run did not finish; see $runs/$run.log" >&2
+    exit 1
+  fi
+done
+
+while IFS='|' read -r run name options; do
+  $slim_eval submit "$runs/$run" --out "leaderboard/entries/toy-$run.json" --name "$name" \
     --notes "$notes" </dev/null
-done <<'TABLE'
-deleaker|toy-deleaker|deleaker (toy)|deleaker
-deleaker-nosmooth|toy-deleaker-nosmooth|deleaker smoothing=false (toy)|deleaker --method-arg smoothing=false
-instruction-prompt|toy-instruction-prompt|instruction-prompt (toy)|instruction-prompt
-vanilla|toy-vanilla|vanilla (toy)|vanilla
-TABLE
+done <<<"$table"
 
 for run in deleaker deleaker-nosmooth instruction-prompt vanilla; do
   entry=toy-$run

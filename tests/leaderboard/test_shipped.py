@@ -86,36 +86,53 @@ REPO = Path(__file__).resolve().parents[2]
 TOY_ENTRIES = ("toy-deleaker", "toy-deleaker-nosmooth", "toy-instruction-prompt", "toy-vanilla")
 
 
-def test_make_toy_entries_runs_the_documented_sequence(tmp_path):
-    """The script's commands, recorded by a stand-in for slim-eval."""
-    import subprocess
+def _fake_slim_eval(tmp_path, fail: str = "") -> tuple[Path, Path]:
+    """A stand-in for slim-eval that logs its arguments; a run leaves a metrics.json.
 
+    A run whose ``--out`` ends with ``fail`` exits 1 and leaves nothing.
+    """
     log = tmp_path / "calls.txt"
     fake = tmp_path / "slim-eval"
-    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    failing = fail or "none"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {log}\n'
+        '[ "$1" = --method ] || exit 0\n'
+        'while [ "$1" != --out ]; do shift; done\n'
+        f'case "$2" in */{failing}) exit 1;; esac\n'
+        'mkdir -p "$2" && touch "$2/metrics.json"\n'
+    )
     fake.chmod(0o755)
+    return fake, log
+
+
+def _make_toy_entries(fake: Path, runs: Path, jobs: int = 1):
+    import subprocess
+
+    return subprocess.run(
+        [str(REPO / "leaderboard" / "make_toy_entries.sh"), "/keys/k.pem", str(runs)],
+        env={**os.environ, "SLIM_EVAL": str(fake), "JOBS": str(jobs)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_make_toy_entries_runs_the_documented_sequence(tmp_path):
+    """The script's commands, recorded by a stand-in for slim-eval."""
+    fake, log = _fake_slim_eval(tmp_path)
     runs = tmp_path / "runs"
-
-    def script():
-        return subprocess.run(
-            [str(REPO / "leaderboard" / "make_toy_entries.sh"), "/keys/k.pem", str(runs)],
-            env={**os.environ, "SLIM_EVAL": str(fake)},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-
-    done = script()
+    done = _make_toy_entries(fake, runs)
     assert done.returncode == 0, done.stderr
     calls = log.read_text().splitlines()
-    assert calls[0] == f"--method deleaker --out {runs}/deleaker --no-progress"
-    assert calls[2] == (
-        f"--method deleaker --method-arg smoothing=false --out {runs}/deleaker-nosmooth "
-        "--no-progress"
-    )
-    assert calls[4] == f"--method instruction-prompt --out {runs}/instruction-prompt --no-progress"
-    assert calls[6] == f"--method vanilla --out {runs}/vanilla --no-progress"
-    assert calls[1].startswith(
+    flags = "--no-references --no-progress"
+    assert calls[:4] == [
+        f"--method deleaker --out {runs}/deleaker {flags}",
+        f"--method deleaker --method-arg smoothing=false --out {runs}/deleaker-nosmooth {flags}",
+        f"--method instruction-prompt --out {runs}/instruction-prompt {flags}",
+        f"--method vanilla --out {runs}/vanilla {flags}",
+    ]
+    assert calls[4].startswith(
         f"submit {runs}/deleaker --out leaderboard/entries/toy-deleaker.json --name deleaker (toy)"
     )
     verify = [c for c in calls if c.startswith("verify-entry")]
@@ -127,6 +144,17 @@ def test_make_toy_entries_runs_the_documented_sequence(tmp_path):
         f"leaderboard render leaderboard/ --out {runs}/site --readme leaderboard/README.md"
     )
     # a second invocation into the same folder would mix old and new runs: refused
-    runs.mkdir()
-    again = script()
+    again = _make_toy_entries(fake, runs)
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+@pytest.mark.parametrize("jobs", [1, 4])
+def test_make_toy_entries_stops_before_submitting_when_a_run_fails(tmp_path, jobs):
+    """Runs made one or four at once: a failed run means no entry is rewritten."""
+    fake, log = _fake_slim_eval(tmp_path, fail="instruction-prompt")
+    runs = tmp_path / "runs"
+    done = _make_toy_entries(fake, runs, jobs=jobs)
+    assert done.returncode != 0
+    calls = log.read_text().splitlines()
+    assert not any(c.startswith(("submit", "verify-entry", "leaderboard")) for c in calls)
+    assert not (runs / "instruction-prompt" / "metrics.json").exists()

@@ -212,6 +212,23 @@ def test_the_repository_leaderboard_renders(tmp_path):
     assert table in (repo / "README.md").read_text()
 
 
+def test_the_shipped_toy_entries_are_verified_until_one_byte_changes(tmp_path):
+    """Each shipped entry's record checks against the repository's key and pinned config."""
+    import shutil
+    from pathlib import Path
+
+    board = tmp_path / "leaderboard"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "leaderboard", board)
+    rows = render(board, tmp_path / "site")
+    assert [r.report.status for r in rows] == ["verified"] * 4
+    assert all(r.rank is not None for r in rows)
+    path = board / "entries" / "toy-deleaker.json"
+    path.write_bytes(path.read_bytes().replace(b"\n}", b"}", 1))  # one byte fewer
+    status = {r.file: r.report.status for r in render(board, tmp_path / "site")}
+    assert status.pop("toy-deleaker.json") == "unverified"
+    assert set(status.values()) == {"verified"}
+
+
 def test_recomputed_image_metrics_lose_the_self_reported_mark(
     board, tmp_path, maintainers, fake_slim
 ):

@@ -263,11 +263,15 @@ def test_the_served_model_is_recorded_everywhere_and_said_once(api, tmp_path):
         assert all(v.judge == f"{api}/{requested}" for v in verdicts)
         described = judge.describe()
         assert described["model_id"] == requested and described["served_models"] == [served]
+        assert described["served_model_id"] == served
         rows = judge.cache._db.execute("SELECT model, served_model FROM answers").fetchall()
         assert set(rows) == {(requested, served)}
-        # From the cache, the same served model comes back with the answer.
-        again = make(api, server, tmp_path).judge(items, progress=False)
-    assert again == verdicts
+        # From the cache, the same served model comes back with the answer, and the manifest
+        # of a run answered only from the cache still names it.
+        cached = make(api, server, tmp_path)
+        again = cached.judge(items, progress=False)
+    assert again == verdicts and cached.stats.calls == 0
+    assert cached.describe()["served_model_id"] == served
 
 
 def test_records_written_before_the_served_model_still_load():

@@ -97,6 +97,8 @@ class Asker:
         self._rng = random.Random(0)
         self._rerouted: set[str] = set()
         self._stopped: QuotaExhaustedError | None = None
+        #: The models named as having answered, for every answer given (cached ones too).
+        self.served: set[str] = set()
         self.batcher = self._batcher(folder) if config.batch else None
 
     def _batcher(self, folder: Path):
@@ -150,6 +152,14 @@ class Asker:
         self, request: BackendRequest, question: Question, entities: Sequence[str]
     ) -> Answer:
         """The parsed answer to ``request`` (an error answer when there is none)."""
+        answer = await self._ask(request, question, entities)
+        if answer.served_model:
+            self.served.add(answer.served_model)
+        return answer
+
+    async def _ask(
+        self, request: BackendRequest, question: Question, entities: Sequence[str]
+    ) -> Answer:
         hit = self.cache.get(request.key)
         if hit is not None:
             try:

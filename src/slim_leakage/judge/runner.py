@@ -136,16 +136,20 @@ class Judge:
     def describe(self) -> dict[str, Any]:
         """Backend, model id, prompt versions and decoding parameters (for manifests).
 
-        Once the judge has made calls, ``served_models`` lists the models the API named as
-        having answered (next to the requested ``model_id``).
+        Once the judge has answers (asked now or from the cache), ``served_models`` lists the
+        models the API named as having answered them, next to the requested ``model_id``, and
+        ``served_model_id`` joins them with ``,``.
         """
         out = {
             **self.backend.describe(),
             "prompt_versions": self.pipeline.prompt_versions(),
             "decoding": self.decoding.to_dict(),
         }
-        if self.stats.served_models:
-            out["served_models"] = sorted(self.stats.served_models)
+        served = sorted(self._asker.served | set(self.stats.served_models))
+        if served:
+            out["served_models"] = served
+            # One string, as the stage records join several (what a leaderboard pin checks).
+            out["served_model_id"] = _joined(served)
         return out
 
     def _announce(self) -> None:

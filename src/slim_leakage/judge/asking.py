@@ -191,6 +191,8 @@ class Asker:
         """End a batch of questions: forget in-flight requests, release the backend's clients."""
         self.limiter.reset_loop()
         self._inflight.clear()
+        if self.batcher is not None:
+            self.batcher.reset()
         await self.backend.aclose()
 
     @property

@@ -80,6 +80,13 @@ class Batcher:
         self._last = 0.0
         self._dispatching: set[asyncio.Task] = set()
 
+    def reset(self) -> None:
+        """Forget requests of an event loop that has ended (a judge call stopped early); their
+        batches stay in the book, so the next call waits for them again."""
+        self._waiting = {}
+        self._flusher = None
+        self._dispatching = set()
+
     def use_book(self, book) -> None:
         """Keep batch ids in ``book`` from now on (a run directory's)."""
         self.book = book

@@ -263,6 +263,9 @@ class StageResult(Record):
         order: For two-image stages, ``ab`` (vanilla first) or ``ba``.
         error: Why the stage failed after its repair retry, else ``None``.
         calls: Backend calls this stage made (0 when served from the cache).
+        served_model: The model that answered, as the API named it (``modelVersion``, the
+            answer's ``model``), when it said; several are joined by ``,``. ``None`` in records
+            written before it was kept.
     """
 
     record_type: ClassVar[str] = "stage"
@@ -275,6 +278,7 @@ class StageResult(Record):
     order: str | None = None
     error: str | None = None
     calls: int = 0
+    served_model: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,8 +292,11 @@ class Verdict(Record):
         error: Why no label could be given, else ``None``.
         order_flip: The two presentation orders disagreed (the label is then ``no-change``).
         rationale: A short human-readable reason.
-        judge: ``backend/model-id`` of the judge.
+        judge: ``backend/model-id`` of the judge (the requested model).
         scores: Stage figures behind the label (typicality per entity and image).
+        served_model: The model(s) that answered this sample's questions, as the API named
+            them, joined by ``,`` when several did; ``None`` when no API said (or in records
+            written before it was kept).
     """
 
     record_type: ClassVar[str] = "verdict"
@@ -302,6 +309,7 @@ class Verdict(Record):
     rationale: str = ""
     judge: str = ""
     scores: dict = dataclasses.field(default_factory=dict)
+    served_model: str | None = None
 
     def __post_init__(self) -> None:
         if self.label is not None:

@@ -461,6 +461,10 @@ class Run:
             )
             for s in todo
         ]
+        # Batch ids live beside the records (one book per rank), so a killed run polls them.
+        keep = getattr(self._judge, "use_run_dir", None)
+        if callable(keep):
+            keep(records.folder)
         # All pending items in one call, so the judge keeps its concurrency window full; each
         # verdict is appended the moment it exists.
         self._judge.judge(

@@ -26,6 +26,7 @@ SUBCOMMANDS = (
     "annotate",
     "submit",
     "validate",
+    "verify-entry",
     "leaderboard",
     "report",
     "toy",

@@ -266,6 +266,10 @@ class StageResult(Record):
         served_model: The model that answered, as the API named it (``modelVersion``, the
             answer's ``model``), when it said; several are joined by ``,``. ``None`` in records
             written before it was kept.
+        input_tokens: Input tokens of the calls this stage made (reported, else estimated).
+        output_tokens: Answer tokens of those calls, thinking excluded.
+        thinking_tokens: Thinking tokens of those calls (billed as output).
+        cost_usd: Their price from the judge's model table (0 when unpriced or cached).
     """
 
     record_type: ClassVar[str] = "stage"
@@ -279,6 +283,10 @@ class StageResult(Record):
     error: str | None = None
     calls: int = 0
     served_model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+    cost_usd: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -392,7 +400,9 @@ class RunMetrics(Record):
         Args:
             image_figures: ``image_metrics.compute_image_metrics``'s result: a value (or
                 ``None``) per image-metric field, and ``notes`` (metric -> why it is missing).
-            cost: Role -> ``seconds_per_image``, ``images_timed``, ``peak_memory_bytes``.
+            cost: Role (``vanilla``, ``method``) -> ``seconds_per_image``, ``images_timed``,
+                ``peak_memory_bytes``; and ``judge`` -> ``metrics.judge_usage``'s figures
+                when the run was judged.
             judged: Whether the run has verdicts (a run with judge ``none`` has none).
 
         Returns:
@@ -415,7 +425,8 @@ class RunMetrics(Record):
 
     @property
     def cost(self) -> dict[str, Any]:
-        """Role -> seconds per image, images timed and peak memory (``extra["cost"]``)."""
+        """Role -> seconds per image, images timed and peak memory; ``judge`` -> calls, tokens
+        and cost of the judging (``extra["cost"]``)."""
         return dict(self.extra.get("cost") or {})
 
     @property

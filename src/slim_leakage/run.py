@@ -483,12 +483,14 @@ class Run:
                 judgement failed), with the first error as the cause.
         """
         from .image_metrics import compute_image_metrics
-        from .metrics import aggregate, cost_summary
+        from .metrics import aggregate, cost_summary, judge_usage
 
         run = self.dir
         verdicts = run.merged.unique_verdicts()
         generations = {(g.role, g.sample_id): g for g in run.merged.generations()}
         cost = cost_summary(generations.values(), [s.id for s in self.samples])
+        if self._judge is not None or run.merged.judgements():
+            cost["judge"] = judge_usage(run.merged.judgements())
         if self.backbone is not None:
             manifest["backbone"] = self.backbone.describe()
         manifest["cost"] = cost

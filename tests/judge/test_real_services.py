@@ -90,6 +90,28 @@ def test_thinking_tokens_are_counted_and_priced_per_stage(api, tmp_path):
     assert stats.to_dict()["by_stage"]["ranking"]["thinking_tokens"] == 300 * 4
 
 
+def test_stage_records_carry_the_tokens_and_cost_of_their_calls(api, tmp_path):
+    from slim_leakage.metrics import judge_usage
+
+    records: list[StageResult] = []
+    with ScriptedServer(shapes="real", thinking=300) as server:
+        judge = make(api, server, tmp_path)
+        judge.judge(build_items(tmp_path / "img", 2), progress=False, on_stage=records.append)
+        usage = judge_usage(records)
+        stats = judge.stats
+        for field in ("calls", "input_tokens", "output_tokens", "thinking_tokens"):
+            assert usage[field] == getattr(stats, field) > 0, field
+        assert usage["cost_usd"] == pytest.approx(stats.cost_usd, abs=1e-6)
+        assert usage["by_stage"]["ranking"]["thinking_tokens"] == 300 * 4
+        # the same items again: every answer comes from the cache and nothing is spent
+        again: list[StageResult] = []
+        judge.judge(build_items(tmp_path / "img", 2), progress=False, on_stage=again.append)
+    spent_again = judge_usage(again)
+    assert again and spent_again["calls"] == spent_again["thinking_tokens"] == 0
+    assert spent_again["cost_usd"] == 0.0
+    assert all(r.calls == 0 and r.thinking_tokens == 0 and r.cost_usd == 0 for r in again)
+
+
 def test_max_tokens_without_text_is_asked_once_more_with_a_larger_budget(api, tmp_path):
     # A model the table does not know gets no thinking allowance: 1,500 thinking tokens do not
     # fit in 1,024 and the answer is MAX_TOKENS with no text; 4x the budget fits.

@@ -42,6 +42,23 @@ from .protocol import JudgeStats
 from .stages import Question, repair_text
 
 
+@dataclasses.dataclass
+class Spent:
+    """Tokens and cost of the calls one request made (retries, the enlarged retry, the repair).
+
+    Attributes:
+        input_tokens: Input tokens reported (or estimated).
+        output_tokens: Answer tokens reported (or estimated), thinking excluded.
+        thinking_tokens: Thinking tokens reported; billed as output.
+        cost_usd: Their price from the model table (0 for an unpriced model).
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+    cost_usd: float = 0.0
+
+
 @dataclasses.dataclass(frozen=True)
 class Answer:
     """The outcome of one request.
@@ -52,6 +69,8 @@ class Answer:
         calls: Backend calls it took (0 from the cache or a shared request).
         key: The request's cache key.
         served_model: The model the API said answered (from the cache row on a hit).
+        spent: Tokens and cost of the calls it took (nothing from the cache or a shared
+            request).
     """
 
     output: dict | None
@@ -59,6 +78,7 @@ class Answer:
     calls: int
     key: str
     served_model: str | None = None
+    spent: Spent = dataclasses.field(default_factory=Spent)
 
 
 #: How much larger the output budget is on the one retry of an answer that hit the limit.
@@ -173,7 +193,7 @@ class Asker:
         if pending is not None:
             self.stats.shared += 1
             answer = await asyncio.shield(pending)
-            return dataclasses.replace(answer, calls=0)
+            return dataclasses.replace(answer, calls=0, spent=Spent())
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._inflight[request.key] = future
         try:
@@ -208,23 +228,24 @@ class Asker:
     async def _ask_backend(
         self, request: BackendRequest, question: Question, entities: Sequence[str]
     ) -> Answer:
-        response, calls, error = await self._send(request)
+        spent = Spent()
+        response, calls, error = await self._send(request, spent)
         if error is not None:
-            return Answer(None, error, calls, request.key)
+            return Answer(None, error, calls, request.key, spent=spent)
         try:
             output = question.parse(response.text, entities)
         except JudgeParseError as exc:
             problem = exc.message
         else:
             self._store(request, response)
-            return Answer(output, None, calls, request.key, response.model)
+            return Answer(output, None, calls, request.key, response.model, spent)
         self.stats.repairs += 1
         repair = dataclasses.replace(
             request,
             stage=f"{request.stage}+repair",
             text=request.text + repair_text(problem, response.text[:4000]),
         )
-        response2, more, error = await self._send(repair)
+        response2, more, error = await self._send(repair, spent)
         calls += more
         if error is not None:
             self.stats.failed_requests += 1
@@ -233,6 +254,7 @@ class Asker:
                 f"{request.stage}: unusable answer ({problem}); the repair request failed: {error}",
                 calls,
                 request.key,
+                spent=spent,
             )
         try:
             output = question.parse(response2.text, entities)
@@ -243,9 +265,10 @@ class Asker:
                 f"{request.stage}: unusable answer after one repair: {exc.message}",
                 calls,
                 request.key,
+                spent=spent,
             )
         self._store(request, response2)
-        return Answer(output, None, calls, request.key, response2.model)
+        return Answer(output, None, calls, request.key, response2.model, spent)
 
     def _store(self, request: BackendRequest, response: BackendResponse) -> None:
         self.cache.put(
@@ -268,7 +291,7 @@ class Asker:
         )
 
     async def _send(
-        self, request: BackendRequest
+        self, request: BackendRequest, spent: Spent
     ) -> tuple[BackendResponse | None, int, str | None]:
         cfg = self.config
         estimate = self._estimate(request)
@@ -299,7 +322,7 @@ class Asker:
                         "for 1 request (it must return one per request)."
                     )
                 response = responses[0]
-                actual = self._account(request, response, estimate)
+                actual = self._account(request, response, estimate, spent)
                 return response, attempts, None
             except TransientBackendError as exc:
                 last = exc
@@ -322,7 +345,7 @@ class Asker:
                     output_tokens=0,
                     thinking_tokens=exc.thinking_tokens,
                 )
-                actual = self._account(request, cut_off, estimate)
+                actual = self._account(request, cut_off, estimate, spent)
                 if enlarged:
                     self.stats.failed_requests += 1
                     return None, attempts, f"{request.stage}: {self._limit_problem(exc)}"
@@ -371,7 +394,9 @@ class Asker:
             f"also with a {OUTPUT_RETRY_FACTOR}x larger budget ({exc.message})"
         )
 
-    def _account(self, request: BackendRequest, response: BackendResponse, estimate: int) -> int:
+    def _account(
+        self, request: BackendRequest, response: BackendResponse, estimate: int, spent: Spent
+    ) -> int:
         tin = response.input_tokens if response.input_tokens is not None else estimate
         tout = (
             response.output_tokens
@@ -396,6 +421,10 @@ class Asker:
             served_model=response.model,
         )
         self.stats.priced = self.stats.priced and priced
+        spent.input_tokens += tin
+        spent.output_tokens += tout
+        spent.thinking_tokens += thinking
+        spent.cost_usd += cost
         served = response.model
         if served and served != self.backend.model and served not in self._rerouted:
             self._rerouted.add(served)

@@ -322,6 +322,10 @@ class Judge:
             error="; ".join(errors) or None,
             calls=sum(a.calls for a in answers),
             served_model=_joined(a.served_model for a in answers),
+            input_tokens=sum(a.spent.input_tokens for a in answers),
+            output_tokens=sum(a.spent.output_tokens for a in answers),
+            thinking_tokens=sum(a.spent.thinking_tokens for a in answers),
+            cost_usd=round(sum(a.spent.cost_usd for a in answers), 9),
         )
         return value, record
 

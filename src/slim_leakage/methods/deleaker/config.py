@@ -57,6 +57,10 @@ class DeLeakerConfig:
         edit_start: Where the attention edits begin; default = block 18 of the first step (the
             last double block on FLUX.1-dev).
         edit_stop: Where the edits end (exclusive); default = the end of the run.
+        masks: Where the entity masks come from: ``attention`` (the paper's method), a folder
+            of mask images, a registered mask source (the toy world's ``oracle``) or
+            ``package.module:function`` (see :mod:`.given`). Read by the registered method; in
+            diffusers code pass ``masks=`` to ``deleaker(...)`` instead.
     """
 
     beta1: float = 1.0
@@ -74,6 +78,7 @@ class DeLeakerConfig:
     history_stop: tuple[float, float] = (0.6, 0.0)
     edit_start: tuple[float, float] = (0.0, 18 / _FLUX_DEV_BLOCKS)
     edit_stop: tuple[float, float] = (1.0, 0.0)
+    masks: str = "attention"
 
     def __post_init__(self) -> None:
         owner = "DeLeakerConfig"
@@ -109,6 +114,11 @@ class DeLeakerConfig:
                     f"{owner}: {name}={getattr(self, name)!r} is not a boolean.",
                     hint=f"Give {name} as true or false.",
                 )
+        if not isinstance(self.masks, str) or not self.masks.strip():
+            raise ConfigError(
+                f"{owner}: masks={self.masks!r} is not a non-empty text.",
+                hint="Give masks=attention (the default), a folder, or a mask source name.",
+            )
         for name in ("history_start", "history_stop", "edit_start", "edit_stop"):
             value = getattr(self, name)
             ok = (

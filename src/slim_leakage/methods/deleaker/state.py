@@ -71,6 +71,8 @@ class DeLeakerState:
         self._last_step: int | None = None
         self.forwards = 0
         self.batch_spans: list[dict[str, list[int]]] = []
+        #: Masks given from outside (:class:`.given.GivenMasks`), or ``None``: from attention.
+        self.given = None
         self.reset()
 
     @property
@@ -181,12 +183,36 @@ class DeLeakerState:
                 self._masks.append({})
 
     def phase(self, offset: int) -> tuple[bool, bool]:
-        """``(in_history, in_edit)`` for the block at ``offset`` in the current step."""
+        """``(in_history, in_edit)`` for the block at ``offset`` in the current step.
+
+        With given masks there is no history to keep.
+        """
         if not self.active:
             return False, False
         g = self.step * self.blocks_per_step + offset
         h_lo, h_hi, e_lo, e_hi = self.windows
-        return h_lo <= g < h_hi, e_lo <= g < e_hi
+        return self.given is None and h_lo <= g < h_hi, e_lo <= g < e_hi
+
+    def prompt_of(self, item: int) -> int:
+        """The prompt index of batch item ``item`` (images per prompt repeat in the batch)."""
+        per = max(1, self.batch // max(1, len(self.spans or ())))
+        return item // per
+
+    def given_masks(self, item: int, device) -> dict[str, Any] | None:
+        """Item ``item``'s given masks on the current grid (``None`` without given masks).
+
+        Resized once per generation, grid and device.
+        """
+        if self.given is None:
+            return None
+        index = self.prompt_of(item)
+        key = ("given", index, self.grid, str(device))
+        if key not in self.cache:
+            prompt = self.prompts[index] if self.prompts else ""
+            self.cache[key] = self.given.for_prompt(
+                index, prompt, self.entities_for(index), self.grid, device
+            )
+        return self.cache[key]
 
     def history_frozen(self, offset: int) -> bool:
         """Whether the history can no longer change at this block (masks may be cached)."""
@@ -250,15 +276,19 @@ class BlockProcessor:
             for e, s in scores.items()
         }
 
-    def current_masks(self, item, scores: Mapping[str, Any] | None) -> dict[str, Any]:
-        """This block's masks of ``item``: from its score history once it has one, else from
-        this block's ``scores``; cached once the history is frozen (they cannot change then).
+    def current_masks(self, item, scores: Mapping[str, Any] | None, device=None) -> dict[str, Any]:
+        """This block's masks of ``item``: the given masks if there are any; else from its
+        score history once it has one, else from this block's ``scores``; cached once the
+        history is frozen (they cannot change then).
 
         Args:
             item: The history key (``{entity: (running mean, count)}`` under it).
             scores: This block's ``{entity: (N,) scores}``; unused while the history serves.
+            device: Where given masks are needed.
         """
         st = self.state
+        if st.given is not None:
+            return st.given_masks(item, device)  # type: ignore[return-value]
         ready = self.history_ready(item)
         cacheable = ready and st.history_frozen(self.offset)
         key = ("masks", item)
@@ -292,6 +322,27 @@ def configure(
             f"implementation={implementation!r} is not known.", hint="Use 'fast' or 'reference'."
         )
     return config
+
+
+def give_masks(state: DeLeakerState, masks: Any) -> None:
+    """Hand an installation masks from outside (``masks=`` of ``install``), or check that
+    its config expects none.
+
+    Raises:
+        ConfigError: ``masks`` of the wrong shape, or a config naming a mask source (which the
+            registered method resolves) with no ``masks=`` given.
+    """
+    from .given import ATTENTION, GivenMasks
+
+    if masks is None:
+        if state.config.masks != ATTENTION:
+            raise ConfigError(
+                f"The config says masks={state.config.masks!r}, but no masks were given.",
+                hint="In diffusers code pass masks= (one {entity: mask} per prompt, or a "
+                "callable) and leave the config's masks at 'attention'.",
+            )
+        return
+    state.given = GivenMasks(masks)
 
 
 @contextlib.contextmanager

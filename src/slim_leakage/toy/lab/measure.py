@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ...metrics import wilson
 from ..reading import read_image
 from ..world import (
     ENTITY_TYPES,
@@ -34,17 +35,6 @@ from ..world import (
     render,
 )
 from .train import TEXT_LEN
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> list[float | None]:
-    """Wilson score 95% interval of a rate ``k / n`` (``[None, None]`` when ``n == 0``)."""
-    if n == 0:
-        return [None, None]
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return [round(max(0.0, c - h), 4), round(min(1.0, c + h), 4)]
 
 
 def rate(flags: Sequence[bool]) -> dict:

@@ -58,7 +58,8 @@ def main() -> None:
 
     from slim_leakage._io import sha256_bytes
     from slim_leakage.judge.agreement import HumanLabel, agreement
-    from slim_leakage.leaderboard.build import load_pinned
+    from slim_leakage.leaderboard.build import sample_ids_sha256
+    from slim_leakage.leaderboard.pinned import load_pinned
     from slim_leakage.leaderboard.schema import CURRENT_VERSION, SCHEMA_NAME
     from slim_leakage.leaderboard.validate import DatasetReference, validate_entry
     from slim_leakage.metrics import aggregate, bootstrap_intervals
@@ -96,11 +97,15 @@ def main() -> None:
         "schema_version": CURRENT_VERSION,
         "name": "bench",
         "submitted": "2026-11-28",
-        "unverified": False,
         "method": {"name": "m", "config": {}},
         "backbone": {"preset": "flux-dev", "description": {}},
-        "dataset": {"config": "pairs", "fingerprint": fingerprint, "n_samples": len(samples)},
-        "judge": load_pinned()["judge"],
+        "dataset": {
+            "config": "pairs",
+            "fingerprint": fingerprint,
+            "n_samples": len(samples),
+            "sample_ids_sha256": sample_ids_sha256([s.id for s in samples]),
+        },
+        "judge": load_pinned().families["slim"].identity(),
         "package": {"version": "0", "git_commit": None},
         "metrics": metrics.to_dict(),
         "cost": {"vanilla": None, "method": None},

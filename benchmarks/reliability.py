@@ -1,6 +1,6 @@
 """Reliability and security of `slim-eval`, in figures.
 
-Six checks, each printing its counts (all traffic to 127.0.0.1, every loop bounded in count and
+Seven checks, each printing its counts (all traffic to 127.0.0.1, every loop bounded in count and
 time):
 
 1. ``kill``: ``slim-eval run`` in a child process, killed with SIGKILL at a random point (after
@@ -23,12 +23,15 @@ time):
    and the first one's records must stay whole.
 6. ``fuzz``: property-based mutations (hypothesis) of a valid leaderboard entry; ``validate``
    must never crash and never accept a changed aggregate or verdict.
+7. ``forgeries``: every tamper a submitter might use to earn a rank, each generated from a real
+   toy entry verified under a throwaway maintainers' key (``benchmarks/forgeries.py``);
+   ``forgeries_accepted`` must be 0.
 
 The run uses the ``tiny-random`` backbone (1 step, 64 text tokens) and the
 ``openai-compatible`` judge pointed at :class:`slim_leakage.judge.testing.ScriptedServer`.
 
 Usage: python benchmarks/reliability.py [--kill-trials 20] [--fuzz-cases 2000]
-       [--rates 0.1,0.3,0.5] [--only kill,faults,...] [--json]
+       [--rates 0.1,0.3,0.5] [--only kill,faults,...] [--forgery-run RUN] [--json]
 """
 
 from __future__ import annotations
@@ -1870,7 +1873,8 @@ def check_concurrent(ws: Workspace, trials: int = 3, log=print) -> dict:
 # -- 6. leaderboard fuzzing ----------------------------------------------------------------------
 def fuzz_base_entry(n: int = 24, seed: int = 0) -> tuple[dict, Callable, dict]:
     """A valid entry over ``n`` synthetic samples, with its dataset resolver and pinned judge."""
-    from slim_leakage.leaderboard.build import load_pinned
+    from slim_leakage.leaderboard.build import sample_ids_sha256
+    from slim_leakage.leaderboard.pinned import load_pinned
     from slim_leakage.leaderboard.schema import CURRENT_VERSION, SCHEMA_NAME
     from slim_leakage.leaderboard.validate import DatasetReference
     from slim_leakage.metrics import aggregate
@@ -1907,12 +1911,16 @@ def fuzz_base_entry(n: int = 24, seed: int = 0) -> tuple[dict, Callable, dict]:
         "schema_version": CURRENT_VERSION,
         "name": "fuzz",
         "submitted": "2026-11-28",
-        "unverified": False,
         "notes": "",
         "method": {"name": "m", "config": {}},
         "backbone": {"preset": "tiny-random", "description": {}},
-        "dataset": {"config": "pairs", "fingerprint": "fp", "n_samples": n},
-        "judge": copy.deepcopy(pinned["judge"]),
+        "dataset": {
+            "config": "pairs",
+            "fingerprint": "fp",
+            "n_samples": n,
+            "sample_ids_sha256": sample_ids_sha256([s.id for s in samples]),
+        },
+        "judge": pinned.families["slim"].identity(),
         "package": {"version": "0", "git_commit": None},
         "metrics": metrics,
         "cost": {"vanilla": None, "method": None},
@@ -1953,10 +1961,9 @@ def is_protected(path: tuple) -> bool:
         return len(path) >= 2 and path[1] in AGGREGATE_FIELDS
     if path[0] == "verdicts":
         return len(path) < 3 or path[2] in {"sample_id", "subset", "family", "label", "order_flip"}
-    return path[0] in {"schema", "schema_version", "dataset", "judge"} and path[:2] != (
-        "dataset",
-        "sample_ids_sha256",
-    )
+    # The judge identity is no longer a validity matter: an entry by another judge is valid
+    # and simply cannot be verified (the ``forgeries`` check covers what verification needs).
+    return path[0] in {"schema", "schema_version", "dataset"}
 
 
 def same_json(a: Any, b: Any) -> bool:
@@ -2144,7 +2151,7 @@ def check_fuzz(cases: int, seed: int = 0, log=print) -> dict:
 
 
 # -- main ----------------------------------------------------------------------------------------
-CHECKS = ("kill", "faults", "bad_inputs", "secrets", "concurrent", "fuzz")
+CHECKS = ("kill", "faults", "bad_inputs", "secrets", "concurrent", "fuzz", "forgeries")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -2154,6 +2161,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--fuzz-cases", type=int, default=2000)
     parser.add_argument("--concurrent-trials", type=int, default=2)
     parser.add_argument("--only", default=",".join(CHECKS), help="comma-separated checks")
+    parser.add_argument(
+        "--forgery-run", type=Path, help="forgeries: a finished toy deleaker run to start from"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="per-row details in the JSON")
     parser.add_argument("--json", action="store_true")
@@ -2191,12 +2201,24 @@ def main(argv: list[str] | None = None) -> dict:
                 figures.update(check_concurrent(ws, args.concurrent_trials, log=log))
             elif check == "fuzz":
                 figures.update(check_fuzz(args.fuzz_cases, seed=args.seed, log=log))
+            elif check == "forgeries":  # benchmarks/forgeries.py (benchmarks/ is no package)
+                import importlib.util
+
+                spec = importlib.util.spec_from_file_location(
+                    "slim_forgeries", Path(__file__).with_name("forgeries.py")
+                )
+                forgeries = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = forgeries  # its dataclasses look their module up
+                spec.loader.exec_module(forgeries)
+                figures.update(
+                    forgeries.check_forgeries(ws.path("forgeries"), run=args.forgery_run, log=log)
+                )
             timings[check] = round(time.perf_counter() - t0, 1)
         figures["seconds"] = timings
     figures["total_seconds"] = round(time.perf_counter() - started, 1)
     figures["load_average_1min"] = round(os.getloadavg()[0], 1)
     if not args.verbose:
-        for key in ("fault_rows", "concurrent_rows"):
+        for key in ("fault_rows", "concurrent_rows", "forgery_rows"):
             figures.pop(key, None)
         figures["bad_input_rows"] = [
             r for r in figures.get("bad_input_rows", []) if not r["handled"]

@@ -9,6 +9,8 @@ from slim_leakage.metrics import (
     aggregate,
     bootstrap_indices,
     bootstrap_intervals,
+    direction_shares,
+    net_mitigation,
     splitmix64,
 )
 from slim_leakage.records import LABELS, RunMetrics, Sample, Verdict
@@ -118,6 +120,52 @@ def test_intervals_match_a_plain_loop_over_the_same_draws():
         assert got[label] == pytest.approx([pct(0.025), pct(0.975)], abs=1e-6)
         share = labels.count(label) / len(labels)
         assert got[label][0] <= share <= got[label][1]
+
+
+def test_net_mitigation_is_a_paired_difference_over_the_same_draws():
+    rng = np.random.default_rng(11)
+    labels = [LABELS[k] for k in rng.integers(0, 5, size=41)]
+    net, interval = net_mitigation(labels, n_boot=300, seed=5)
+    sign = {"mitigation-major": 1, "mitigation-minor": 1, "no-change": 0}
+    values = [sign.get(label, -1) for label in labels]
+    assert net == round(sum(values) / len(values), 6)
+    nets = sorted(
+        sum(values[j] for j in row) / len(row)
+        for row in bootstrap_indices(len(labels), n_boot=300, seed=5)
+    )
+
+    def pct(q):
+        pos = q * (len(nets) - 1)
+        lo = int(np.floor(pos))
+        hi = min(lo + 1, len(nets) - 1)
+        return nets[lo] + (nets[hi] - nets[lo]) * (pos - lo)
+
+    assert interval == pytest.approx([pct(0.025), pct(0.975)], abs=1e-6)
+    assert net_mitigation(["no-change"] * 9) == (0.0, [0.0, 0.0])
+    assert net_mitigation([]) == (None, None)
+
+
+def test_direction_shares_resample_the_same_draws():
+    rng = np.random.default_rng(3)
+    labels = [LABELS[k] for k in rng.integers(0, 5, size=29)]
+    got = direction_shares(labels, n_boot=150, seed=9)
+    draws = bootstrap_indices(len(labels), n_boot=150, seed=9)
+    groups = {
+        "mitigation": {"mitigation-major", "mitigation-minor"},
+        "no-change": {"no-change"},
+        "degradation": {"degradation-minor", "degradation-major"},
+    }
+    for name, members in groups.items():
+        share, interval = got[name]
+        assert share == round(sum(1 for lab in labels if lab in members) / 29, 6)
+        resampled = [sum(1 for j in row if labels[j] in members) / 29 for row in draws]
+        assert interval == pytest.approx(np.percentile(resampled, [2.5, 97.5]).tolist(), abs=1e-6)
+    assert direction_shares([])["mitigation"] == (None, None)
+
+
+def test_the_intervals_document_the_generator_they_use():
+    assert "SplitMix64" in bootstrap_intervals.__doc__
+    assert "default_rng" not in bootstrap_intervals.__doc__
 
 
 def test_same_seed_same_result_other_seed_other_intervals():

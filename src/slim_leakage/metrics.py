@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .errors import ValidationError
-from .records import LABELS, Generation, RunMetrics, Sample, Verdict
+from .records import LABEL_CODES, LABELS, Generation, RunMetrics, Sample, Verdict
 
 #: Decimal places kept for shares and interval bounds (exact recomputation, readable JSON).
 DECIMALS = 6
@@ -104,7 +104,9 @@ def bootstrap_intervals(
     Args:
         labels: One label per labelled sample.
         n_boot: Number of bootstrap resamples.
-        seed: Seed of ``numpy.random.default_rng``; the same seed gives the same intervals.
+        seed: Seed of the SplitMix64 stream the resamples are drawn from
+            (:func:`bootstrap_indices`); the same seed gives the same intervals in any
+            environment.
 
     Returns:
         Label -> ``[low, high]`` (rounded), or ``None`` for every label when ``labels`` is empty.
@@ -116,13 +118,77 @@ def bootstrap_intervals(
     index = {label: i for i, label in enumerate(LABELS)}
     codes = np.array([index[label] for label in labels], dtype=np.int64)
     draws = codes[bootstrap_indices(len(codes), n_boot=n_boot, seed=seed)]  # (n_boot, n)
+    return {label: _interval((draws == i).mean(axis=1)) for i, label in enumerate(LABELS)}
+
+
+def _interval(resampled) -> list[float]:
+    """The percentile bootstrap interval (:data:`LEVEL`) of one figure's resampled values."""
+    import numpy as np
+
     alpha = (1.0 - LEVEL) / 2.0
-    out: dict[str, list[float] | None] = {}
-    for i, label in enumerate(LABELS):
-        shares = (draws == i).mean(axis=1)  # (n_boot,)
-        low, high = np.percentile(shares, [100 * alpha, 100 * (1 - alpha)])
-        out[label] = [round(float(low), DECIMALS), round(float(high), DECIMALS)]
-    return out
+    low, high = np.percentile(resampled, [100 * alpha, 100 * (1 - alpha)])
+    return [round(float(low), DECIMALS), round(float(high), DECIMALS)]
+
+
+def _signs(labels: Sequence[str]):
+    """+1 for a mitigation label, 0 for no change, -1 for a degradation label."""
+    import numpy as np
+
+    return np.sign(np.array([LABEL_CODES[label] for label in labels], dtype=np.int64))
+
+
+#: The three directions of a label, by the sign of its code.
+DIRECTIONS: dict[str, int] = {"mitigation": 1, "no-change": 0, "degradation": -1}
+
+
+def direction_shares(
+    labels: Sequence[str], *, n_boot: int = 1000, seed: int = 0
+) -> dict[str, tuple[float | None, list[float] | None]]:
+    """Share of each direction (mitigation, no change, degradation) with its bootstrap interval.
+
+    The draws are those of :func:`bootstrap_intervals` (same ``n_boot`` and ``seed``).
+
+    Returns:
+        Direction -> ``(share, [low, high])`` rounded, or ``(None, None)`` with no labels.
+    """
+    if not labels:
+        return dict.fromkeys(DIRECTIONS, (None, None))
+    signs = _signs(labels)
+    draws = signs[bootstrap_indices(len(signs), n_boot=n_boot, seed=seed)]
+    return {
+        name: (
+            round(float((signs == sign).mean()), DECIMALS),
+            _interval((draws == sign).mean(axis=1)),
+        )
+        for name, sign in DIRECTIONS.items()
+    }
+
+
+def net_mitigation(
+    labels: Sequence[str], *, n_boot: int = 1000, seed: int = 0
+) -> tuple[float | None, list[float] | None]:
+    """Mitigation share minus degradation share, with its paired percentile bootstrap interval.
+
+    The two shares are over the same labelled samples, so their difference is resampled as one
+    figure: each resample (the same :func:`bootstrap_indices` draws as
+    :func:`bootstrap_intervals`) gives ``share(code > 0) - share(code < 0)`` of the samples it
+    drew, and the interval is the 2.5th and 97.5th percentile of those differences.
+
+    Args:
+        labels: One label per labelled sample.
+        n_boot: Number of bootstrap resamples.
+        seed: Seed of the SplitMix64 stream (:func:`bootstrap_indices`).
+
+    Returns:
+        ``(net, [low, high])`` rounded to :data:`DECIMALS` places, or ``(None, None)`` when
+        ``labels`` is empty.
+    """
+    if not labels:
+        return None, None
+    signs = _signs(labels)
+    net = round(float(signs.sum()) / len(signs), DECIMALS)
+    resampled = signs[bootstrap_indices(len(signs), n_boot=n_boot, seed=seed)].mean(axis=1)
+    return net, _interval(resampled)
 
 
 def _breakdown(groups: dict[str, list[Verdict]]) -> dict[str, dict[str, Any]]:

@@ -7,7 +7,7 @@ import io
 import pytest
 
 from slim_leakage._io import atomic_write_bytes, sha256_bytes
-from slim_leakage.leaderboard.build import load_pinned
+from slim_leakage.leaderboard.pinned import load_pinned, parse_pinned
 from slim_leakage.leaderboard.validate import DatasetReference
 from slim_leakage.metrics import aggregate
 from slim_leakage.records import LABELS, Generation, Sample, Verdict
@@ -45,7 +45,7 @@ def make_run(root, *, method="deleaker", labels=None, judge=None, n=10):
     """Write a finished, judged run like `slim-eval run` does, with real PNG files."""
     samples = make_samples(n)
     labels = labels or [LABELS[i % 5] if i != 3 else None for i in range(n)]
-    pinned = load_pinned()["judge"]
+    pinned = load_pinned().families["slim"].identity()
     judge = judge or {**pinned, "decoding": {"temperature": 0.0}}
     generations, verdicts = [], []
     for i, s in enumerate(samples):
@@ -121,6 +121,112 @@ def fake_slim(monkeypatch):
 
     monkeypatch.setattr(validate, "shipped_dataset", resolver)
     return resolver
+
+
+class Maintainers:
+    """A throwaway maintainers' key pair, pinned in a copy of the shipped configuration.
+
+    Attributes:
+        private_key: The private key object (sign records with it).
+        private_path: Its PEM file.
+        public_path: The public key's PEM file.
+        pinned: The shipped pinned configuration with this key's fingerprint.
+    """
+
+    def __init__(self, folder):
+        from slim_leakage.leaderboard import signing
+
+        private_pem, public_pem = signing.generate_key_pair()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.private_path = folder / "maintainers.pem"
+        signing.write_private_key(self.private_path, private_pem)
+        self.private_key = signing.load_private_key(self.private_path)
+        self.public_path = folder / signing.PUBLIC_KEY_FILE
+        self.public_path.write_bytes(public_pem)
+        raw = load_pinned().raw
+        self.pinned_raw = {
+            **raw,
+            "verification_key": {
+                **raw["verification_key"],
+                "sha256": signing.public_key_sha256(signing.load_public_key(self.public_path)),
+            },
+        }
+        self.pinned = parse_pinned(self.pinned_raw)
+
+    def install(self, leaderboard):
+        """Put the public key and pinned.json in a leaderboard folder; returns the folder."""
+        import json
+        import shutil
+
+        leaderboard.mkdir(parents=True, exist_ok=True)
+        shutil.copy(self.public_path, leaderboard / self.public_path.name)
+        (leaderboard / "pinned.json").write_text(json.dumps(self.pinned_raw))
+        return leaderboard
+
+    def sign(self, record):
+        """The signed record file of ``record``."""
+        return self.sign_with_pin(self.pinned, record)
+
+    def sign_with_pin(self, pinned, record):
+        """Sign through ``sign_record``, which checks the key against ``pinned``."""
+        from slim_leakage.leaderboard.verification import sign_record
+
+        return sign_record(record, self.private_key, pinned)
+
+    def sign_unchecked(self, record):
+        """A record file signed with this key whatever is pinned (what a forger can make)."""
+        from slim_leakage.leaderboard import signing
+
+        return {"record": record, "signature": signing.sign(record, self.private_key)}
+
+
+class ReplayJudge:
+    """A judge that answers with given labels (``None``: a judge error)."""
+
+    def __init__(self, labels):
+        self.labels = labels
+        self.seen = []
+
+    def judge(self, items, on_stage=None, progress=True):
+        self.seen = list(items)
+        return [
+            Verdict(sample_id=i.sample.id, method=i.method, label=self.labels[i.sample.id])
+            if self.labels[i.sample.id]
+            else Verdict(sample_id=i.sample.id, method=i.method, label=None, error="timeout")
+            for i in self.seen
+        ]
+
+
+def sign_verification(entry_path, run_dir, maintainers, *, labels=None, seconds=None, dataset=None):
+    """Re-judge an entry file with replayed labels (default: its own; ``seconds``: the labels
+    of the two self-agreement passes, default the same) and write its signed record where
+    ``validate`` looks for it; returns the record."""
+    import json
+
+    from slim_leakage.leaderboard.rejudge import verify_entry_file
+    from slim_leakage.leaderboard.verification import record_path
+
+    entry = json.loads(entry_path.read_text())
+    labels = labels or {r["sample_id"]: r["label"] for r in entry["verdicts"]}
+    record = verify_entry_file(
+        entry_path,
+        run_dir,
+        pinned=maintainers.pinned,
+        dataset=dataset,
+        judge=ReplayJudge(labels),
+        second_judges=[ReplayJudge(x) for x in seconds or (labels, labels)],
+        image_metrics=(),
+    )
+    path = record_path(entry_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(maintainers.sign(record), indent=2))
+    return record
+
+
+@pytest.fixture
+def maintainers(tmp_path):
+    """A throwaway maintainers' key (:class:`Maintainers`); never the project's key."""
+    return Maintainers(tmp_path / "maintainers")
 
 
 # --- headless Chromium over the DevTools protocol ---------------------------------------------

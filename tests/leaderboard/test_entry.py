@@ -4,12 +4,20 @@ from pathlib import Path
 
 import pytest
 
-from slim_leakage.leaderboard.build import build_entry, load_pinned
+from slim_leakage.leaderboard.build import build_entry, sample_ids_sha256
+from slim_leakage.leaderboard.pinned import PinnedJudge, load_pinned
 from slim_leakage.leaderboard.rejudge import rejudge
-from slim_leakage.leaderboard.schema import ENTRY_V1, check_structure, describe_fields
-from slim_leakage.leaderboard.validate import ValidationReport, validate_entry
-from slim_leakage.records import Verdict
+from slim_leakage.leaderboard.schema import (
+    ENTRY_V1,
+    ENTRY_V2,
+    check_structure,
+    describe_fields,
+    to_json_schema,
+)
+from slim_leakage.leaderboard.validate import validate_entry
 from slim_leakage.rundir import load_run
+
+from .conftest import ReplayJudge
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,11 +31,15 @@ def _problems(entry, fake_slim):
     return validate_entry(entry, dataset=fake_slim).problems
 
 
-def test_built_entry_is_valid_and_verified(entry, fake_slim):
+def test_built_entry_is_valid_but_not_verified_by_itself(entry, fake_slim):
     report = validate_entry(entry, dataset=fake_slim)
     assert report.problems == []
-    assert report.verified
-    assert entry["judge"]["model_id"] == load_pinned()["judge"]["model_id"]
+    assert not report.verified and report.status == "unverified"
+    assert entry["schema_version"] == 2 and "unverified" not in entry
+    assert entry["judge"]["model_id"] == load_pinned().families["slim"].model_id
+    assert entry["dataset"]["sample_ids_sha256"] == sample_ids_sha256(
+        [r["sample_id"] for r in entry["verdicts"]]
+    )
     assert entry["cost"]["method"] == {
         "seconds_per_image": 0.75,
         "peak_memory_bytes": 1024,
@@ -105,24 +117,34 @@ def test_bad_labels_and_hashes(entry, fake_slim):
 
 
 def test_schema_name_and_version(entry, fake_slim):
-    future = dict(entry, schema_version=2)
+    future = dict(entry, schema_version=3)
     assert "not a known version" in _problems(future, fake_slim)[0]
     other = dict(entry, schema="something-else")
     assert _problems(other, fake_slim)[0].startswith("schema: 'something-else'")
     assert _problems([entry], fake_slim) == ["entry: expected a JSON object, got list"]
 
 
-def test_judge_must_be_pinned_unless_marked_unverified(run_factory, fake_slim):
+def test_another_judge_is_valid_but_cannot_be_verified(run_factory, fake_slim):
     judge = {"backend": "openai", "model_id": "gpt-x", "prompt_versions": {"ranking": "v1"}}
-    run = load_run(run_factory(judge=judge))
-    entry = build_entry(run)
-    assert entry["unverified"] is True  # build marks it: its judge is not the pinned one
+    entry = build_entry(load_run(run_factory(judge=judge)))
     report = validate_entry(entry, dataset=fake_slim)
     assert report.ok and not report.verified
-    assert any("judge.backend is 'openai'" in n for n in report.notes)
+    assert any(n.startswith("cannot be verified: judge.backend is 'openai'") for n in report.notes)
+    # an entry cannot claim verification: the v1 flag is an unknown field in version 2
     entry["unverified"] = False
-    problems = _problems(entry, fake_slim)
-    assert any(p.startswith("judge.model_id is 'gpt-x', the leaderboard pins") for p in problems)
+    assert "unverified: unknown field" in " ".join(_problems(entry, fake_slim))
+
+
+def test_a_served_model_is_compared_when_the_pin_lists_served_ids(entry, fake_slim):
+    pinned = load_pinned()
+    pin = pinned.families["slim"]
+    assert pin.differences({**pin.identity(), "served_model_id": "anything"}) == []
+    strict = PinnedJudge(**{**pin.__dict__, "served_model_ids": (f"{pin.model_id}-001",)})
+    assert strict.differences({**pin.identity(), "served_model_id": f"{pin.model_id}-001"}) == []
+    diffs = strict.differences({**pin.identity(), "served_model_id": "other-model"})
+    assert len(diffs) == 1 and "judge.served_model_id is 'other-model'" in diffs[0]
+    entry["judge"]["served_model_id"] = "other-model"  # v2 entries may carry it
+    assert validate_entry(entry, dataset=fake_slim).ok
 
 
 def test_validation_never_resolves_names_from_the_entry(entry, fake_slim, monkeypatch):
@@ -138,49 +160,258 @@ def test_validation_never_resolves_names_from_the_entry(entry, fake_slim, monkey
 
 
 def test_schema_describes_every_field():
-    rows = {path for path, _, _ in describe_fields(ENTRY_V1)}
-    assert {"verdicts[].label", "metrics.intervals", "judge.prompt_versions"} <= rows
+    rows = {path for path, _, _ in describe_fields(ENTRY_V2)}
+    assert {"verdicts[].label", "metrics.intervals", "judge.served_model_id"} <= rows
+    assert "unverified" not in rows
     doc = (REPO / "docs" / "leaderboard.md").read_text()
-    for path, _, _ in describe_fields(ENTRY_V1):
+    for path, _, _ in describe_fields(ENTRY_V2):
         if path.count(".") <= 1 and "*" not in path:
             assert f"`{path}`" in doc, path
 
 
 def test_shipped_pinned_config_is_the_repository_copy():
-    assert json.loads((REPO / "leaderboard" / "pinned.json").read_text()) == load_pinned()
+    assert json.loads((REPO / "leaderboard" / "pinned.json").read_text()) == load_pinned().raw
+
+
+# --- what is checked beyond recomputation -----------------------------------------------------
+
+
+def test_sample_id_digest_is_recomputed(entry, fake_slim):
+    entry["dataset"]["sample_ids_sha256"] = "0" * 64
+    assert any(
+        p.startswith("dataset.sample_ids_sha256: '0000") and "hash to" in p
+        for p in _problems(entry, fake_slim)
+    )
+    del entry["dataset"]["sample_ids_sha256"]
+    assert "dataset.sample_ids_sha256: missing required field" in _problems(entry, fake_slim)
+
+
+@pytest.mark.parametrize(
+    "value", ["2026-13-45", "yesterday", "28/11/2026", "2026-11-28T10:00", "20261128", ""]
+)
+def test_the_submission_date_is_iso_8601(entry, fake_slim, value):
+    entry["submitted"] = value
+    problems = _problems(entry, fake_slim)
+    assert problems == [
+        f"submitted: {value!r} is not an ISO 8601 date (YYYY-MM-DD, e.g. 2026-11-28)"
+    ]
+
+
+def test_a_submission_date_in_the_future_is_refused(entry, fake_slim):
+    import datetime
+
+    entry["submitted"] = "2026-12-05"
+    report = validate_entry(entry, dataset=fake_slim, today=datetime.date(2026, 11, 30))
+    assert report.problems == ["submitted: 2026-12-05 is in the future (today is 2026-11-30)"]
+    assert validate_entry(entry, dataset=fake_slim, today=datetime.date(2026, 12, 5)).ok
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("metrics", "intervals", "no-change"), [-0.1, 0.5], "is outside [0, 1]"),
+        (("metrics", "intervals", "no-change"), [0.6, 0.5], "low bound exceeds its high bound"),
+        (("metrics", "intervals", "no-change"), [0.1, float("inf")], "not finite"),
+        (("metrics", "intervals", "no-change"), [0.1], "is not a [low, high] pair"),
+        (("metrics", "distribution", "no-change"), 1.5, "is outside [0, 1]"),
+        (("metrics", "distribution", "no-change"), float("nan"), "is not a finite number"),
+        (("metrics", "counts", "no-change"), -1, "is below 0"),
+        (("metrics", "order_flip_rate"), 2.0, "is outside [0, 1]"),
+        (("metrics", "lpips"), -0.5, "is below 0"),
+        (("metrics", "vqascore"), 3.0, "is outside [0, 1]"),
+        (("cost", "method", "seconds_per_image"), -1.0, "is below 0"),
+        (("cost", "method", "peak_memory_bytes"), -5, "is below 0"),
+    ],
+)
+def test_figures_are_range_checked_before_the_comparison(entry, fake_slim, path, value, message):
+    doc = entry
+    for key in path[:-1]:
+        doc = doc[key]
+    doc[path[-1]] = value
+    problems = _problems(json.loads(json.dumps(entry)), fake_slim)
+    field = ".".join(path)
+    assert any(p.startswith(f"{field}: ") and message in p for p in problems), problems
+    # the range problem is reported instead of a recomputation difference
+    assert not any("recomputed" in p for p in problems)
+
+
+def test_the_bootstrap_size_is_bounded(entry, fake_slim):
+    entry["metrics"]["extra"]["bootstrap"]["n_boot"] = 10**12
+    assert _problems(entry, fake_slim) == [
+        "metrics.extra.bootstrap.n_boot: 1000000000000 is outside 1..100000"
+    ]
+
+
+def test_a_judge_error_must_carry_its_image_hashes(entry, fake_slim):
+    entry["verdicts"][3]["method_sha256"] = None  # p003 is the judge error
+    problems = _problems(entry, fake_slim)
+    assert problems == [
+        "verdicts[3].method_sha256: missing (every sample's images are re-judged by the "
+        "maintainers, judge errors included)"
+    ]
+
+
+def test_version_1_entries_are_read_and_their_flag_is_informational(entry, fake_slim):
+    v1 = copy.deepcopy(entry)
+    v1["schema_version"] = 1
+    v1["unverified"] = False  # the forgery the flag allowed: claiming verification
+    del v1["dataset"]["sample_ids_sha256"]
+    v1["verdicts"][3]["method_sha256"] = None  # version 1 let a judge error go without images
+    report = validate_entry(v1, dataset=fake_slim)
+    assert report.ok and not report.verified, report.problems
+    assert report.notes[0].startswith(
+        'schema version 1, read as version 2: its "unverified": false'
+    )
+    assert check_structure(v1, ENTRY_V1) == []
+
+
+def test_too_many_judge_errors_keep_an_entry_off_the_ranking(run_factory, fake_slim):
+    labels = ["no-change"] * 9 + [None]  # 1 of 10: 10% judge errors
+    report = validate_entry(build_entry(load_run(run_factory(labels=labels))), dataset=fake_slim)
+    assert report.ok
+    assert report.unranked == ["judge errors on 1 of 10 samples (10.0%) exceed the limit of 5%"]
 
 
 # --- rejudge -----------------------------------------------------------------------------------
 
 
-class _ReplayJudge:
-    """Answers with given labels, standing in for a deterministic judge."""
-
-    def __init__(self, labels):
-        self.labels = labels
-        self.seen = []
-
-    def judge(self, items, progress=True):
-        self.seen = list(items)
-        return [
-            Verdict(sample_id=i.sample.id, method=i.method, label=self.labels[i.sample.id])
-            for i in self.seen
-        ]
+def _pin(deterministic=True):
+    base = load_pinned().families["slim"]
+    return PinnedJudge(**{**base.__dict__, "deterministic": deterministic})
 
 
-def test_rejudge_reproduces_labels(entry, finished_run):
-    labels = {r["sample_id"]: r["label"] for r in entry["verdicts"] if r["label"]}
-    judge = _ReplayJudge(labels)
-    report = ValidationReport()
-    assert rejudge(entry, finished_run, report=report, judge=judge) == 1.0
-    assert report.problems == []
-    assert len(judge.seen) == 9  # the judge error is not re-judged
+def _labels(entry):
+    return {r["sample_id"]: r["label"] for r in entry["verdicts"]}
+
+
+def _rejudge(entry, run, judge, *, deterministic=True, seconds=None, **kw):
+    raw = json.dumps(entry).encode()
+    return rejudge(
+        entry,
+        raw,
+        run,
+        pin=_pin(deterministic),
+        judge=judge,
+        second_judges=seconds,
+        image_metrics=(),
+        **kw,
+    )
+
+
+def _flip_order_flips(entry):
+    # order flips must reproduce for a deterministic judge; the replay judge never flips
+    for row in entry["verdicts"]:
+        row["order_flip"] = False
+
+
+def test_rejudge_reproduces_labels_and_rejudges_judge_errors(entry, finished_run):
+    _flip_order_flips(entry)
+    judge = ReplayJudge(_labels(entry))
+    record = _rejudge(entry, finished_run, judge)
+    assert record["decision"] == {"verified": True, "reasons": []}
+    assert len(judge.seen) == 10  # the judge error (p003) is re-judged too
     assert judge.seen[0].method_image.name == "p000.png"
+    assert record["agreement"]["share"] == 1.0 and record["agreement"]["threshold"] == 1.0
+    assert record["sampling"]["mode"] == "all"
 
-    changed = dict(labels, p000="no-change", p001="no-change")
-    report = ValidationReport()
-    assert rejudge(entry, finished_run, report=report, judge=_ReplayJudge(changed)) == 7 / 9
-    assert any("below 0.9" in p for p in report.problems)
+    # a deterministic judge must reproduce every label: one change rejects
+    changed = dict(_labels(entry), p000="no-change")
+    record = _rejudge(entry, finished_run, ReplayJudge(changed))
+    assert not record["decision"]["verified"]
+    assert record["decision"]["reasons"][0].startswith("the re-judge reproduced 9 of 10 samples")
+
+
+def test_a_judge_error_that_the_judge_now_labels_is_a_disagreement(entry, finished_run):
+    _flip_order_flips(entry)
+    labels = dict(_labels(entry), p003="degradation-major")  # the entry hid it as an error
+    record = _rejudge(entry, finished_run, ReplayJudge(labels))
+    assert not record["decision"]["verified"]
+    row = next(r for r in record["samples"] if r["sample_id"] == "p003")
+    assert row["entry_error"] == "timeout" and row["label"] == "degradation-major"
+    assert row["agree"] is False
+
+
+def test_vlm_threshold_comes_from_the_judges_self_agreement(entry, finished_run):
+    from slim_leakage.leaderboard.rejudge import vlm_threshold
+
+    # the entry's judge error (p003) gets a label now: a disagreement, as is p000
+    labels = dict(_labels(entry), p003="no-change")
+    one_off = dict(labels, p000="no-change")  # p000 is mitigation-major in the entry
+    # the judge agrees with itself everywhere: the entry must reproduce exactly
+    record = _rejudge(
+        entry,
+        finished_run,
+        ReplayJudge(one_off),
+        deterministic=False,
+        seconds=[ReplayJudge(labels), ReplayJudge(labels)],
+    )
+    assert record["agreement"]["self_agreement"] == {"compared": 10, "agreed": 10, "share": 1.0}
+    assert record["agreement"]["threshold"] == 1.0
+    assert record["agreement"]["agreed"] == 8 and not record["decision"]["verified"]
+    # a judge that disagrees with itself on 2 of 10 allows two disagreements
+    noisy = dict(labels, p001="no-change", p004="no-change")
+    record = _rejudge(
+        entry,
+        finished_run,
+        ReplayJudge(one_off),
+        deterministic=False,
+        seconds=[ReplayJudge(labels), ReplayJudge(noisy)],
+    )
+    a = 8 / 10
+    assert record["agreement"]["threshold"] == vlm_threshold(a, 10)
+    assert vlm_threshold(a, 10) == pytest.approx(
+        a - 1.645 * (2 * a * (1 - a) / 10) ** 0.5, abs=1e-6
+    )
+    assert record["agreement"]["share"] == 0.8
+    assert record["decision"]["verified"], record["decision"]
+    assert record["samples"][0]["second_label"] == "mitigation-major"
+
+
+def test_shares_outside_the_rejudged_interval_reject_even_a_noisy_judge(entry, finished_run):
+    ids = list(_labels(entry))
+    worse = {sid: "degradation-major" for sid in ids}
+    a = {sid: "no-change" for sid in ids}
+    b = {sid: "mitigation-minor" for sid in ids}  # self-agreement 0: any agreement passes
+    record = _rejudge(
+        entry,
+        finished_run,
+        ReplayJudge(worse),
+        deterministic=False,
+        seconds=[ReplayJudge(a), ReplayJudge(b)],
+    )
+    assert record["agreement"]["threshold"] == 0.0
+    reasons = record["decision"]["reasons"]
+    assert any(r.startswith("the entry's mitigation share") for r in reasons), reasons
+    assert any(r.startswith("the entry's degradation share") for r in reasons), reasons
+
+
+def test_a_rejudge_that_fails_too_often_decides_nothing(entry, finished_run):
+    _flip_order_flips(entry)
+    labels = dict(_labels(entry), p000=None)
+    record = _rejudge(
+        entry,
+        finished_run,
+        ReplayJudge(labels),
+        deterministic=False,
+        seconds=[ReplayJudge(labels), ReplayJudge(labels)],
+    )
+    assert any(
+        "the re-judge itself gave no label on 2 of 10 samples" in r
+        for r in record["decision"]["reasons"]
+    )
+
+
+def test_a_subset_is_drawn_from_the_entry_hash_with_every_judge_error(entry):
+    from slim_leakage.leaderboard.rejudge import choose_samples
+
+    ids, sampling = choose_samples(entry, "ab" * 32, 4)
+    assert ids == choose_samples(entry, "ab" * 32, 4)[0]
+    assert "p003" in ids and len(ids) == 5  # 4 drawn labelled samples + the judge error
+    assert sampling["seed"] == int("ab" * 8, 16) and sampling["mode"] == "subset"
+    assert ids == [r["sample_id"] for r in entry["verdicts"] if r["sample_id"] in ids]
+    others = {tuple(choose_samples(entry, f"{k:02x}" * 32, 4)[0]) for k in range(8)}
+    assert len(others) > 1  # another entry hash, another subset
+    assert choose_samples(entry, "ab" * 32, 99)[1]["mode"] == "all"
 
 
 def test_rejudge_shows_the_judge_the_runs_reference_images(entry, finished_run):
@@ -191,19 +422,29 @@ def test_rejudge_shows_the_judge_the_runs_reference_images(entry, finished_run):
 
     cat = ReferenceImage("cat", "a cat", 0, Image.new("RGB", (8, 8)))
     RunDir(finished_run).save_reference(cat)  # the run drew "cat" alone, not "cheetah"
-    labels = {r["sample_id"]: r["label"] for r in entry["verdicts"] if r["label"]}
-    judge = _ReplayJudge(labels)
-    assert rejudge(entry, finished_run, report=ValidationReport(), judge=judge) == 1.0
+    judge = ReplayJudge(_labels(entry))
+    _rejudge(entry, finished_run, judge)
     refs = [item.reference_images for item in judge.seen]
-    assert refs == [{"cat": finished_run / "images" / "reference" / "cat.png"}] * 9
+    assert refs == [{"cat": finished_run / "images" / "reference" / "cat.png"}] * 10
 
 
 def test_rejudge_refuses_images_that_do_not_match(entry, finished_run):
+    from slim_leakage.errors import ValidationError
+
     (finished_run / "images" / "deleaker" / "p002.png").write_bytes(b"other pixels")
-    report = ValidationReport()
-    assert rejudge(entry, finished_run, report=report, judge=_ReplayJudge({})) is None
-    assert len(report.problems) == 1
-    assert report.problems[0].startswith("verdicts[2].method_sha256:")
+    judge = ReplayJudge({})
+    with pytest.raises(ValidationError, match=r"1 image\(s\) of .* do not match") as exc:
+        _rejudge(entry, finished_run, judge)
+    assert "verdicts[2].method_sha256:" in exc.value.message
+    assert judge.seen == []
+
+
+def test_rejudge_refuses_an_entry_judged_by_another_judge(entry, finished_run):
+    from slim_leakage.errors import ValidationError
+
+    entry["judge"]["model_id"] = "other"
+    with pytest.raises(ValidationError, match="cannot be verified: judge.model_id is 'other'"):
+        _rejudge(entry, finished_run, ReplayJudge({}))
 
 
 # --- the CLI -----------------------------------------------------------------------------------
@@ -215,11 +456,13 @@ def test_submit_then_validate_cli(finished_run, tmp_path, cli, fake_slim):
     assert code == 0, err
     assert "wrote" in text
     entry = json.loads(out.read_text())
-    assert entry["name"] == "DeLeaker" and entry["schema_version"] == 1
+    assert entry["name"] == "DeLeaker" and entry["schema_version"] == 2
     code, text, err = cli("validate", str(out), "--json")
     assert code == 0, text + err
-    assert json.loads(text.strip().splitlines()[-1])["ok"] is True
-    assert "verified" in text
+    result = json.loads(text.strip().splitlines()[-1])["entries"][str(out)]
+    assert result["ok"] is True and result["status"] == "unverified"
+    assert f"{out}: unverified" in text
+    assert "unverified: no verification record (verifications/entry.json)" in text
 
     entry["metrics"]["order_flip_rate"] = 0.0
     entry["extra_field"] = 1
@@ -250,14 +493,13 @@ def test_submit_refuses_an_unfinished_run(run_factory, tmp_path, cli):
     assert not (tmp_path / "e.json").exists()
 
 
-def test_exported_json_schema_matches_the_python_schema(entry):
+def test_exported_json_schemas_match_the_python_schemas(entry):
     import jsonschema
 
-    from slim_leakage.leaderboard.schema import to_json_schema
-
+    for version, t in ((1, ENTRY_V1), (2, ENTRY_V2)):
+        path = REPO / "leaderboard" / "schema" / f"entry-v{version}.schema.json"
+        assert json.loads(path.read_text()) == to_json_schema(t, version=version), path
     schema = to_json_schema()
-    shipped = json.loads((REPO / "leaderboard" / "schema" / "entry-v1.schema.json").read_text())
-    assert shipped == schema
     validator = jsonschema.Draft202012Validator(schema)
     assert list(validator.iter_errors(entry)) == []
     broken = copy.deepcopy(entry)

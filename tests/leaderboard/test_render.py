@@ -1,13 +1,24 @@
+import copy
 import json
 
 import pytest
 
 from slim_leakage.errors import ValidationError
 from slim_leakage.leaderboard.build import build_entry
-from slim_leakage.leaderboard.render import markdown_table, render, update_readme
+from slim_leakage.leaderboard.render import (
+    collect,
+    markdown_table,
+    rank_rows,
+    render,
+    update_readme,
+)
+from slim_leakage.leaderboard.validate import ValidationReport
+from slim_leakage.leaderboard.verification import Verification
 from slim_leakage.rundir import load_run
 
-GOOD = ["mitigation-major"] * 6 + ["mitigation-minor", "no-change", "no-change", None]
+from .conftest import sign_verification
+
+GOOD = ["mitigation-major"] * 6 + ["mitigation-minor", "no-change", "no-change", "no-change"]
 WEAK = ["mitigation-minor", "no-change", "degradation-major", "degradation-minor"] * 2 + [
     "no-change",
     "mitigation-major",
@@ -16,42 +27,145 @@ OTHER_JUDGE = {"backend": "openai", "model_id": "gpt-x", "prompt_versions": {"ra
 
 
 @pytest.fixture
-def board(run_factory, tmp_path):
-    folder = tmp_path / "leaderboard"
-    (folder / "entries").mkdir(parents=True)
-    good = build_entry(load_run(run_factory("good", labels=GOOD)), name="DeLeaker")
+def board(run_factory, tmp_path, maintainers, fake_slim):
+    """A leaderboard folder: DeLeaker verified by a signed record, a second entry by another
+    judge (unverified), the maintainers' throwaway key installed."""
+    folder = maintainers.install(tmp_path / "leaderboard")
+    (folder / "entries").mkdir()
+    good_run = run_factory("good", labels=GOOD)
+    good = build_entry(load_run(good_run), name="DeLeaker", submitted="2026-11-28")
     weak = build_entry(
         load_run(run_factory("weak", method="instruction-prompt", labels=WEAK, judge=OTHER_JUDGE)),
         name="Instruction | prompt",
+        submitted="2026-11-28",
     )
-    (folder / "entries" / "deleaker.json").write_text(json.dumps(good))
-    (folder / "entries" / "instruction.json").write_text(json.dumps(weak))
+    (folder / "entries" / "deleaker.json").write_text(json.dumps(good, indent=2))
+    (folder / "entries" / "instruction.json").write_text(json.dumps(weak, indent=2))
+    sign_verification(
+        folder / "entries" / "deleaker.json", good_run, maintainers, dataset=fake_slim
+    )
     return folder
 
 
-def test_render_writes_page_and_table(board, tmp_path, fake_slim):
-    rows = render(board, tmp_path / "site", dataset=fake_slim)
+def _render(board, tmp_path, maintainers, fake_slim):
+    return render(board, tmp_path / "site", dataset=fake_slim, pinned=maintainers.pinned)
+
+
+def test_render_writes_page_and_table(board, tmp_path, maintainers, fake_slim):
+    rows = _render(board, tmp_path, maintainers, fake_slim)
     assert [r.entry["name"] for r in rows] == ["DeLeaker", "Instruction | prompt"]
-    assert [r.verified for r in rows] == [True, False]
+    assert [r.report.status for r in rows] == ["verified", "unverified"]
+    assert [r.rank for r in rows] == [1, None]
     md = (tmp_path / "site" / "leaderboard.md").read_text()
     lines = md.splitlines()
-    assert lines[0].startswith("| # | Method |") and len(lines) == 4
-    # 7 of 9 labelled samples are mitigations; the judge error is not counted as a share
-    assert (
-        "| 1 | DeLeaker | tiny-random | pairs (10) | 77.8% | 22.2% | 0.0% | 1 | 0.75 s | verified |"
-        in md
-    )
-    assert "Instruction \\| prompt" in md and "unverified" in lines[3]
+    assert lines[0].startswith("| Rank | Method |") and len(lines) == 4
+    # 7 of 10 samples are mitigations, none a degradation: net +70.0%
+    assert lines[2].startswith(
+        "| 1 | DeLeaker | tiny-random | pairs (10) | +70.0% [+40.0%, +90.0%] | 70.0% | 30.0% | "
+        "0.0% | 0 | n/a | 0.75 s (self-reported) | 0.1.0 (self-reported) | verified |"
+    ), lines[2]
+    assert lines[3].startswith("| - | Instruction \\| prompt |")
+    assert "unverified; not ranked: no verification record" in lines[3]
     assert markdown_table([]) == "_No entries yet._\n"
 
 
-def test_invalid_entry_stops_the_render(board, tmp_path, fake_slim):
+def _row(name, labels, *, status="verified", judge_errors=0):
+    from slim_leakage.leaderboard.render import Row
+
+    entry = {
+        "name": name,
+        "verdicts": [{"label": label} for label in labels],
+    }
+    report = ValidationReport(
+        verification=Verification(status, () if status == "verified" else ("x",))
+    )
+    if status != "verified":
+        report.unranked.append("x")
+    if judge_errors:
+        report.unranked.append("judge errors exceed the limit")
+    return Row(f"{name}.json", entry, report)
+
+
+def test_rank_is_by_net_mitigation_not_by_mitigation_alone():
+    n = 96
+    # the toy entries' shares: instruction-prompt 25.0% / 38.5%, deleaker 20.8% / 20.8%
+    instruction = ["mitigation-major"] * 24 + ["degradation-major"] * 37 + ["no-change"] * 35
+    deleaker = ["mitigation-major"] * 20 + ["degradation-major"] * 20 + ["no-change"] * 56
+    scrambled = ["mitigation-major"] * 45 + ["degradation-major"] * 45 + ["no-change"] * 6
+    rows = rank_rows(
+        [_row("instruction", instruction), _row("deleaker", deleaker), _row("scrambled", scrambled)]
+    )
+    assert all(len(r.entry["verdicts"]) == n for r in rows)
+    by_name = {r.entry["name"]: r for r in rows}
+    assert by_name["deleaker"].net == 0.0
+    assert by_name["instruction"].net == round((24 - 37) / 96, 6)
+    # deleaker's interval lies wholly above instruction's? no: they overlap, so they tie
+    assert by_name["deleaker"].rank == by_name["instruction"].rank == 1
+    assert by_name["deleaker"].tie and by_name["instruction"].tie
+    # order within a tie: net mitigation, best first; scrambling every image wins nothing
+    assert [r.entry["name"] for r in rows][0] == "deleaker"
+    assert by_name["scrambled"].net == 0.0 and by_name["scrambled"].net_interval[0] < -0.1
+
+
+def test_an_interval_wholly_above_another_takes_the_better_rank():
+    strong = ["mitigation-major"] * 60 + ["no-change"] * 36
+    weak = ["degradation-major"] * 40 + ["no-change"] * 56
+    middle = ["mitigation-major"] * 10 + ["no-change"] * 86
+    rows = rank_rows([_row("weak", weak), _row("middle", middle), _row("strong", strong)])
+    assert [(r.entry["name"], r.rank, r.tie) for r in rows] == [
+        ("strong", 1, False),
+        ("middle", 2, False),
+        ("weak", 3, False),
+    ]
+    # the rank is 1 + the number of entries whose whole interval lies above this one's
+    for row in rows:
+        above = sum(1 for o in rows if o.net_interval[0] > row.net_interval[1])
+        assert row.rank == 1 + above
+
+
+def test_only_verified_entries_within_the_error_limit_are_ranked():
+    labels = ["mitigation-major"] * 50 + ["no-change"] * 46
+    rows = rank_rows(
+        [
+            _row("unverified", labels, status="unverified"),
+            _row("rejected", labels, status="rejected"),
+            _row("errors", labels, judge_errors=6),
+            _row("ok", ["no-change"] * 96),
+        ]
+    )
+    assert [(r.entry["name"], r.rank) for r in rows][0] == ("ok", 1)
+    assert {r.entry["name"] for r in rows if r.rank is None} == {"unverified", "rejected", "errors"}
+
+
+def test_an_entry_over_the_judge_error_limit_says_why(
+    run_factory, tmp_path, maintainers, fake_slim
+):
+    folder = maintainers.install(tmp_path / "lb")
+    (folder / "entries").mkdir()
+    labels = ["mitigation-major"] * 9 + [None]
+    run = run_factory("errors", labels=labels)
+    path = folder / "entries" / "errors.json"
+    path.write_text(json.dumps(build_entry(load_run(run), name="E", submitted="2026-11-28")))
+    # a noisy judge (self-agreement 7 of 10) that labels the entry's judge error now
+    now = {**{f"p{i:03d}": "mitigation-major" for i in range(9)}, "p009": "no-change"}
+    noisy = {**now, "p000": "no-change", "p001": "no-change", "p002": "no-change"}
+    record = sign_verification(
+        path, run, maintainers, labels=now, seconds=(now, noisy), dataset=fake_slim
+    )
+    assert record["agreement"]["agreed"] == 9 and record["decision"]["verified"]
+    (row,) = collect(folder, pinned=maintainers.pinned, dataset=fake_slim)
+    assert row.report.status == "verified" and row.rank is None
+    assert row.report.unranked == ["judge errors on 1 of 10 samples (10.0%) exceed the limit of 5%"]
+    assert "verified; not ranked: judge errors on 1 of 10 samples" in markdown_table([row])
+
+
+def test_invalid_entry_stops_the_render(board, tmp_path, maintainers, fake_slim):
     path = board / "entries" / "deleaker.json"
     entry = json.loads(path.read_text())
     entry["metrics"]["counts"]["mitigation-major"] = 9
     path.write_text(json.dumps(entry))
     with pytest.raises(ValidationError, match=r"deleaker.json: metrics.counts.mitigation-major"):
-        render(board, tmp_path / "site", dataset=fake_slim)
+        _render(board, tmp_path, maintainers, fake_slim)
     assert not (tmp_path / "site").exists()
 
 
@@ -67,7 +181,7 @@ def test_readme_markers(tmp_path):
         update_readme(tmp_path / "bare.md", "x")
 
 
-def test_render_cli(board, tmp_path, cli, fake_slim):
+def test_render_cli(board, tmp_path, cli, maintainers, fake_slim):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- leaderboard:start -->\n<!-- leaderboard:end -->\n")
     code, out, err = cli(
@@ -78,9 +192,11 @@ def test_render_cli(board, tmp_path, cli, fake_slim):
         str(tmp_path / "site"),
         "--readme",
         str(readme),
+        "--pinned",
+        str(board / "pinned.json"),
     )
     assert code == 0, err
-    assert "rendered 2 entries (1 verified)" in out
+    assert "rendered 2 entries (1 verified, 1 ranked)" in out
     assert "| 1 | DeLeaker |" in readme.read_text()
     code, _, err = cli("leaderboard", "render", str(tmp_path / "nope"), "--out", str(tmp_path))
     assert code == 1 and "does not exist" in err
@@ -96,8 +212,44 @@ def test_the_repository_leaderboard_renders(tmp_path):
     assert table in (repo / "README.md").read_text()
 
 
-def test_page_sorts_and_draws_in_chromium(board, tmp_path, page, fake_slim):
-    render(board, tmp_path / "site", dataset=fake_slim)
+def test_the_shipped_toy_entries_are_verified_until_one_byte_changes(tmp_path):
+    """Each shipped entry's record checks against the repository's key and pinned config."""
+    import shutil
+    from pathlib import Path
+
+    board = tmp_path / "leaderboard"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "leaderboard", board)
+    rows = render(board, tmp_path / "site")
+    assert [r.report.status for r in rows] == ["verified"] * 4
+    assert all(r.rank is not None for r in rows)
+    path = board / "entries" / "toy-deleaker.json"
+    path.write_bytes(path.read_bytes().replace(b"\n}", b"}", 1))  # one byte fewer
+    status = {r.file: r.report.status for r in render(board, tmp_path / "site")}
+    assert status.pop("toy-deleaker.json") == "unverified"
+    assert set(status.values()) == {"verified"}
+
+
+def test_recomputed_image_metrics_lose_the_self_reported_mark(
+    board, tmp_path, maintainers, fake_slim
+):
+    from slim_leakage.leaderboard.verification import record_path
+
+    entry_path = board / "entries" / "deleaker.json"
+    record = json.loads(record_path(entry_path).read_text())["record"]
+    record["image_metrics"] = {"lpips": {"entry": None, "recomputed": 0.25}, "notes": {}}
+    record_path(entry_path).write_text(json.dumps(maintainers.sign(record)))
+    weak_path = board / "entries" / "instruction.json"
+    weak = json.loads(weak_path.read_text())
+    weak["metrics"]["lpips"] = 0.01  # a self-reported figure stays marked
+    weak_path.write_text(json.dumps(weak))
+    md = markdown_table(collect(board, pinned=maintainers.pinned, dataset=fake_slim))
+    good, other = md.splitlines()[2:4]
+    assert "| 0.25 | 0.75 s (self-reported) |" in good
+    assert "| 0.01 (self-reported) | 0.75 s (self-reported) |" in other
+
+
+def test_page_sorts_and_draws_in_chromium(board, tmp_path, page, maintainers, fake_slim):
+    _render(board, tmp_path, maintainers, fake_slim)
     page.goto((tmp_path / "site" / "index.html").as_uri())
     names = (
         "Array.from(document.querySelectorAll('#board tbody tr')).map(r => r.cells[1].textContent)"
@@ -107,6 +259,8 @@ def test_page_sorts_and_draws_in_chromium(board, tmp_path, page, fake_slim):
         "verified",
         "unverified",
     ]
+    why = page.eval("document.querySelector('#board tbody tr:nth-child(2) .why').textContent")
+    assert why.startswith("not ranked: no verification record")
     # the five segments of each bar fill it (all labelled samples), in label order
     widths = page.eval(
         "Array.from(document.querySelectorAll('.bar')).map(b => "
@@ -115,20 +269,49 @@ def test_page_sorts_and_draws_in_chromium(board, tmp_path, page, fake_slim):
     for outer, inner in widths:
         assert inner == pytest.approx(outer, abs=1.0)
     seg = page.eval("document.querySelector('.seg[data-label=\"mitigation-major\"]').title")
-    assert seg.startswith("mitigation-major: 66.7% (95% CI")
+    assert seg.startswith("mitigation-major: 60.0% (95% CI")
     # a real click on "Degradation" sorts descending, a second click ascending
-    page.click("th[data-col='6']")
+    page.click("th[data-col='7']")
     page.wait_for(
         f"JSON.stringify({names}) === JSON.stringify(['Instruction | prompt', 'DeLeaker'])"
     )
-    page.click("th[data-col='6']")
+    page.click("th[data-col='7']")
     page.wait_for(f"{names}[0] === 'DeLeaker'")
-    cost = "document.querySelector('#board tbody tr').cells[9].textContent"
-    assert page.eval(cost) == "0.75 s, peak 1 KiB"
+    # cost and package are marked self-reported, visibly
+    first = "document.querySelector('#board tbody tr')"
+    assert page.eval(f"{first}.cells[11].textContent") == "0.75 s self-reported, peak 1 KiB"
+    assert page.eval(f"{first}.cells[12].textContent") == "0.1.0 self-reported"
+    marks = page.eval(
+        f"Array.from({first}.querySelectorAll('.self-reported')).map(m => m.offsetWidth > 0)"
+    )
+    assert marks == [True, True]
     # the cost column sorts numerically
-    page.click("th[data-col='9']")
+    page.click("th[data-col='11']")
     assert (
-        page.eval("document.querySelector('th[data-col=\"9\"]').getAttribute('aria-sort')")
+        page.eval("document.querySelector('th[data-col=\"11\"]').getAttribute('aria-sort')")
         == "descending"
     )
     assert page.console == []
+
+
+def test_a_verified_entry_edited_by_one_byte_renders_unverified(
+    board, tmp_path, page, maintainers, fake_slim
+):
+    path = board / "entries" / "deleaker.json"
+    original = path.read_bytes()
+    badges = "Array.from(document.querySelectorAll('.badge')).map(b => b.textContent)"
+    _render(board, tmp_path, maintainers, fake_slim)
+    page.goto((tmp_path / "site" / "index.html").as_uri())
+    assert page.eval(badges) == ["verified", "unverified"]
+    # one byte: a space after the first brace (the JSON means the same; the bytes differ)
+    path.write_bytes(original[:1] + b" " + original[2:])
+    assert json.loads(path.read_bytes()) == json.loads(original)
+    rows = _render(board, tmp_path, maintainers, fake_slim)
+    assert [r.report.status for r in rows] == ["unverified", "unverified"]
+    page.goto((tmp_path / "site" / "index.html").as_uri() + "?edited")
+    assert page.eval(badges) == ["unverified", "unverified"]
+    why = page.eval("document.querySelector('#board tbody tr .why').textContent")
+    assert "the entry changed after it was verified" in why
+    # restoring the bytes restores the badge
+    path.write_bytes(copy.copy(original))
+    assert _render(board, tmp_path, maintainers, fake_slim)[0].report.status == "verified"

@@ -11,8 +11,8 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "reliability.py"
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("slim_reliability_bench", BENCH)
+def _load_bench(path: Path = BENCH, name: str = "slim_reliability_bench"):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -23,6 +23,12 @@ def _load_bench():
 def bench():
     """``benchmarks/reliability.py`` as a module (the tests run its checks at small counts)."""
     return _load_bench()
+
+
+@pytest.fixture(scope="session")
+def forgeries():
+    """``benchmarks/forgeries.py`` as a module."""
+    return _load_bench(BENCH.with_name("forgeries.py"), "slim_forgeries_bench")
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ SUBCOMMANDS = (
     "annotate",
     "submit",
     "validate",
+    "verify-entry",
     "leaderboard",
     "report",
     "toy",

@@ -3,71 +3,19 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
-from importlib import resources
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
+from .._io import sha256_bytes
 from ..errors import ValidationError
 from ..rundir import RunData
+from .pinned import judge_identity
 from .schema import CURRENT_VERSION, SCHEMA_NAME
 
-#: File name of the pinned judge configuration (package data, mirrored in ``leaderboard/``).
-PINNED_FILE = "pinned.json"
 
-
-def load_pinned(path: str | Path | None = None) -> dict[str, Any]:
-    """The leaderboard's pinned judge: ``{"judge": {backend, model_id, prompt_versions}}``.
-
-    Args:
-        path: A pinned-config JSON file; by default the copy shipped with the package.
-
-    Raises:
-        ValidationError: If the file is missing or malformed.
-    """
-    try:
-        if path is None:
-            text = resources.files("slim_leakage.leaderboard").joinpath(PINNED_FILE).read_text()
-            where = f"slim_leakage/leaderboard/{PINNED_FILE}"
-        else:
-            text = Path(path).read_text(encoding="utf-8")
-            where = str(path)
-        data = json.loads(text)
-    except FileNotFoundError as exc:
-        raise ValidationError(
-            f"Pinned judge configuration {str(path)!r} does not exist.",
-            hint="Pass the leaderboard's pinned.json, or omit the option to use the shipped one.",
-        ) from exc
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"Pinned judge configuration is not JSON ({exc}).") from exc
-    judge = data.get("judge") if isinstance(data, dict) else None
-    if not isinstance(judge, dict) or not {"backend", "model_id", "prompt_versions"} <= set(judge):
-        raise ValidationError(
-            f"{where} must hold {{'judge': {{'backend', 'model_id', 'prompt_versions'}}}}.",
-            hint="Restore the file from the repository.",
-        )
-    return data
-
-
-def judge_identity(description: dict[str, Any] | None) -> dict[str, Any]:
-    """Backend, model id and prompt versions out of a manifest's ``judge`` description."""
-    description = description or {}
-    versions = description.get("prompt_versions") or description.get("prompts") or {}
-    return {
-        "backend": str(description.get("backend") or description.get("name") or "unknown"),
-        "model_id": description.get("model_id") or description.get("model"),
-        "prompt_versions": {str(k): str(v) for k, v in dict(versions).items()},
-    }
-
-
-def judge_matches_pinned(judge: dict[str, Any], pinned: dict[str, Any]) -> list[str]:
-    """Differences between an entry's judge and the pinned one (empty when they match)."""
-    want = pinned["judge"]
-    out = []
-    for key in ("backend", "model_id", "prompt_versions"):
-        if judge.get(key) != want.get(key):
-            out.append(f"judge.{key} is {judge.get(key)!r}, the leaderboard pins {want.get(key)!r}")
-    return out
+def sample_ids_sha256(ids: Sequence[str]) -> str:
+    """SHA-256 of sample ids joined by newlines: the run manifest's ``sample_ids_sha256``."""
+    return sha256_bytes("\n".join(ids).encode())
 
 
 def _cost(slot: Any) -> dict[str, Any] | None:
@@ -87,23 +35,19 @@ def build_entry(
     *,
     name: str | None = None,
     notes: str = "",
-    unverified: bool = False,
-    pinned: dict[str, Any] | None = None,
     submitted: str | None = None,
 ) -> dict[str, Any]:
     """Turn a finished, judged run into a leaderboard entry (a JSON-compatible dict).
 
     The reported metrics are the run's ``metrics.json`` as written; ``slim-eval validate``
-    recomputes them from the per-sample verdicts the entry carries.
+    recomputes them from the per-sample verdicts the entry carries. Whether the entry is
+    verified is not the entry's to say: the maintainers' ``slim-eval verify-entry`` decides.
 
     Args:
         run: The loaded run directory.
         name: Display name (defaults to the method name).
         notes: Free text shown with the entry.
-        unverified: Mark the entry unverified even if its judge is the pinned one.
-        pinned: The pinned judge configuration (defaults to the shipped one). An entry whose
-            judge differs from it is marked unverified.
-        submitted: ISO date of submission (defaults to today, UTC).
+        submitted: ISO 8601 date of submission (defaults to today, UTC).
 
     Raises:
         ValidationError: If the run has no metrics or verdicts, or a sample lacks a verdict.
@@ -126,9 +70,6 @@ def build_entry(
     backbone = manifest.get("backbone") or {}
     dataset = manifest.get("dataset") or {}
     judge = judge_identity(manifest.get("judge"))
-    pinned = pinned or load_pinned()
-    if judge_matches_pinned(judge, pinned):
-        unverified = True
     cost = manifest.get("cost") or {}
     rows = []
     for sample in run.samples:
@@ -152,7 +93,6 @@ def build_entry(
         "schema_version": CURRENT_VERSION,
         "name": name or run.method,
         "submitted": submitted or _dt.datetime.now(_dt.timezone.utc).date().isoformat(),
-        "unverified": bool(unverified),
         "notes": notes,
         "method": {"name": run.method, "config": dict(method.get("config") or {})},
         "backbone": {
@@ -163,7 +103,7 @@ def build_entry(
             "config": str(dataset.get("config") or "unknown"),
             "fingerprint": dataset.get("fingerprint"),
             "n_samples": len(run.samples),
-            "sample_ids_sha256": dataset.get("sample_ids_sha256"),
+            "sample_ids_sha256": sample_ids_sha256([s.id for s in run.samples]),
         },
         "judge": judge,
         "package": {

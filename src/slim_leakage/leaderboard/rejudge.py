@@ -1,47 +1,127 @@
-"""``validate --rejudge``: judge an entry's images again and compare with its labels.
+"""Re-judge an entry with its pinned judge and decide (``verify-entry``, ``validate --rejudge``).
 
-The images come from a run directory. Each one must hash to the SHA-256 the entry records
-(so the labels being re-checked belong to exactly those pixels); then the judge the entry names
-(normally the pinned one) labels them again and the share of equal labels is compared with a
-threshold. A VLM judge is not perfectly repeatable, hence a threshold rather than equality.
+The images come from a run directory; every one must hash to the SHA-256 the entry records, so
+the labels being checked belong to exactly those pixels. The judge pinned for the entry's
+dataset family then labels the chosen samples again (all of them by default, or a random
+subset drawn from a seed derived from the entry's hash; samples the entry reports as judge
+errors are always included), and the decision is:
+
+- **deterministic judge** (the toy world's oracle): every label, error and order flip must
+  reproduce exactly;
+- **VLM judge**: the chosen samples are asked twice more without a cache; the share of equal
+  labels between those two passes is the judge's self-agreement ``a`` over ``n`` samples, and
+  the entry must agree with the first pass on at least ``a - 1.645 * sqrt(2 a (1 - a) / n)``
+  (the one-sided 95% margin of a difference of two such shares). A sample the entry reports
+  as a judge error but that the judge now labels counts as a disagreement;
+- for both, the entry's mitigation and degradation shares must lie inside the 95% bootstrap
+  intervals of the re-judged shares, and the re-judge itself may fail on no more samples than
+  the judge-error limit allows.
+
+The record states every figure and the rule, and ``slim-eval verify-entry`` signs it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime as _dt
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._io import sha256_file
+from .._io import sha256_bytes, sha256_file
+from .._version import __version__
+from ..errors import ValidationError
+from ..metrics import direction_shares, label_counts, splitmix64
+from ..records import LABEL_CODES, Verdict
 from ..rundir import load_run
-from .validate import ValidationReport
+from .pinned import Pinned, PinnedJudge, load_pinned
+from .schema import migrate
+from .validate import JUDGE_ERROR_LIMIT, DatasetResolver
+from .verification import RECORD_SCHEMA, RECORD_VERSION
+
+#: One-sided 95% normal quantile of the VLM agreement margin.
+Z_ONE_SIDED_95 = 1.645
+#: Bootstrap settings of the re-judged shares' intervals (those of ``metrics.aggregate``).
+N_BOOT = 1000
+BOOT_SEED = 0
+SUBSET_RULE = (
+    "seed = first 16 hex digits of the entry's SHA-256 as an integer; the labelled samples "
+    "are ordered by their SplitMix64 output under that seed (output k for the k-th labelled "
+    "sample in dataset order) and the first `size` are taken; every judge error is added"
+)
 
 
-def _judge_items(entry: dict, run_dir: str | Path, report: ValidationReport) -> list | None:
+def entry_seed(entry_sha256: str) -> int:
+    """The subset seed of an entry: its SHA-256's first 16 hex digits as an integer."""
+    return int(entry_sha256[:16], 16)
+
+
+def choose_samples(
+    entry: dict, entry_sha256: str, size: int | None = None
+) -> tuple[list[str], dict[str, Any]]:
+    """The sample ids to re-judge (in dataset order) and the record's ``sampling`` block.
+
+    Args:
+        entry: The entry.
+        entry_sha256: SHA-256 of the entry file (the seed of a subset).
+        size: Labelled samples to draw; ``None`` (or at least their number) re-judges all.
+    """
+    rows = entry["verdicts"]
+    labelled = [r["sample_id"] for r in rows if r["label"] is not None]
+    if size is None or size >= len(labelled):
+        ids = [r["sample_id"] for r in rows]
+        return ids, {
+            "mode": "all",
+            "size": len(ids),
+            "seed": None,
+            "rule": "every sample of the entry",
+            "sample_ids": ids,
+        }
+    seed = entry_seed(entry_sha256)
+    keys = [int(k) for k in splitmix64(seed, len(labelled))]
+    drawn = {sid for _, sid in sorted(zip(keys, labelled))[:size]}
+    ids = [r["sample_id"] for r in rows if r["label"] is None or r["sample_id"] in drawn]
+    return ids, {
+        "mode": "subset",
+        "size": len(ids),
+        "seed": seed,
+        "rule": SUBSET_RULE.replace("`size`", str(size)),
+        "sample_ids": ids,
+    }
+
+
+def check_images(entry: dict, run_dir: str | Path) -> tuple[dict[str, Any], list[str]]:
+    """Map each sample id to its judge item, after checking every image against the entry.
+
+    Returns:
+        ``(sample id -> JudgeItem, problems)``; any problem means nothing may be re-judged.
+    """
     from ..judge import JudgeItem
 
     data = load_run(run_dir)
     samples = {s.id: s for s in data.samples}
     method = entry["method"]["name"]
-    items = []
+    items: dict[str, Any] = {}
+    problems: list[str] = []
     for i, row in enumerate(entry["verdicts"]):
-        if row["label"] is None:
-            continue  # the entry has nothing to compare for a judge error
         sample = samples.get(row["sample_id"])
         if sample is None:
-            report.problems.append(
+            problems.append(
                 f"verdicts[{i}]: sample {row['sample_id']!r} is not in {str(run_dir)!r}"
             )
             continue
         paths = {}
         for role, key in (("vanilla", "vanilla_sha256"), ("method", "method_sha256")):
             path = data.image_path(sample.id, role)
+            if row[key] is None:
+                problems.append(f"verdicts[{i}].{key}: the entry has no hash for {str(path)!r}")
+                continue
             if not path.is_file():
-                report.problems.append(f"verdicts[{i}].{key}: image {str(path)!r} is missing")
+                problems.append(f"verdicts[{i}].{key}: image {str(path)!r} is missing")
                 continue
             digest = sha256_file(path)
             if digest != row[key]:
-                report.problems.append(
+                problems.append(
                     f"verdicts[{i}].{key}: {str(path)!r} hashes to {digest}, not {row[key]}"
                 )
                 continue
@@ -53,60 +133,318 @@ def _judge_items(entry: dict, run_dir: str | Path, report: ValidationReport) -> 
             ref = data.reference_path(entity)
             if ref.is_file():
                 refs[entity] = ref
-        items.append(JudgeItem(sample, method, paths["vanilla"], paths["method"], refs))
-    return None if report.problems else items
+        items[sample.id] = JudgeItem(sample, method, paths["vanilla"], paths["method"], refs)
+    return items, problems
+
+
+def build_judge(pin: PinnedJudge, judge_args: Mapping[str, Any] | None = None, **override: Any):
+    """The pinned judge, without an answer cache unless ``judge_args`` turns one on."""
+    from ..judge import get_judge
+
+    options = {"cache": False, **dict(judge_args or {}), **override}
+    if pin.model_id:
+        options["model"] = pin.model_id
+    return get_judge(pin.backend, **options)
+
+
+def _judge(judge: Any, items: list) -> tuple[list[Verdict], set[str]]:
+    """Judge ``items``; also the served model ids the judge or its records report."""
+    served: set[str] = set()
+
+    def on_stage(result: Any) -> None:
+        served.add(getattr(result, "served_model_id", None) or "")
+
+    verdicts = judge.judge(items, on_stage=on_stage, progress=False)
+    for verdict in verdicts:
+        served.add(getattr(verdict, "served_model_id", None) or "")
+    describe = getattr(judge, "describe", None)
+    if callable(describe):
+        served.add(describe().get("served_model_id") or "")
+    served.discard("")
+    return verdicts, served
+
+
+def _agrees(row: dict, verdict: Verdict, deterministic: bool) -> bool | None:
+    """Whether the re-judge reproduces an entry row (``None``: not comparable)."""
+    if deterministic:
+        return (
+            verdict.label == row["label"]
+            and (verdict.error is None) == (row["error"] is None)
+            and verdict.order_flip == row["order_flip"]
+        )
+    if verdict.label is None:
+        return None  # the re-judge failed here; counted against the re-judge, not the entry
+    return verdict.label == row["label"]
+
+
+def vlm_threshold(self_agreement: float, n: int) -> float:
+    """The least entry agreement a VLM judge's measured self-agreement allows (module doc)."""
+    if n == 0:
+        return 1.0
+    margin = Z_ONE_SIDED_95 * math.sqrt(2 * self_agreement * (1 - self_agreement) / n)
+    return round(max(0.0, self_agreement - margin), 6)
+
+
+def _share_check(entry_share: float | None, rejudged: tuple) -> dict[str, Any]:
+    share, interval = rejudged
+    inside = None
+    if entry_share is not None:
+        entry_share = round(entry_share, 6)
+    if entry_share is not None and interval is not None:
+        inside = interval[0] - 1e-9 <= entry_share <= interval[1] + 1e-9
+    return {"entry": entry_share, "rejudged": share, "interval": interval, "inside": inside}
+
+
+def _image_metrics(
+    entry: dict, items: dict[str, Any], names: Sequence[str], kid_feature: Any
+) -> dict[str, Any]:
+    from ..image_metrics import compute_image_metrics
+
+    rows = [r for r in entry["verdicts"] if r["sample_id"] in items]
+    pairs = [
+        (items[r["sample_id"]].vanilla_image, items[r["sample_id"]].method_image) for r in rows
+    ]
+    prompts = [items[r["sample_id"]].sample.prompt for r in rows]
+    computed = compute_image_metrics(
+        pairs, metrics=list(names), prompts=prompts, kid_feature=kid_feature
+    )
+    out: dict[str, Any] = {"notes": computed.pop("notes")}
+    for field, value in computed.items():
+        out[field] = {
+            "entry": entry["metrics"].get(field),
+            "recomputed": None if value is None else round(float(value), 6),
+        }
+    return out
 
 
 def rejudge(
     entry: dict,
+    entry_bytes: bytes,
     run_dir: str | Path,
     *,
-    report: ValidationReport,
-    min_agreement: float = 0.9,
+    pin: PinnedJudge,
+    entry_file: str = "entry.json",
     judge: Any = None,
+    second_judges: Sequence[Any] | None = None,
     judge_args: Mapping[str, Any] | None = None,
-) -> float | None:
-    """Check image hashes, judge the images again and add problems/notes to ``report``.
+    subset: int | None = None,
+    image_metrics: Sequence[str] = ("lpips", "kid"),
+    kid_feature: Any = None,
+    git_commit: str | None = None,
+) -> dict[str, Any]:
+    """Re-judge a valid entry and return the (unsigned) verification record.
 
     Args:
-        entry: A structurally valid entry.
+        entry: The entry (valid, read as version 2).
+        entry_bytes: The entry file's bytes (hashed into the record).
         run_dir: The run directory holding its images.
-        report: The entry's validation report (extended in place).
-        min_agreement: Least share of samples whose new label equals the entry's.
-        judge: A judge (``.judge(items, progress=False) -> list[Verdict]``); by default the
-            entry's judge backend and model are built with ``judge_args``.
-        judge_args: Options for ``get_judge`` (cache directory, API key, ...).
+        pin: The judge pinned for the entry's dataset family.
+        entry_file: The entry file's name (recorded; a record verifies one file).
+        judge: The judge to use (default: the pinned one, built with ``judge_args``).
+        second_judges: For a VLM pin, two more judges for the self-agreement passes (default:
+            the pinned one twice more, without a cache).
+        judge_args: Options for the pinned judge (keys, cache, rate limits ...).
+        subset: Labelled samples to draw (default: all samples).
+        image_metrics: Image metrics to recompute from the images (unavailable ones are noted).
+        kid_feature: A KID feature extractor (tests).
+        git_commit: The verifying source tree's commit, if known.
 
-    Returns:
-        The share of equal labels, or ``None`` if the images could not be checked.
+    Raises:
+        ValidationError: If the entry's judge is not the pinned one, or an image is missing
+            or does not hash to the entry's SHA-256.
     """
-    items = _judge_items(entry, run_dir, report)
-    if items is None:
-        report.verified = False
-        return None
-    if judge is None:
-        from ..judge import get_judge
-
-        options = dict(judge_args or {})
-        if entry["judge"]["model_id"]:
-            options.setdefault("model", entry["judge"]["model_id"])
-        judge = get_judge(entry["judge"]["backend"], **options)
-    verdicts = judge.judge(items, progress=False)
-    labels = {row["sample_id"]: row["label"] for row in entry["verdicts"]}
-    same = 0
-    for verdict in verdicts:
-        if verdict.label == labels.get(verdict.sample_id):
-            same += 1
-        else:
-            report.notes.append(
-                f"rejudge: {verdict.sample_id!r} now {verdict.label or verdict.error!r}, "
-                f"the entry says {labels.get(verdict.sample_id)!r}"
-            )
-    share = same / len(verdicts) if verdicts else 1.0
-    report.notes.append(f"rejudge: {same} of {len(verdicts)} labels reproduced ({share:.3f})")
-    if share < min_agreement:
-        report.problems.append(
-            f"rejudge: only {share:.3f} of labels reproduced, below {min_agreement}"
+    diffs = pin.differences(entry["judge"])
+    if diffs:
+        raise ValidationError(
+            "The entry cannot be verified: " + "; ".join(diffs) + ".",
+            hint=f"Judge the run with the pinned {pin.backend} judge and submit it again.",
         )
-        report.verified = False
-    return share
+    items, problems = check_images(entry, run_dir)
+    if problems:
+        shown = "\n  ".join(problems[:10]) + ("\n  ..." if len(problems) > 10 else "")
+        raise ValidationError(
+            f"{len(problems)} image(s) of {str(run_dir)!r} do not match the entry:\n  {shown}",
+            hint="Give the run directory the entry was submitted from (--images RUN).",
+        )
+    digest = sha256_bytes(entry_bytes)
+    ids, sampling = choose_samples(entry, digest, subset)
+    rows = {r["sample_id"]: r for r in entry["verdicts"]}
+    judge = judge or build_judge(pin, judge_args)
+    verdicts, served = _judge(judge, [items[sid] for sid in ids])
+    seconds: list[list[Verdict]] = []
+    if not pin.deterministic:
+        others = second_judges or [build_judge(pin, judge_args, cache=False) for _ in range(2)]
+        for other in others[:2]:
+            more, more_served = _judge(other, [items[sid] for sid in ids])
+            seconds.append(more)
+            served |= more_served
+    reasons: list[str] = []
+    samples, agreed, compared = [], 0, 0
+    for k, verdict in enumerate(verdicts):
+        row = rows[verdict.sample_id]
+        agree = _agrees(row, verdict, pin.deterministic)
+        if agree is not None:
+            compared += 1
+            agreed += int(agree)
+        sample = {
+            "sample_id": verdict.sample_id,
+            "entry_label": row["label"],
+            "entry_error": row["error"],
+            "entry_order_flip": row["order_flip"],
+            "label": verdict.label,
+            "error": verdict.error,
+            "order_flip": verdict.order_flip,
+            "agree": agree,
+        }
+        if seconds:
+            sample["second_label"] = seconds[0][k].label
+        samples.append(sample)
+    share = round(agreed / compared, 6) if compared else None
+    self_agreement = None
+    if pin.deterministic:
+        threshold = 1.0
+        rule = "deterministic judge: every label, error and order flip must reproduce"
+    else:
+        pairs = [
+            (a.label, b.label)
+            for a, b in zip(*seconds)
+            if a.label is not None and b.label is not None
+        ]
+        same = sum(1 for a, b in pairs if a == b)
+        a_share = same / len(pairs) if pairs else 0.0
+        self_agreement = {
+            "compared": len(pairs),
+            "agreed": same,
+            "share": round(a_share, 6) if pairs else None,
+        }
+        threshold = vlm_threshold(a_share, len(pairs))
+        rule = (
+            "VLM judge: the entry must agree with the re-judge on at least the judge's "
+            "self-agreement a (two more passes, no cache) minus 1.645 * sqrt(2 a (1 - a) / n)"
+        )
+    if share is None or share < threshold:
+        reasons.append(
+            f"the re-judge reproduced {agreed} of {compared} samples "
+            f"({'n/a' if share is None else f'{share:.3f}'}), below the threshold {threshold}"
+        )
+    labels = [v.label for v in verdicts if v.label is not None]
+    rejudged = direction_shares(labels, n_boot=N_BOOT, seed=BOOT_SEED)
+    entry_codes = [LABEL_CODES[r["label"]] for r in entry["verdicts"] if r["label"] is not None]
+    entry_shares = {
+        "mitigation": sum(1 for c in entry_codes if c > 0) / len(entry_codes)
+        if entry_codes
+        else None,
+        "degradation": sum(1 for c in entry_codes if c < 0) / len(entry_codes)
+        if entry_codes
+        else None,
+    }
+    distribution = {
+        "counts": label_counts(labels),
+        "bootstrap": {"n_boot": N_BOOT, "seed": BOOT_SEED},
+    }
+    for direction in ("mitigation", "degradation"):
+        check = _share_check(entry_shares[direction], rejudged[direction])
+        distribution[direction] = check
+        if check["inside"] is False:
+            reasons.append(
+                f"the entry's {direction} share {check['entry']} lies outside the re-judged "
+                f"95% interval {check['interval']}"
+            )
+    n = entry["metrics"]["n_samples"]
+    rejudge_errors = sum(1 for v in verdicts if v.label is None)
+    uncompared = len(verdicts) - compared
+    if verdicts and uncompared / len(verdicts) > JUDGE_ERROR_LIMIT:
+        reasons.append(
+            f"the re-judge itself gave no label on {uncompared} of {len(verdicts)} samples, "
+            f"more than the {100 * JUDGE_ERROR_LIMIT:g}% limit; run verify-entry again"
+        )
+    if len(served) > 1:
+        reasons.append(f"the service answered with several models: {sorted(served)}")
+    served_id = next(iter(served)) if len(served) == 1 else None
+    judge_block = {
+        "family": pin.family,
+        **pin.identity(),
+        "served_model_id": served_id,
+        "deterministic": pin.deterministic,
+    }
+    reasons += pin.differences(judge_block, where="re-judge")
+    return {
+        "schema": RECORD_SCHEMA,
+        "schema_version": RECORD_VERSION,
+        "entry": {
+            "file": entry_file,
+            "sha256": digest,
+            "name": entry["name"],
+            "method": entry["method"]["name"],
+            "dataset_config": entry["dataset"]["config"],
+            "schema_version": entry["schema_version"],
+        },
+        "judge": judge_block,
+        "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "package": {"version": __version__, "git_commit": git_commit},
+        "images": {"run": Path(run_dir).name, "checked": 2 * len(items)},
+        "sampling": sampling,
+        "samples": samples,
+        "agreement": {
+            "compared": compared,
+            "agreed": agreed,
+            "share": share,
+            "threshold": threshold,
+            "rule": rule,
+            "self_agreement": self_agreement,
+        },
+        "distribution": distribution,
+        "judge_errors": {
+            "entry": entry["metrics"]["judge_errors"],
+            "n_samples": n,
+            "rate": round(entry["metrics"]["judge_errors"] / n, 6) if n else 0.0,
+            "limit": JUDGE_ERROR_LIMIT,
+            "rejudged": rejudge_errors,
+        },
+        "image_metrics": _image_metrics(entry, items, image_metrics, kid_feature),
+        "decision": {"verified": not reasons, "reasons": reasons},
+    }
+
+
+def verify_entry_file(
+    path: str | Path,
+    run_dir: str | Path,
+    *,
+    pinned: Pinned | None = None,
+    dataset: DatasetResolver | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Validate an entry file, then re-judge it (:func:`rejudge`); the unsigned record.
+
+    Args:
+        path: The entry file.
+        run_dir: The run directory holding its images.
+        pinned: The pinned configuration (default: the shipped one).
+        dataset: Dataset reference resolver (default: the shipped SLIM).
+        **options: Passed to :func:`rejudge` (``judge``, ``judge_args``, ``subset`` ...).
+
+    Raises:
+        ValidationError: If the entry is invalid, no judge is pinned for its dataset config,
+            its judge is not the pinned one, or its images do not match.
+    """
+    from ..rundir import git_commit
+    from .validate import read_entry, shipped_dataset, validate_entry
+
+    pinned = pinned or load_pinned()
+    raw, entry = read_entry(path)
+    report = validate_entry(entry, pinned=pinned, dataset=dataset or shipped_dataset)
+    if not report.ok:
+        raise ValidationError(
+            f"{path} is not a valid entry:\n  " + "\n  ".join(report.problems),
+            hint="Only a valid entry is re-judged; `slim-eval validate` lists the same problems.",
+        )
+    entry = migrate(entry)[0]
+    pin = pinned.for_config(entry["dataset"]["config"])
+    if pin is None:
+        configs = sorted(c for p in pinned.families.values() for c in p.configs)
+        raise ValidationError(
+            f"No judge is pinned for dataset config {entry['dataset']['config']!r}.",
+            hint=f"The leaderboard verifies entries on {', '.join(configs)}.",
+        )
+    options.setdefault("git_commit", git_commit())
+    return rejudge(entry, raw, run_dir, pin=pin, entry_file=Path(path).name, **options)

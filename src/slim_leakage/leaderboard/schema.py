@@ -1,24 +1,31 @@
-"""The leaderboard entry format, version 1, and its structural check.
+"""The leaderboard entry format (versions 1 and 2) and its structural check.
 
 An entry is one JSON object (``leaderboard/entries/<name>.json``). The structure is declared
-here once, as data (:data:`ENTRY_V1`); :func:`check_structure` walks an entry against it and
-returns every problem with the path of the offending field (``verdicts[3].label``), and
-``docs/leaderboard.md`` documents the same fields. Unknown fields are errors at every level
-except inside the free-form objects (a method's config, a backbone's description), so a typo
-or a field from a newer version is never silently ignored.
+here once, as data (:data:`ENTRY_V2`, :data:`ENTRY_V1`); :func:`check_structure` walks an entry
+against it and returns every problem with the path of the offending field
+(``verdicts[3].label``), and ``docs/leaderboard.md`` documents the same fields. Unknown fields
+are errors at every level except inside the free-form objects (a method's config, a backbone's
+description), so a typo or a field from a newer version is never silently ignored.
+
+Version 2 drops the submitter's ``unverified`` flag: whether an entry is verified is decided by
+a signed verification record (:mod:`.verification`), never by the entry. It requires
+``dataset.sample_ids_sha256`` and may carry ``judge.served_model_id``. Version 1 entries are
+still read: :func:`migrate` turns one into its version 2 form.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any
 
 #: The value of an entry's ``schema`` field.
 SCHEMA_NAME = "slim-leakage/leaderboard-entry"
 #: Schema versions this version of the package can validate.
-KNOWN_VERSIONS: tuple[int, ...] = (1,)
-CURRENT_VERSION = 1
+KNOWN_VERSIONS: tuple[int, ...] = (1, 2)
+#: The version ``slim-eval submit`` writes.
+CURRENT_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +49,8 @@ class T:
     doc: str = ""
 
 
-def _obj(doc: str = "", nullable: bool = False, **fields: tuple[T, bool]) -> T:
+def obj(doc: str = "", nullable: bool = False, **fields: tuple[T, bool]) -> T:
+    """An object type with fixed ``fields`` (name -> (type, required))."""
     return T("object", nullable=nullable, fields=fields, doc=doc)
 
 
@@ -57,14 +65,14 @@ ANY = T("any")
 
 _BREAKDOWN = T(
     "map",
-    item=_obj(
+    item=obj(
         n=(INT, True),
         n_labelled=(INT, True),
         counts=(T("map", item=INT), True),
         distribution=(T("map", item=OPT_FLOAT), True),
     ),
 )
-_COST = _obj(
+_COST = obj(
     nullable=True,
     seconds_per_image=(OPT_FLOAT, True),
     peak_memory_bytes=(OPT_INT, True),
@@ -72,17 +80,17 @@ _COST = _obj(
 )
 
 #: The entry format, version 1.
-ENTRY_V1 = _obj(
+ENTRY_V1 = obj(
     schema=(STR, True),
     schema_version=(INT, True),
     name=(STR, True),
     submitted=(STR, True),
     unverified=(BOOL, True),
     notes=(STR, False),
-    method=(_obj(name=(STR, True), config=(ANY, True)), True),
-    backbone=(_obj(preset=(STR, True), description=(ANY, True)), True),
+    method=(obj(name=(STR, True), config=(ANY, True)), True),
+    backbone=(obj(preset=(STR, True), description=(ANY, True)), True),
     dataset=(
-        _obj(
+        obj(
             config=(STR, True),
             fingerprint=(OPT_STR, True),
             n_samples=(INT, True),
@@ -91,16 +99,16 @@ ENTRY_V1 = _obj(
         True,
     ),
     judge=(
-        _obj(
+        obj(
             backend=(STR, True),
             model_id=(OPT_STR, True),
             prompt_versions=(T("map", item=STR), True),
         ),
         True,
     ),
-    package=(_obj(version=(STR, True), git_commit=(OPT_STR, True)), True),
+    package=(obj(version=(STR, True), git_commit=(OPT_STR, True)), True),
     metrics=(
-        _obj(
+        obj(
             method=(STR, True),
             n_samples=(INT, True),
             n_labelled=(INT, True),
@@ -119,11 +127,11 @@ ENTRY_V1 = _obj(
         ),
         True,
     ),
-    cost=(_obj(vanilla=(_COST, True), method=(_COST, True)), True),
+    cost=(obj(vanilla=(_COST, True), method=(_COST, True)), True),
     verdicts=(
         T(
             "list",
-            item=_obj(
+            item=obj(
                 sample_id=(STR, True),
                 subset=(STR, True),
                 family=(STR, True),
@@ -138,7 +146,53 @@ ENTRY_V1 = _obj(
     ),
 )
 
-SCHEMAS: dict[int, T] = {1: ENTRY_V1}
+
+def _with_fields(t: T, drop: tuple[str, ...] = (), **changes: tuple[T, bool]) -> T:
+    """``t`` (an object type) without the fields ``drop`` and with ``changes`` set."""
+    assert t.fields is not None
+    fields = {k: v for k, v in t.fields.items() if k not in drop}
+    fields.update(changes)
+    return dataclasses.replace(t, fields=fields)
+
+
+_V1_FIELDS = ENTRY_V1.fields or {}
+
+#: The entry format, version 2: no ``unverified`` flag (verification is a signed record), the
+#: sample-id digest required, the judge's served model id optional.
+ENTRY_V2 = _with_fields(
+    ENTRY_V1,
+    drop=("unverified",),
+    dataset=(
+        _with_fields(_V1_FIELDS["dataset"][0], sample_ids_sha256=(STR, True)),
+        True,
+    ),
+    judge=(
+        _with_fields(_V1_FIELDS["judge"][0], served_model_id=(OPT_STR, False)),
+        True,
+    ),
+)
+
+SCHEMAS: dict[int, T] = {1: ENTRY_V1, 2: ENTRY_V2}
+
+
+def migrate(entry: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The version 2 form of a structurally valid entry, and notes on what changed.
+
+    A version 1 entry loses its ``unverified`` flag (informational since version 2: the
+    verification record decides) and keeps every other field; a version 2 entry is returned
+    unchanged. The entry file itself is never rewritten, so a verification record's hash of it
+    still applies.
+    """
+    if entry.get("schema_version") != 1:
+        return entry, []
+    out = {k: v for k, v in entry.items() if k != "unverified"}
+    out["schema_version"] = 2
+    notes = [
+        f'schema version 1, read as version 2: its "unverified": '
+        f"{json.dumps(entry.get('unverified'))} is informational (a verification record decides)"
+    ]
+    return out, notes
+
 
 _JSON_TYPE = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true/false"}
 
@@ -171,9 +225,14 @@ def _got(value: Any) -> str:
     return type(value).__name__
 
 
-def check_structure(value: Any, t: T = ENTRY_V1, path: str = "") -> list[str]:
-    """Every structural problem of ``value`` against ``t``, each naming its field path."""
-    where = path or "entry"
+def check_structure(
+    value: Any, t: T = ENTRY_V2, path: str = "", *, root: str = "entry"
+) -> list[str]:
+    """Every structural problem of ``value`` against ``t``, each naming its field path.
+
+    ``root`` names the whole document in a problem about the document itself.
+    """
+    where = path or root
     if value is None:
         return [] if t.nullable else [f"{where}: expected {_type_name(t)}, got null"]
     ok = {
@@ -212,7 +271,7 @@ def check_structure(value: Any, t: T = ENTRY_V1, path: str = "") -> list[str]:
     return problems
 
 
-def describe_fields(t: T = ENTRY_V1, path: str = "") -> list[tuple[str, str, bool]]:
+def describe_fields(t: T = ENTRY_V2, path: str = "") -> list[tuple[str, str, bool]]:
     """``(field path, type, required)`` rows of a schema, for documentation and tests."""
     rows: list[tuple[str, str, bool]] = []
     if t.kind == "object" and t.fields is not None:
@@ -225,11 +284,23 @@ def describe_fields(t: T = ENTRY_V1, path: str = "") -> list[tuple[str, str, boo
     return rows
 
 
-def to_json_schema(t: T = ENTRY_V1, *, version: int = CURRENT_VERSION) -> dict[str, Any]:
+def to_json_schema(
+    t: T = ENTRY_V2,
+    *,
+    version: int = CURRENT_VERSION,
+    name: str = SCHEMA_NAME,
+    title: str = "leaderboard entry",
+) -> dict[str, Any]:
     """The schema as a JSON Schema (draft 2020-12) document, for tools outside Python.
 
     It states the same structure as :func:`check_structure` (types, required and unknown
     fields); the semantic checks of ``slim-eval validate`` are not expressible in it.
+
+    Args:
+        t: The document type (its ``schema`` and ``schema_version`` fields become constants).
+        version: The schema version.
+        name: The value of the document's ``schema`` field.
+        title: What the document is, for the schema's title.
     """
 
     def convert(t: T) -> dict[str, Any]:
@@ -261,11 +332,11 @@ def to_json_schema(t: T = ENTRY_V1, *, version: int = CURRENT_VERSION) -> dict[s
         return out
 
     doc = convert(t)
-    doc["properties"]["schema"]["const"] = SCHEMA_NAME
+    doc["properties"]["schema"]["const"] = name
     doc["properties"]["schema_version"]["const"] = version
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"slim-leakage/leaderboard-entry/v{version}",
-        "title": f"slim-leakage leaderboard entry, schema version {version}",
+        "$id": f"{name}/v{version}",
+        "title": f"slim-leakage {title}, schema version {version}",
         **doc,
     }

@@ -1,14 +1,18 @@
-"""Validate a leaderboard entry: structure, dataset, judge and exact recomputation.
+"""Validate a leaderboard entry: structure, dataset, ranges, judge and exact recomputation.
 
 :func:`validate_entry` only reads JSON values: it never imports, evaluates or calls anything
 named by the entry (a method name is a string to compare, not a registry lookup). It returns
 *every* problem found, each naming the offending field, so a submitter fixes them in one pass.
+:func:`validate_file` also reads the entry's verification record
+(:mod:`.verification`): only such a record, signed by the maintainers, makes an entry verified.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,12 +21,27 @@ from typing import Any
 from ..errors import SlimError, ValidationError
 from ..metrics import AGGREGATE_FIELDS, aggregate
 from ..records import LABEL_CODES, LABELS, Sample, Verdict
-from .build import judge_matches_pinned, load_pinned
-from .schema import KNOWN_VERSIONS, SCHEMA_NAME, SCHEMAS, check_structure
+from .build import sample_ids_sha256
+from .pinned import Pinned, load_pinned
+from .schema import KNOWN_VERSIONS, SCHEMA_NAME, SCHEMAS, check_structure, migrate
+from .verification import (
+    KeyCheck,
+    Verification,
+    check_record,
+    default_public_key,
+    load_checked_key,
+    read_record,
+    record_path,
+)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: At most this many differences are listed per recomputed field.
 MAX_DIFFS = 8
+#: An entry whose judge errors exceed this share of its samples is listed but not ranked.
+JUDGE_ERROR_LIMIT = 0.05
+#: Bootstrap resamples an entry may ask the validator to recompute (a bound on its work).
+MAX_N_BOOT = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,31 +93,51 @@ class ValidationReport:
 
     Attributes:
         problems: Each problem, naming the offending field; empty when the entry is valid.
-        notes: Facts that do not make the entry invalid (e.g. why it is unverified).
-        verified: Valid, judged by the pinned judge and not marked unverified.
+        notes: Facts that do not make the entry invalid (e.g. why it cannot be verified).
+        verification: The verification record's verdict (``None``: not looked up).
+        unranked: Why the entry, though valid, is not ranked (empty: it may be ranked): the
+            verification's reasons when it is not verified, then too many judge errors.
     """
 
     problems: list[str] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
-    verified: bool = False
+    verification: Verification | None = None
+    unranked: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """No problems."""
         return not self.problems
 
+    @property
+    def verified(self) -> bool:
+        """Valid, and a maintainers' verification record verifies it."""
+        return self.ok and self.verification is not None and self.verification.verified
+
+    @property
+    def status(self) -> str:
+        """``verified``, ``rejected`` (by its verification), ``unverified`` or ``invalid``."""
+        if not self.ok:
+            return "invalid"
+        return self.verification.status if self.verification else "unverified"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible form."""
         return {
             "ok": self.ok,
             "verified": self.verified,
+            "status": self.status,
+            "verification": self.verification.to_dict() if self.verification else None,
+            "unranked": list(self.unranked),
             "problems": list(self.problems),
             "notes": list(self.notes),
         }
 
 
-def load_entry(path: str | Path) -> dict[str, Any]:
-    """Read an entry file as plain JSON (nothing in it is executed).
+def read_entry(path: str | Path) -> tuple[bytes, dict[str, Any]]:
+    """Read an entry file: its bytes (what a verification record hashes) and its JSON.
+
+    Nothing in it is executed.
 
     Raises:
         ValidationError: If the file is missing, not JSON, or not a JSON object.
@@ -115,13 +154,19 @@ def load_entry(path: str | Path) -> dict[str, Any]:
             f"Entry file {str(path)!r} does not exist.",
             hint="Build one with `slim-eval submit RUN --out entry.json`.",
         )
+    raw = path.read_bytes()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValidationError(f"{path} is not valid JSON ({exc}).") from exc
     if not isinstance(data, dict):
         raise ValidationError(f"{path} must hold one JSON object, not {type(data).__name__}.")
-    return data
+    return raw, data
+
+
+def load_entry(path: str | Path) -> dict[str, Any]:
+    """Read an entry file as plain JSON (see :func:`read_entry`)."""
+    return read_entry(path)[1]
 
 
 def _diff(reported: Any, recomputed: Any, path: str, out: list[str]) -> None:
@@ -142,7 +187,9 @@ def _diff(reported: Any, recomputed: Any, path: str, out: list[str]) -> None:
         out.append(f"{path}: reported {reported!r}, recomputed {recomputed!r}")
 
 
-def _verdict_records(entry: dict, method: str, report: ValidationReport) -> list[Verdict] | None:
+def _verdict_records(
+    entry: dict, method: str, report: ValidationReport, *, errors_need_images: bool
+) -> list[Verdict] | None:
     out = []
     for i, row in enumerate(entry["verdicts"]):
         label = row["label"]
@@ -160,8 +207,14 @@ def _verdict_records(entry: dict, method: str, report: ValidationReport) -> list
         for key in ("vanilla_sha256", "method_sha256"):
             digest = row[key]
             if digest is None:
-                if label is not None:
-                    report.problems.append(f"verdicts[{i}].{key}: missing for a labelled sample")
+                # from version 2 a judge error carries its images too: it is re-judged
+                if label is not None or errors_need_images:
+                    report.problems.append(
+                        f"verdicts[{i}].{key}: missing (every sample's images are re-judged "
+                        "by the maintainers, judge errors included)"
+                        if label is None
+                        else f"verdicts[{i}].{key}: missing for a labelled sample"
+                    )
             elif not _SHA256.match(digest):
                 report.problems.append(f"verdicts[{i}].{key}: {digest!r} is not a SHA-256 hex")
         out.append(
@@ -233,9 +286,139 @@ def _check_dataset(entry: dict, resolver: DatasetResolver, report: ValidationRep
                     f"dataset order, which has {sample.id!r} here"
                 )
                 break
+    digest = dataset.get("sample_ids_sha256")
+    expected = sample_ids_sha256([s.id for s in ref.samples])
+    if digest is not None and digest != expected:
+        report.problems.append(
+            f"dataset.sample_ids_sha256: {digest!r}, but the samples of {ref.config!r} hash "
+            f"to {expected!r}"
+        )
 
 
-def _check_metrics(entry: dict, report: ValidationReport) -> None:
+def _finite(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def _check_number(
+    value: Any, path: str, report: ValidationReport, *, low: float = 0.0, high: float | None = None
+) -> bool:
+    """Problem unless ``value`` is null or a finite number in ``[low, high]``."""
+    if value is None:
+        return True
+    if not _finite(value):
+        report.problems.append(f"{path}: {value!r} is not a finite number")
+        return False
+    if high is None and value < low:
+        report.problems.append(f"{path}: {value!r} is below {low:g}")
+        return False
+    if high is not None and not low <= value <= high:
+        report.problems.append(f"{path}: {value!r} is outside [{low:g}, {high:g}]")
+        return False
+    return True
+
+
+def _check_shares(block: dict, path: str, report: ValidationReport) -> None:
+    for label, share in block.get("distribution", {}).items():
+        _check_number(share, f"{path}.distribution.{label}", report, high=1.0)
+    for label, count in block.get("counts", {}).items():
+        _check_number(count, f"{path}.counts.{label}", report)
+
+
+def _check_ranges(entry: dict, report: ValidationReport) -> None:
+    """Range-check every displayed or recomputed number before any comparison."""
+    metrics = entry["metrics"]
+    for key in ("n_samples", "n_labelled", "judge_errors"):
+        _check_number(metrics[key], f"metrics.{key}", report)
+    _check_number(entry["dataset"]["n_samples"], "dataset.n_samples", report)
+    _check_shares(metrics, "metrics", report)
+    for label, interval in metrics["intervals"].items():
+        path = f"metrics.intervals.{label}"
+        if interval is None:
+            continue
+        if len(interval) != 2:
+            report.problems.append(f"{path}: {interval!r} is not a [low, high] pair")
+        elif not all(_finite(v) for v in interval):
+            report.problems.append(f"{path}: {interval!r} holds a number that is not finite")
+        elif not 0.0 <= interval[0] <= interval[1] <= 1.0:
+            report.problems.append(
+                f"{path}: {interval!r} is outside [0, 1] or its low bound exceeds its high bound"
+            )
+    for group in ("per_subset", "per_family"):
+        for name, block in metrics[group].items():
+            _check_shares(block, f"metrics.{group}.{name}", report)
+    _check_number(metrics["order_flip_rate"], "metrics.order_flip_rate", report, high=1.0)
+    _check_number(metrics["lpips"], "metrics.lpips", report)
+    _check_number(metrics["kid"], "metrics.kid", report, low=-1.0)
+    _check_number(metrics["kid_std"], "metrics.kid_std", report)
+    _check_number(metrics["vqascore"], "metrics.vqascore", report, high=1.0)
+    for role in ("vanilla", "method"):
+        cost = entry["cost"][role]
+        if cost is None:
+            continue
+        for key in ("seconds_per_image", "peak_memory_bytes", "images_timed"):
+            _check_number(cost.get(key), f"cost.{role}.{key}", report)
+
+
+def _check_date(entry: dict, report: ValidationReport, today: _dt.date | None) -> None:
+    value = entry["submitted"]
+    try:
+        if not _DATE.match(value):
+            raise ValueError
+        date = _dt.date.fromisoformat(value)
+    except ValueError:
+        report.problems.append(
+            f"submitted: {value!r} is not an ISO 8601 date (YYYY-MM-DD, e.g. 2026-11-28)"
+        )
+        return
+    today = today or _dt.datetime.now(_dt.timezone.utc).date()
+    if date > today + _dt.timedelta(days=1):
+        report.problems.append(f"submitted: {value} is in the future (today is {today})")
+
+
+def recompute_aggregates(entry: dict, verdicts: Sequence[Verdict] | None = None) -> dict[str, Any]:
+    """What ``metrics.aggregate`` gives for the entry's verdict rows (with the entry's
+    ``metrics.extra.bootstrap``), as ``RunMetrics.to_dict()``.
+
+    Args:
+        entry: A structurally valid entry.
+        verdicts: The rows as :class:`Verdict` records (built from the rows by default).
+
+    Raises:
+        SlimError: If the rows cannot be aggregated (duplicates, an unknown label ...).
+    """
+    method = entry["method"]["name"]
+    boot = entry["metrics"]["extra"]["bootstrap"]
+    if verdicts is None:
+        verdicts = [
+            Verdict(
+                sample_id=r["sample_id"],
+                method=method,
+                label=r["label"],
+                error=r["error"],
+                order_flip=r["order_flip"],
+            )
+            for r in entry["verdicts"]
+        ]
+    # aggregate() reads only id, subset and family of a sample; the rest is filler.
+    samples = [
+        Sample(
+            id=row["sample_id"],
+            prompt="-",
+            entities=("-",),
+            seed=0,
+            subset=row["subset"],
+            family=row["family"],
+        )
+        for row in entry["verdicts"]
+    ]
+    return aggregate(
+        verdicts, samples, method=method, n_boot=boot["n_boot"], seed=boot["seed"]
+    ).to_dict()
+
+
+def _check_metrics(entry: dict, report: ValidationReport, *, errors_need_images: bool) -> None:
     method = entry["method"]["name"]
     metrics = entry["metrics"]
     if metrics["method"] != method:
@@ -251,28 +434,19 @@ def _check_metrics(entry: dict, report: ValidationReport) -> None:
             "metrics.extra.bootstrap: needs integer n_boot and seed to recompute the intervals"
         )
         return
-    verdicts = _verdict_records(entry, method, report)
+    if not 1 <= boot["n_boot"] <= MAX_N_BOOT:
+        report.problems.append(
+            f"metrics.extra.bootstrap.n_boot: {boot['n_boot']} is outside 1..{MAX_N_BOOT}"
+        )
+        return
+    verdicts = _verdict_records(entry, method, report, errors_need_images=errors_need_images)
     if verdicts is None:
         return
     ids = [v.sample_id for v in verdicts]
     if len(set(ids)) != len(ids):
         return  # already reported by the dataset check; aggregate would refuse
-    # aggregate() reads only id, subset and family of a sample; the rest is filler.
-    samples = [
-        Sample(
-            id=row["sample_id"],
-            prompt="-",
-            entities=("-",),
-            seed=0,
-            subset=row["subset"],
-            family=row["family"],
-        )
-        for row in entry["verdicts"]
-    ]
     try:
-        recomputed = aggregate(
-            verdicts, samples, method=method, n_boot=boot["n_boot"], seed=boot["seed"]
-        ).to_dict()
+        recomputed = recompute_aggregates(entry, verdicts)
     except SlimError as exc:
         report.problems.append(f"metrics: cannot recompute ({exc.message})")
         return
@@ -287,18 +461,32 @@ def _check_metrics(entry: dict, report: ValidationReport) -> None:
         )
 
 
+def judge_error_reasons(entry: dict) -> list[str]:
+    """Why an entry is not ranked because of its judge errors (empty when within the limit)."""
+    n = entry["metrics"]["n_samples"]
+    errors = entry["metrics"]["judge_errors"]
+    if n and errors / n > JUDGE_ERROR_LIMIT:
+        return [
+            f"judge errors on {errors} of {n} samples ({100 * errors / n:.1f}%) exceed the "
+            f"limit of {100 * JUDGE_ERROR_LIMIT:g}%"
+        ]
+    return []
+
+
 def validate_entry(
     entry: Any,
     *,
-    pinned: dict[str, Any] | None = None,
+    pinned: Pinned | None = None,
     dataset: DatasetResolver = shipped_dataset,
+    today: _dt.date | None = None,
 ) -> ValidationReport:
-    """Check an entry and return every problem found.
+    """Check an entry and return every problem found (verification is :func:`validate_file`'s).
 
     Args:
-        entry: The parsed JSON of the entry.
-        pinned: The leaderboard's pinned judge configuration (default: the shipped one).
+        entry: The parsed JSON of the entry (version 1 entries are read as version 2).
+        pinned: The leaderboard's pinned configuration (default: the shipped one).
         dataset: Resolves a dataset config name to its :class:`DatasetReference`.
+        today: The date a submission may not be later than (default: today, UTC).
 
     Returns:
         The report; ``report.ok`` is true only if there are no problems.
@@ -321,35 +509,84 @@ def validate_entry(
     if structure:
         report.problems += structure
         return report
+    entry, notes = migrate(entry)
+    report.notes += notes
+    _check_date(entry, report, today)
     _check_dataset(entry, dataset, report)
-    judge_diffs = judge_matches_pinned(entry["judge"], pinned or load_pinned())
-    if judge_diffs:
-        if entry["unverified"]:
-            report.notes += [f"unverified: {d}" for d in judge_diffs]
-        else:
-            report.problems += [
-                f'{d} (mark the entry "unverified": true to list it anyway)' for d in judge_diffs
-            ]
-    elif entry["unverified"]:
-        report.notes.append("unverified: marked so by the submitter")
-    _check_metrics(entry, report)
-    report.verified = report.ok and not entry["unverified"]
+    pinned = pinned or load_pinned()
+    pin = pinned.for_config(entry["dataset"]["config"])
+    if pin is None:
+        report.notes.append(
+            f"cannot be verified: no judge is pinned for dataset config "
+            f"{entry['dataset']['config']!r}"
+        )
+    else:
+        report.notes += [f"cannot be verified: {d}" for d in pin.differences(entry["judge"])]
+    before = len(report.problems)
+    _check_ranges(entry, report)
+    if len(report.problems) == before:  # recompute only numbers known to be in range
+        _check_metrics(entry, report, errors_need_images=version >= 2)
+    report.unranked += judge_error_reasons(entry) if report.ok else []
+    return report
+
+
+def validate_file(
+    path: str | Path,
+    *,
+    pinned: Pinned | None = None,
+    dataset: DatasetResolver = shipped_dataset,
+    records: str | Path | None = None,
+    key: KeyCheck | None = None,
+    today: _dt.date | None = None,
+) -> ValidationReport:
+    """Validate an entry file and look up its verification record.
+
+    Args:
+        path: The entry file.
+        pinned: The pinned configuration (default: the shipped one).
+        dataset: Dataset reference resolver.
+        records: Folder of verification records (default: ``verifications/`` beside the
+            entry's folder).
+        key: The leaderboard's public key (default: the pinned key file beside the entry's
+            folder, checked against the pinned fingerprint).
+        today: See :func:`validate_entry`.
+    """
+    pinned = pinned or load_pinned()
+    try:
+        raw, entry = read_entry(path)
+    except ValidationError as exc:
+        return ValidationReport(problems=[exc.message])
+    report = validate_entry(entry, pinned=pinned, dataset=dataset, today=today)
+    if not report.ok:
+        return report
+    doc, missing = read_record(record_path(path, records))
+    if doc is None:
+        report.verification = Verification("unverified", (str(missing),))
+    else:
+        report.verification = check_record(
+            doc,
+            entry_bytes=raw,
+            entry_file=Path(path).name,
+            config=entry["dataset"]["config"],
+            key=key or load_checked_key(default_public_key(path, pinned), pinned),
+            pinned=pinned,
+        )
+    if not report.verification.verified:
+        report.unranked[:0] = list(report.verification.reasons)
     return report
 
 
 def validate_files(
     paths: Sequence[str | Path],
     *,
-    pinned: dict[str, Any] | None = None,
+    pinned: Pinned | None = None,
     dataset: DatasetResolver = shipped_dataset,
+    records: str | Path | None = None,
+    key: KeyCheck | None = None,
 ) -> dict[str, ValidationReport]:
-    """Validate several entry files; an unreadable file is a report with one problem."""
-    out: dict[str, ValidationReport] = {}
-    for path in paths:
-        try:
-            entry = load_entry(path)
-        except ValidationError as exc:
-            out[str(path)] = ValidationReport(problems=[exc.message])
-            continue
-        out[str(path)] = validate_entry(entry, pinned=pinned, dataset=dataset)
-    return out
+    """Validate several entry files (:func:`validate_file`); an unreadable file is a report with
+    one problem."""
+    return {
+        str(path): validate_file(path, pinned=pinned, dataset=dataset, records=records, key=key)
+        for path in paths
+    }

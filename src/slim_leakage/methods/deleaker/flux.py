@@ -121,7 +121,7 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
                 continue
             masks = self.current_masks(b, scores, query.device)
             for e, m in masks.items():
-                st.record_mask(b, e, m)
+                st.record_mask(b, e, m, self.offset)
             if cfg.any_edit and len(spans) >= 2:
                 out[b] = self._edit(
                     out[b], lse[b], query[b], key[b], value[b], T, spans, masks, scale
@@ -275,7 +275,7 @@ class ReferenceFluxProcessor(FluxBlockProcessor):
                         {e: ops.entity_scores(image_text, ts) for e, ts in spans.items()}
                     )
                 for e, m in masks.items():
-                    st.record_mask(b, e, m)
+                    st.record_mask(b, e, m, self.offset)
                 if cfg.any_edit:
                     _, p_b = ops.pair_edits(logits[b].clone(), p_b, T, spans, masks, cfg)
             outs.append(p_b.to(value.dtype) @ value[b])

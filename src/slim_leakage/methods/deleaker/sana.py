@@ -259,7 +259,7 @@ class SanaBlockProcessor(BlockProcessor):
     def _record(self, b: int, masks: dict) -> None:
         image = self.state.item_prompt[b]
         for entity, mask in masks.items():
-            self.state.record_mask(image, entity, mask)
+            self.state.record_mask(image, entity, mask, self.offset)
 
 
 class SanaDeLeakerProcessor(SanaBlockProcessor):

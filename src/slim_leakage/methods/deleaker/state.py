@@ -73,6 +73,9 @@ class DeLeakerState:
         self.batch_spans: list[dict[str, list[int]]] = []
         #: Masks given from outside (:class:`.given.GivenMasks`), or ``None``: from attention.
         self.given = None
+        #: ``observer(b, entity, step, block_offset, mask)``, called with every block's mask
+        #: (measurements per block read them this way; ``None``: nobody watches).
+        self.observer: Callable[[int, str, int, int | None, Any], None] | None = None
         self.reset()
 
     @property
@@ -219,10 +222,21 @@ class DeLeakerState:
         g = self.step * self.blocks_per_step + offset
         return g >= self.windows[1]
 
-    def record_mask(self, b: int, entity: str, mask) -> None:
-        """Keep the mask a block used, as the step's mask (later blocks overwrite)."""
+    def record_mask(self, b: int, entity: str, mask, offset: int | None = None) -> None:
+        """Keep the mask a block used, as the step's mask (later blocks overwrite), and show it
+        to :attr:`observer` if one is set.
+
+        Args:
+            b: The image (batch item) index.
+            entity: The entity.
+            mask: Its flat boolean mask on the token grid.
+            offset: The block's position in the step (for the observer).
+        """
         # kept on the device (no host sync per block); moved to the CPU when read
-        self._masks[b].setdefault(entity, {})[self.step] = mask.reshape(self.grid).detach()
+        grid_mask = mask.reshape(self.grid).detach()
+        self._masks[b].setdefault(entity, {})[self.step] = grid_mask
+        if self.observer is not None:
+            self.observer(b, entity, self.step, offset, grid_mask)
 
     def final_masks(self, b: int = 0) -> dict[str, Any]:
         """The last recorded ``(rows, cols)`` mask of each entity of batch item ``b``."""

@@ -51,6 +51,8 @@ def test_sweep_file_variants_and_grid(tmp_path):
     variants = file_variants(path)
     assert [v.name for v in variants] == ["late edits", "alpha=1.0", "alpha=1.5"]
     assert variants[0].method_args == {"edit_start": [0.5, 0]}
+    path.write_text(json.dumps({"variants": [{"name": "only", "method_args": {}}]}))
+    assert [v.name for v in file_variants(path)] == ["only"]  # no grid adds no variant
     path.write_text(json.dumps({"variant": []}))
     with pytest.raises(ConfigError, match="'variants' and/or 'grid'"):
         file_variants(path)
@@ -77,6 +79,8 @@ def test_paper_ablation_preset():
 def test_variants_must_not_share_a_folder():
     with pytest.raises(ConfigError, match="no variant"):
         check_variants([])
+    with pytest.raises(ConfigError, match="gives no folder name"):
+        check_variants([Variant("")])
     with pytest.raises(ConfigError, match="share the run folder runs/a-b"):
         check_variants([Variant("a b"), Variant("A/B")])
 

@@ -151,7 +151,7 @@ def file_variants(path: str | Path) -> list[Variant]:
     grid = data.get("grid", {})
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError(f"{path}: 'grid' must map each option to a list of values.", hint=shape)
-    for combo in itertools.product(*grid.values()):
+    for combo in itertools.product(*grid.values()) if grid else ():
         args = dict(zip(grid, combo))
         out.append(Variant(" ".join(f"{k}={json.dumps(v)}" for k, v in args.items()), args))
     return out
@@ -185,8 +185,11 @@ def check_variants(variants: Sequence[Variant]) -> None:
         )
     seen: dict[str, str] = {}
     for v in variants:
-        if not v.folder:
-            raise ConfigError(f"Variant name {v.name!r} gives an empty folder name.")
+        if not v.name.strip() or not v.folder:
+            raise ConfigError(
+                f"Variant name {v.name!r} gives no folder name.",
+                hint="Name every variant with letters or digits.",
+            )
         if v.folder in seen:
             raise ConfigError(
                 f"Variants {seen[v.folder]!r} and {v.name!r} would share the run folder "

@@ -397,6 +397,7 @@ def install(
     pipe_obj, transformer = _flux_parts(pipe)
     offsets = block_offsets(transformer)
     state = DeLeakerState(config, entities, len(offsets))
+    state.double_blocks = len(transformer.transformer_blocks)
     give_masks(state, masks)
     tokenizer = tokenizer or (getattr(pipe_obj, "tokenizer_2", None) if pipe_obj else None)
     if prompts is not None:

@@ -483,6 +483,11 @@ def install(
             "text_text_suppression has no meaning on SANA: its text tokens are never queries.",
             hint="Leave text_text_suppression=false on SANA backbones.",
         )
+    if config.mask_blocks != "all":
+        raise ConfigError(
+            f"mask_blocks={config.mask_blocks!r} has no meaning on SANA: it has one kind of block.",
+            hint="Leave mask_blocks=all on SANA backbones.",
+        )
     pipe_obj, transformer = _sana_parts(pipe)
     if pipe_obj is None:
         raise ConfigError(

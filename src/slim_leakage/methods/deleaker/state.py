@@ -70,6 +70,9 @@ class DeLeakerState:
         self.windows = (0, 0, 0, 0)
         self._last_step: int | None = None
         self.forwards = 0
+        #: Attention calls of the double-stream blocks at the start of each step (FLUX), for
+        #: ``mask_blocks``; ``None`` where the backbone has no such split.
+        self.double_blocks: int | None = None
         self.batch_spans: list[dict[str, list[int]]] = []
         #: Masks given from outside (:class:`.given.GivenMasks`), or ``None``: from attention.
         self.given = None
@@ -194,7 +197,20 @@ class DeLeakerState:
             return False, False
         g = self.step * self.blocks_per_step + offset
         h_lo, h_hi, e_lo, e_hi = self.windows
-        return self.given is None and h_lo <= g < h_hi, e_lo <= g < e_hi
+        feeds = self.given is None and self.feeds_history(offset)
+        return feeds and h_lo <= g < h_hi, e_lo <= g < e_hi
+
+    def feeds_history(self, offset: int) -> bool:
+        """Whether the block at ``offset`` may add its map to the history (``mask_blocks``)."""
+        which = self.config.mask_blocks
+        if which == "all":
+            return True
+        if self.double_blocks is None:
+            raise ConfigError(
+                f"mask_blocks={which!r} needs a backbone with double- and single-stream blocks.",
+                hint="Use mask_blocks=all on this backbone.",
+            )
+        return (offset < self.double_blocks) == (which == "double")
 
     def prompt_of(self, item: int) -> int:
         """The prompt index of batch item ``item`` (images per prompt repeat in the batch)."""

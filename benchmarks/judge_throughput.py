@@ -15,6 +15,14 @@ parsing), before and after the judge run: ``transport_efficiency`` is that floor
 the ideal, and ``relative_efficiency`` (efficiency / transport_efficiency) is the share of what
 the SDK and server allow that the full protocol achieves, measured side by side.
 
+Then the real services' shapes, against an in-process server with ``shapes="real"`` and the
+Gemini backend: ``retry_info_wait_s`` is the gap between a 429 whose only wait is a
+``RetryInfo`` body and the next request any worker sends, and ``retry_info_honoured`` is true
+when that gap is at least the given delay; ``hopeless_retries`` counts the calls a run spends
+asking again a request that could not succeed (the same body after a safety block or a blocked
+prompt, or with the same output limit after MAX_TOKENS), with both backends at a 20 % rate of
+each such shape: it must be 0.
+
 Usage: python benchmarks/judge_throughput.py [--samples 200] [--concurrency 32]
        [--latency 0.1] [--backend openai-compatible|gemini] [--json]
 """
@@ -111,6 +119,54 @@ async def transport_floor(judge, requests, concurrency: int) -> tuple[float, flo
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+def retry_info_gap(root: Path, delay: float = 0.5) -> float:
+    """Seconds from a RetryInfo-only 429 to the next request any worker sends."""
+    from slim_leakage.judge import get_judge
+    from slim_leakage.judge.testing import Reply, ScriptedServer
+
+    with ScriptedServer(shapes="real") as server:
+        server.push(Reply.real("retry_info", retry_after=delay))
+        judge = get_judge(
+            "gemini", base_url=server.url, cache_dir=str(root / "ri-cache"), concurrency=8
+        )
+        judge.notify = lambda line: None
+        (root / "ri").mkdir()
+        judge.judge(make_items(root / "ri", 4), progress=False)
+    hit = next(r for r in server.requests if r.reply == "shape:retry_info")
+    # Requests already on the wire when the 429 arrived land within a few milliseconds.
+    later = [r.time - hit.time for r in server.requests if r.time > hit.time + 0.02]
+    return min(later)
+
+
+def hopeless_calls(root: Path, samples: int = 12) -> dict:
+    """Calls spent asking again what could not succeed, per backend (see the docstring)."""
+    from slim_leakage.judge import get_judge
+    from slim_leakage.judge.testing import ScriptedServer
+    from slim_leakage.judge.testing.wire import output_limit
+
+    final = {"shape:safety", "shape:blocked_prompt"}
+    out = {}
+    for backend in ("gemini", "openai"):
+        rates = {"safety": 0.2, "blocked_prompt": 0.2, "max_tokens": 0.2}
+        with ScriptedServer(shapes="real", fault_rates=rates, seed=7) as server:
+            base = server.url if backend == "gemini" else server.openai_base_url
+            judge = get_judge(backend, base_url=base, cache_dir=str(root / f"h-{backend}-cache"))
+            judge.notify = lambda line: None
+            (root / f"h-{backend}").mkdir()
+            judge.judge(make_items(root / f"h-{backend}", samples), progress=False)
+        spent, hopeless = 0, set()
+        for r in server.requests:
+            same = (r.stage, r.text, r.images)
+            if same in hopeless or (same, output_limit(r)) in hopeless:
+                spent += 1
+            if r.reply in final:
+                hopeless.add(same)
+            elif r.reply == "shape:max_tokens":
+                hopeless.add((same, output_limit(r)))
+        out[backend] = {"calls": len(server.requests), "hopeless_retries": spent}
+    return out
+
+
 def server_stats(url: str) -> dict:
     with urllib.request.urlopen(f"{url}/_stats", timeout=10) as response:
         return json.loads(response.read())
@@ -172,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.terminate()
             server.wait(timeout=10)
+        os.environ.setdefault("GEMINI_API_KEY", "local-benchmark")
+        os.environ.setdefault("OPENAI_API_KEY", "local-benchmark")
+        retry_gap = retry_info_gap(root)
+        hopeless = hopeless_calls(root)
 
     ideal_rps = args.concurrency / args.latency
     achieved_rps = calls / wall
@@ -202,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
         "rerun_calls": rerun_calls,
         "rerun_wall_s": round(rerun_wall, 3),
         "rerun_identical": again == verdicts,
+        "retry_info_delay_s": 0.5,
+        "retry_info_wait_s": round(retry_gap, 3),
+        "retry_info_honoured": retry_gap >= 0.5,
+        "hopeless_retries": sum(v["hopeless_retries"] for v in hopeless.values()),
+        "hopeless_runs": hopeless,
         "cpu_count": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),
     }

@@ -57,6 +57,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from slim_leakage.judge.testing import FAULT_KINDS as SERVER_FAULT_KINDS
+
 #: Fake credentials planted by the checks; none may appear in any written file.
 FAKE_OPENAI_KEY = "sk-fake-RELIABILITY-0123456789abcdef"
 FAKE_ARG_KEY = "sk-fake-ARGUMENT-fedcba9876543210"
@@ -64,8 +66,15 @@ FAKE_GEMINI_KEY = "AIza-fake-RELIABILITY-0000"
 FAKE_HF_TOKEN = "hf_fakeRELIABILITYtoken0000"
 SECRETS = (FAKE_OPENAI_KEY, FAKE_ARG_KEY, FAKE_GEMINI_KEY, FAKE_HF_TOKEN)
 
-#: Fault kinds of the local server exercised by the ``faults`` check.
-FAULT_KINDS = ("429", "500", "drop", "timeout", "malformed", "truncated", "wrong_schema")
+#: Fault kinds of the local server exercised by the ``faults`` check: the simple ones, then the
+#: shapes the real services send (the server runs with ``shapes="real"``): a 429 whose wait is in
+#: the body, 503 overloaded, MAX_TOKENS spent on thinking, a safety block, a rerouted model. The
+#: quota kinds stop a run by design (tests/judge/test_real_services.py checks that it resumes).
+FAULT_KINDS = tuple(
+    kind
+    for kind in SERVER_FAULT_KINDS
+    if kind not in ("position_bias", "blocked_prompt", "daily_quota", "insufficient_quota")
+)
 
 #: Four two-entity samples (ids, subsets and families as in SLIM).
 SAMPLES = [
@@ -428,7 +437,7 @@ def fault_run(ws: Workspace, kind: str, rate: float, seed: int) -> dict:
     reference = labels_of(ws.reference())
     injected = Counter()
     with ScriptedServer(
-        fault_rates={kind: rate}, retry_after=0.05, timeout_delay=1.5, seed=seed
+        fault_rates={kind: rate}, retry_after=0.05, timeout_delay=1.5, seed=seed, shapes="real"
     ) as server:
         draw = server._fault
 
@@ -452,10 +461,14 @@ def fault_run(ws: Workspace, kind: str, rate: float, seed: int) -> dict:
         faults = sum(injected.values())
         requests = len(server.requests)
     labels = labels_of(out) if (out / "verdicts.jsonl").exists() else {}
-    metrics = json.loads((out / "metrics.json").read_text()) if code == 0 else {}
+    metrics_file = out / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
     expected = [s["id"] for s in SAMPLES[: ws.n_samples]]
+    # A run whose every judgement failed (a safety block on every sample at a high rate) keeps
+    # and counts them all, then exits 1 on purpose: nothing is lost, so it completes too.
+    all_failed = code == 1 and metrics.get("n_labelled") == 0
     completed = (
-        code == 0
+        (code == 0 or all_failed)
         and sorted(labels) == sorted(expected)
         and metrics.get("n_labelled", -1) + metrics.get("judge_errors", -1) == len(expected)
         and not line_problems(out)

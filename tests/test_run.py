@@ -165,6 +165,11 @@ def test_end_to_end_writes_every_file(tmp_path):
     assert manifest["backbone"]["name"] == "tiny-random"
     assert manifest["judge"]["model_id"] == "scripted-v1"
     assert manifest["cost"]["method"]["seconds_per_image"] > 0
+    # the judge's calls are the stage records' calls, summed (the scripted judge has no tokens)
+    stages = list(iter_jsonl(root / "judgements.jsonl"))
+    assert manifest["cost"]["judge"]["calls"] == sum(r["calls"] for r in stages)
+    assert set(manifest["cost"]["judge"]["by_stage"]) == {r["stage"] for r in stages}
+    assert metrics["extra"]["cost"]["judge"] == manifest["cost"]["judge"]
     assert manifest["versions"]["torch"]
     # one reference image per entity
     refs = [g for g in gens if g["role"] == "reference"]

@@ -102,6 +102,60 @@ class TransientBackendError(JudgeError):
         self.status = status
 
 
+class OutputLimitError(JudgeError):
+    """An answer ended at the output-token limit before any usable text (thinking used it up).
+
+    The judge asks once more with a larger output budget; if that also ends this way, the
+    sample gets a judge error naming the cause.
+
+    Args:
+        message: What happened.
+        limit: The output-token limit the request was sent with.
+        thinking_tokens: Tokens the model spent thinking, if the API reported them (billed).
+        input_tokens: Prompt tokens billed for the call, if the API reported them.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: int | None = None,
+        thinking_tokens: int | None = None,
+        input_tokens: int | None = None,
+    ) -> None:
+        super().__init__(message, hint="Raise --judge-arg max_output_tokens=... .")
+        self.limit = limit
+        self.thinking_tokens = thinking_tokens
+        self.input_tokens = input_tokens
+
+
+class QuotaExhaustedError(JudgeError):
+    """A judge API quota that no retry can restore: a per-day quota, an account out of credit.
+
+    The judge sends no further request and the run stops; everything judged so far is kept,
+    and the same command resumes once the quota is back.
+
+    Args:
+        message: Which quota ran out, naming it as the API did.
+        quota: The API's name of the quota (``GenerateRequestsPerDayPerProjectPerModel``,
+            ``insufficient_quota``).
+        resets_at: When the API says it resets (ISO 8601, UTC), if it said.
+        hint: What to do.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        quota: str | None = None,
+        resets_at: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.quota = quota
+        self.resets_at = resets_at
+
+
 class RunError(SlimError):
     """A run could not proceed (locked, config mismatch, corrupt records)."""
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .errors import ValidationError
-from .records import LABEL_CODES, LABELS, Generation, RunMetrics, Sample, Verdict
+from .records import LABEL_CODES, LABELS, Generation, RunMetrics, Sample, StageResult, Verdict
 
 #: Decimal places kept for shares and interval bounds (exact recomputation, readable JSON).
 DECIMALS = 6
@@ -351,3 +351,34 @@ def cost_summary(generations: Iterable[Generation], sample_ids: Sequence[str]) -
             "peak_memory_bytes": max(peaks) if peaks else None,
         }
     return out
+
+
+#: The usage figures a stage record carries, summed by :func:`judge_usage`.
+USAGE_FIELDS = ("calls", "input_tokens", "output_tokens", "thinking_tokens", "cost_usd")
+
+
+def judge_usage(stage_records: Iterable[StageResult]) -> dict:
+    """Calls, tokens (thinking apart) and cost of a run's judging, in total and per stage.
+
+    Summed over every stage record, so a run judged over several invocations (resumed, or
+    judged again after judge errors) counts every call it paid for; answers from the cache
+    count nothing.
+
+    Args:
+        stage_records: The run's stage records (``judgements.jsonl``).
+
+    Returns:
+        ``{"calls", "input_tokens", "output_tokens", "thinking_tokens", "cost_usd",
+        "by_stage": {stage: the same figures}}``.
+    """
+    total = dict.fromkeys(USAGE_FIELDS, 0)
+    by_stage: dict[str, dict] = {}
+    for record in stage_records:
+        row = by_stage.setdefault(record.stage, dict.fromkeys(USAGE_FIELDS, 0))
+        for field in USAGE_FIELDS:
+            value = getattr(record, field)
+            row[field] += value
+            total[field] += value
+    for row in (total, *by_stage.values()):
+        row["cost_usd"] = round(row["cost_usd"], 6)
+    return {**total, "by_stage": by_stage}

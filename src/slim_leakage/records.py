@@ -263,6 +263,13 @@ class StageResult(Record):
         order: For two-image stages, ``ab`` (vanilla first) or ``ba``.
         error: Why the stage failed after its repair retry, else ``None``.
         calls: Backend calls this stage made (0 when served from the cache).
+        served_model: The model that answered, as the API named it (``modelVersion``, the
+            answer's ``model``), when it said; several are joined by ``,``. ``None`` in records
+            written before it was kept.
+        input_tokens: Input tokens of the calls this stage made (reported, else estimated).
+        output_tokens: Answer tokens of those calls, thinking excluded.
+        thinking_tokens: Thinking tokens of those calls (billed as output).
+        cost_usd: Their price from the judge's model table (0 when unpriced or cached).
     """
 
     record_type: ClassVar[str] = "stage"
@@ -275,6 +282,11 @@ class StageResult(Record):
     order: str | None = None
     error: str | None = None
     calls: int = 0
+    served_model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+    cost_usd: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,8 +300,11 @@ class Verdict(Record):
         error: Why no label could be given, else ``None``.
         order_flip: The two presentation orders disagreed (the label is then ``no-change``).
         rationale: A short human-readable reason.
-        judge: ``backend/model-id`` of the judge.
+        judge: ``backend/model-id`` of the judge (the requested model).
         scores: Stage figures behind the label (typicality per entity and image).
+        served_model: The model(s) that answered this sample's questions, as the API named
+            them, joined by ``,`` when several did; ``None`` when no API said (or in records
+            written before it was kept).
     """
 
     record_type: ClassVar[str] = "verdict"
@@ -302,6 +317,7 @@ class Verdict(Record):
     rationale: str = ""
     judge: str = ""
     scores: dict = dataclasses.field(default_factory=dict)
+    served_model: str | None = None
 
     def __post_init__(self) -> None:
         if self.label is not None:
@@ -384,7 +400,9 @@ class RunMetrics(Record):
         Args:
             image_figures: ``image_metrics.compute_image_metrics``'s result: a value (or
                 ``None``) per image-metric field, and ``notes`` (metric -> why it is missing).
-            cost: Role -> ``seconds_per_image``, ``images_timed``, ``peak_memory_bytes``.
+            cost: Role (``vanilla``, ``method``) -> ``seconds_per_image``, ``images_timed``,
+                ``peak_memory_bytes``; and ``judge`` -> ``metrics.judge_usage``'s figures
+                when the run was judged.
             judged: Whether the run has verdicts (a run with judge ``none`` has none).
 
         Returns:
@@ -407,7 +425,8 @@ class RunMetrics(Record):
 
     @property
     def cost(self) -> dict[str, Any]:
-        """Role -> seconds per image, images timed and peak memory (``extra["cost"]``)."""
+        """Role -> seconds per image, images timed and peak memory; ``judge`` -> calls, tokens
+        and cost of the judging (``extra["cost"]``)."""
         return dict(self.extra.get("cost") or {})
 
     @property

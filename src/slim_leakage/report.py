@@ -104,6 +104,17 @@ def render_report(run_dir: str | Path) -> str:
         ("VQAScore", metrics.vqascore),
         ("s/image vanilla", (cost.get("vanilla") or {}).get("seconds_per_image")),
         ("s/image method", (cost.get("method") or {}).get("seconds_per_image")),
+        ("judge calls", (cost.get("judge") or {}).get("calls")),
+        (
+            "judge tokens in / out / thinking",
+            " / ".join(
+                str((cost.get("judge") or {}).get(k, "-"))
+                for k in ("input_tokens", "output_tokens", "thinking_tokens")
+            )
+            if cost.get("judge")
+            else None,
+        ),
+        ("judge cost (USD, list price)", (cost.get("judge") or {}).get("cost_usd")),
         ("backbone", (manifest.get("backbone") or {}).get("name")),
         (
             "judge",

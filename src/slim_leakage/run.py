@@ -469,6 +469,10 @@ class Run:
             )
             for s in todo
         ]
+        # Batch ids live beside the records (one book per rank), so a killed run polls them.
+        keep = getattr(self._judge, "use_run_dir", None)
+        if callable(keep):
+            keep(records.folder)
         # All pending items in one call, so the judge keeps its concurrency window full; each
         # verdict is appended the moment it exists.
         self._judge.judge(
@@ -487,12 +491,14 @@ class Run:
                 judgement failed), with the first error as the cause.
         """
         from .image_metrics import compute_image_metrics
-        from .metrics import aggregate, cost_summary
+        from .metrics import aggregate, cost_summary, judge_usage
 
         run = self.dir
         verdicts = run.merged.unique_verdicts()
         generations = {(g.role, g.sample_id): g for g in run.merged.generations()}
         cost = cost_summary(generations.values(), [s.id for s in self.samples])
+        if self._judge is not None or run.merged.judgements():
+            cost["judge"] = judge_usage(run.merged.judgements())
         if self.backbone is not None:
             manifest["backbone"] = self.backbone.describe()
         manifest["cost"] = cost

@@ -98,3 +98,20 @@ def test_accelerate_launch_two_cpu_processes(tmp_path, server):
     ]
     assert shard_ids == [["a1", "a3"], ["a2"]]
     assert json.loads((root / "metrics.json").read_text())["n_samples"] == 3
+
+
+def test_cli_run_in_batch_mode_keeps_its_batch_ids_in_the_run_directory(
+    tmp_path, server, cli, monkeypatch
+):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    args = _args(tmp_path, server)
+    judge = args.index("openai-compatible")
+    args[judge] = "openai"  # the compatible judge has no batch interface
+    args += ["--judge-arg", "batch=true", "--judge-arg", "batch_poll=0.02"]
+    code, out, err = cli(*args)
+    assert code == 0, err
+    metrics = json.loads(out.strip().splitlines()[-1])
+    assert metrics["n_labelled"] + metrics["judge_errors"] == 3
+    book = json.loads((tmp_path / "run" / "judge-batches.json").read_text())["batches"]
+    assert sorted(book) == sorted(server.batches.jobs) and book
+    assert all(r.path.endswith("#item") for r in server.requests)

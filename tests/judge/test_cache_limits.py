@@ -46,6 +46,15 @@ def test_key_is_stable_and_ignores_dict_order():
     assert request_key(**BASE) == request_key(**reordered)
 
 
+def test_keys_of_requests_sent_as_before_do_not_change():
+    # The key BASE had before wire settings and served models existed: a request that a
+    # backend sends as it is keeps its key (and its cached answer).
+    old = "cf91d12f2f7ec23910c4c187fd5f8ed63d81026ffbcdf88f7e59ffe1e76e2b6b"
+    assert request_key(**BASE) == old
+    assert request_key(**BASE, settings={}) == old
+    assert request_key(**BASE, settings={"thinking_level": "low"}) != old
+
+
 def test_cache_persists_across_instances(tmp_path):
     path = tmp_path / "c" / "judge.sqlite3"
     cache = AnswerCache(path)
@@ -60,11 +69,46 @@ def test_cache_persists_across_instances(tmp_path):
         text="{}",
         input_tokens=12,
         output_tokens=3,
+        served_model="m-002",
+        thinking_tokens=40,
     )
     cache.close()
     again = AnswerCache(path)
-    assert again.get(key) == {"text": "{}", "input_tokens": 12, "output_tokens": 3}
+    assert again.get(key) == {
+        "text": "{}",
+        "input_tokens": 12,
+        "output_tokens": 3,
+        "served_model": "m-002",
+        "thinking_tokens": 40,
+    }
     assert len(again) == 1
+
+
+def test_a_cache_written_before_served_models_loads(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE answers (key TEXT PRIMARY KEY, backend TEXT NOT NULL, model TEXT NOT NULL,"
+        " stage TEXT NOT NULL, version TEXT NOT NULL, text TEXT NOT NULL, input_tokens INTEGER,"
+        " output_tokens INTEGER, created REAL NOT NULL)"
+    )
+    db.execute("INSERT INTO answers VALUES ('k', 'gemini', 'g', 'ranking', 'v1', '{}', 1, 2, 0)")
+    db.commit()
+    db.close()
+    cache = AnswerCache(path)
+    assert cache.get("k") == {
+        "text": "{}",
+        "input_tokens": 1,
+        "output_tokens": 2,
+        "served_model": None,
+        "thinking_tokens": None,
+    }
+    cache.put("k2", backend="b", model="m", stage="s", version="v1", text="{}", served_model="x")
+    assert cache.get("k2")["served_model"] == "x" and len(cache) == 2
+    cache.close()
+    assert len(AnswerCache(path)) == 2  # opening it again adds nothing twice
 
 
 def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):

@@ -40,10 +40,39 @@ def test_estimate_counts_calls_tokens_and_cost(cli, samples_file):
         "typicality": 8,
         "ranking": 8,
     }
-    assert result["image_tokens"] == 258 * (4 * 2 + 8)
-    expected = (result["input_tokens_total"] * 0.30 + result["output_tokens_total"] * 2.50) / 1e6
+    # The default, gemini-3.6-flash: a flat 1,120 tokens per image (Gemini 3 default media
+    # resolution), the low thinking level's tokens on every call, billed as output.
+    assert result["model"] == "gemini-3.6-flash"
+    assert result["image_tokens"] == 1120 * (4 * 2 + 8)
+    assert result["thinking_tokens"] == {k: 400 * n for k, n in result["calls"].items()}
+    billed_out = result["output_tokens_total"] + result["thinking_tokens_total"]
+    expected = (result["input_tokens_total"] * 1.50 + billed_out * 7.50) / 1e6
     assert result["cost_usd"] == pytest.approx(expected, abs=1e-4)
+    assert sum(result["cost_usd_by_stage"].values()) == pytest.approx(expected, abs=1e-3)
     assert result["priced"] is True
+    # Batch mode's price beside it: half the list price (the Batch API guide), source named.
+    batch_expected = (result["input_tokens_total"] * 0.75 + billed_out * 3.75) / 1e6
+    assert result["cost_usd_batch"] == pytest.approx(batch_expected, abs=1e-4)
+    assert result["price_per_mtok_batch"]["source"].startswith("https://ai.google.dev/")
+    code, out, _ = cli(
+        "estimate", "--judge", "gemini", "--config", str(samples_file), "--limit", "4"
+    )
+    assert f"in batch mode (--judge-arg batch=true): ${result['cost_usd_batch']:.2f}" in out
+    # A Gemini 2.5 model: 258 tokens per small image, its whole thinking budget assumed.
+    code, out, err = cli(
+        "estimate",
+        "--judge",
+        "gemini",
+        "--config",
+        str(samples_file),
+        "--limit",
+        "4",
+        "--judge-arg",
+        "model=gemini-2.5-flash",
+        "--json",
+    )
+    old = json.loads(out.strip().splitlines()[-1])
+    assert old["image_tokens"] == 258 * (4 * 2 + 8) and old["thinking_tokens_total"] == 24 * 512
 
 
 def test_estimate_shares_extraction_across_methods(cli, samples_file):
@@ -90,7 +119,8 @@ def test_estimate_table_and_unpriced_models(cli, samples_file):
     code, out, _ = cli(
         "estimate", "--judge", "openai-compatible", "--config", str(samples_file), "--json"
     )
-    assert json.loads(out.strip().splitlines()[-1])["cost_usd"] == 0.0
+    free = json.loads(out.strip().splitlines()[-1])
+    assert free["cost_usd"] == 0.0 and free["cost_usd_batch"] is None  # no batch interface
 
 
 def test_estimate_rejects_bad_input(cli, samples_file):
@@ -161,7 +191,8 @@ def test_judge_a_run_directory_and_resume(cli, tmp_path):
         assert server.count() == 18
         folder = run / "judged" / "openai-compatible-qwen"
         verdicts = [json.loads(x) for x in (folder / "verdicts.jsonl").read_text().splitlines()]
-        assert [v["sample_id"] for v in verdicts] == ["s0", "s1", "s2"]
+        # kept as each is judged, so in the order they finish
+        assert sorted(v["sample_id"] for v in verdicts) == ["s0", "s1", "s2"]
         assert len((folder / "judgements.jsonl").read_text().splitlines()) == 15
         code, out, _ = cli(*args)
         assert code == 0 and server.count() == 18

@@ -53,17 +53,30 @@ def test_full_protocol_over_http(backend_name, server, tmp_path):
     assert all(len(r.images) == 1 for r in typicality)
     refs = [r for r in server.requests if r.stage == "extraction-images"]
     assert all(len(r.images) == 2 for r in refs)
-    # Decoding: temperature 0 and a JSON schema reach the wire.
+    # Decoding: what the model table says and a JSON schema reach the wire.
     body = server.requests[0].body
+    if backend_name == "openai":
+        # gpt-5.4-mini-2026-03-17: reasoning effort low, no sampling parameters, room for
+        # reasoning tokens on top of the answer budget.
+        assert body["reasoning_effort"] == "low" and "temperature" not in body
+        assert body["max_completion_tokens"] == 1024 + 2048
+    elif backend_name == "openai-compatible":
+        assert body["temperature"] == 0.0 and "reasoning_effort" not in body
+        assert body["max_tokens"] == 1024
     if protocol == "openai":
-        assert body["temperature"] == 0.0
         assert body["response_format"]["type"] == "json_schema"
         assert body["response_format"]["json_schema"]["strict"] is True
         assert "minimum" not in str(body["response_format"])  # the portable subset
         assert body["model"] == judge.backend.model
     else:
-        assert body["generationConfig"]["temperature"] == 0.0
-        assert body["generationConfig"]["responseMimeType"] == "application/json"
+        # gemini-3.6-flash: thinking level low, temperature deprecated so not sent, the pinned
+        # API version in the path.
+        config = body["generationConfig"]
+        thinking = config["thinkingConfig"]  # the SDK passes its field names through as-is
+        assert thinking.get("thinkingLevel", thinking.get("thinking_level")) == "LOW"
+        assert "temperature" not in config and config["maxOutputTokens"] == 1024 + 2048
+        assert config["responseMimeType"] == "application/json"
+        assert server.requests[0].path.startswith("/v1beta/models/gemini-3.6-flash:")
     # The same labels come back from a second judge on the same cache, with no request.
     again = judge_for(backend_name, server, tmp_path).judge(items, progress=False)
     assert again == verdicts and server.count() == 18

@@ -26,6 +26,10 @@ OPERATIONAL = {
     "max_retries": 1,
     "backoff_base": 0.5,
     "backoff_cap": 2.0,
+    # batch=true needs a backend with a batch interface; tests/judge/test_batch.py shows its
+    # answers land under the very cache keys of synchronous calls
+    "batch": False,
+    "batch_poll": 5.0,
 }
 
 

@@ -138,7 +138,15 @@ def test_another_judge_is_valid_but_cannot_be_verified(run_factory, fake_slim):
 def test_a_served_model_is_compared_when_the_pin_lists_served_ids(entry, fake_slim):
     pinned = load_pinned()
     pin = pinned.families["slim"]
-    assert pin.differences({**pin.identity(), "served_model_id": "anything"}) == []
+    # the shipped pin names the Gemini backend's default model and the id it is served as
+    from slim_leakage.judge.backends.gemini import GeminiBackend
+
+    assert pin.model_id == GeminiBackend.default_model
+    assert pin.served_model_ids == (pin.model_id,)
+    assert pin.differences({**pin.identity(), "served_model_id": pin.model_id}) == []
+    assert len(pin.differences({**pin.identity(), "served_model_id": "anything"})) == 1
+    loose = PinnedJudge(**{**pin.__dict__, "served_model_ids": ()})
+    assert loose.differences({**pin.identity(), "served_model_id": "anything"}) == []
     strict = PinnedJudge(**{**pin.__dict__, "served_model_ids": (f"{pin.model_id}-001",)})
     assert strict.differences({**pin.identity(), "served_model_id": f"{pin.model_id}-001"}) == []
     diffs = strict.differences({**pin.identity(), "served_model_id": "other-model"})

@@ -32,11 +32,11 @@ def test_kill_9_then_resume_loses_nothing(bench, workspace):
     assert row["survived"]
 
 
-@pytest.mark.parametrize("kind", ["429", "wrong_schema"])
+@pytest.mark.parametrize("kind", ["429", "wrong_schema", "max_tokens", "safety"])
 def test_judge_faults_end_in_labels_or_counted_errors(bench, workspace, kind):
     row = bench.fault_run(workspace, kind, 0.3, seed=1)
     assert row["faults_injected"] > 0, row
-    assert row["completed"], row
+    assert row["completed"], row["error"]
     assert row["labelled"] + row["judge_errors"] == workspace.n_samples
     assert row["labels_correct"] == row["labelled"]  # a fault never turns into a wrong label
 

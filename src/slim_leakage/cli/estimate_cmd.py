@@ -62,26 +62,40 @@ def run(args) -> int:
         f"judge {result['judge']} / {result['model']}: {result['samples']} samples, "
         f"{result['methods']} method(s), config {args.config}"
     )
-    print(f"  {'STAGE':<18} {'CALLS':>7} {'INPUT TOKENS':>13} {'OUTPUT TOKENS':>14}")
+    print(
+        f"  {'STAGE':<18} {'CALLS':>7} {'INPUT TOKENS':>13} {'OUTPUT TOKENS':>14} "
+        f"{'THINKING':>9} {'COST $':>9}"
+    )
     for stage, n in result["calls"].items():
         print(
             f"  {stage:<18} {n:>7} {result['input_tokens'][stage]:>13} "
-            f"{result['output_tokens'][stage]:>14}"
+            f"{result['output_tokens'][stage]:>14} {result['thinking_tokens'][stage]:>9} "
+            f"{result['cost_usd_by_stage'][stage]:>9.4f}"
         )
     print(
         f"  {'total':<18} {result['calls_total']:>7} {result['input_tokens_total']:>13} "
-        f"{result['output_tokens_total']:>14}"
+        f"{result['output_tokens_total']:>14} {result['thinking_tokens_total']:>9} "
+        f"{result['cost_usd']:>9.4f}"
     )
     a = result["assumptions"]
     print(
         f"  image tokens: {result['image_tokens']} ({a['tokens_per_image']} per "
         f"{a['image_size'][0]}x{a['image_size'][1]} image)"
     )
+    if a["thinking_tokens_per_call"]:
+        print(
+            f"  thinking: {a['thinking_tokens_per_call']} tokens per call assumed, billed as output"
+        )
     if result["priced"]:
         print(f"  estimated cost: ${result['cost_usd']:.2f} (repairs and retries not included)")
+        if result["cost_usd_batch"] is not None:
+            print(
+                f"  in batch mode (--judge-arg batch=true): ${result['cost_usd_batch']:.2f}, "
+                f"answers within a day (batch price: {result['price_per_mtok_batch']['source']})"
+            )
     else:
         print(
             f"  estimated cost: unknown (model {result['model']!r} is not in the pricing "
-            "table, slim_leakage/judge/pricing.py)"
+            "table: no price in slim_leakage/judge/models.py)"
         )
     return 0

@@ -122,11 +122,15 @@ def run(args) -> int:
     records.repair()
     done = {v.sample_id: v for v in records.verdicts()}
     todo = [i for i in items if i.sample.id not in done]
+    judge.use_run_dir(out)  # batch ids, so a killed batch-mode run resumes by polling
+    # Each verdict is kept as soon as it exists, so a run stopped by a quota resumes from there.
     verdicts = judge.judge(
-        todo, on_stage=records.append, progress=not args.no_progress and not args.json
+        todo,
+        on_stage=records.append,
+        on_verdict=records.append,
+        progress=not args.no_progress and not args.json,
     )
     for v in verdicts:
-        records.append(v)
         done[v.sample_id] = v
     ordered = [done[i.sample.id] for i in items]
     labelled = [v for v in ordered if v.label is not None]

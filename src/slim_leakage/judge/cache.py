@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS answers (
 )
 """
 
+#: Columns added after the first release, with their types: a cache written before them gets
+#: them on open (NULL in old rows), so old caches load and their keys stay valid.
+_ADDED_COLUMNS = {"served_model": "TEXT", "thinking_tokens": "INTEGER"}
+
 
 def default_cache_dir() -> Path:
     """``$SLIM_CACHE_DIR``, else ``~/.cache/slim-leakage``."""
@@ -52,26 +56,30 @@ def request_key(
     image_sha256s: list[str],
     decoding: dict,
     image_labels: list[str] | None = None,
+    settings: dict | None = None,
 ) -> str:
     """The content address of one judge request (hex SHA-256).
 
     ``image_labels`` are the captions sent before each image (part of what the model reads).
+    ``settings`` are what the backend adds on the wire (thinking level or budget, output
+    allowance; :meth:`Backend.wire_settings`): part of the key only when there are any, so the
+    keys of requests sent as they always were do not change. The model that answered is never
+    part of a key.
     """
-    blob = json.dumps(
-        {
-            "backend": backend,
-            "model": model,
-            "stage": stage,
-            "version": version,
-            "text": text,
-            "schema": schema,
-            "images": list(image_sha256s),
-            "image_labels": list(image_labels or []),
-            "decoding": decoding,
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-    )
+    content = {
+        "backend": backend,
+        "model": model,
+        "stage": stage,
+        "version": version,
+        "text": text,
+        "schema": schema,
+        "images": list(image_sha256s),
+        "image_labels": list(image_labels or []),
+        "decoding": decoding,
+    }
+    if settings:
+        content["settings"] = settings
+    blob = json.dumps(content, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -107,6 +115,16 @@ class AnswerCache:
             statements = ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", _SCHEMA]
         for statement in statements:
             self._execute_when_free(statement)
+        with self._lock:
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(answers)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in have:
+                try:
+                    self._execute_when_free(f"ALTER TABLE answers ADD COLUMN {column} {kind}")
+                except sqlite3.OperationalError as exc:
+                    # another process (a rank of the same run) added it a moment ago
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def _execute_when_free(self, statement: str, wait: float = 30.0) -> None:
         # Switching to WAL needs a moment of exclusive access and SQLite reports "locked" at
@@ -131,14 +149,17 @@ class AnswerCache:
                 delay = min(delay * 2, 0.5)
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The stored answer for ``key`` (``text``, token counts), or ``None``."""
+        """The stored answer for ``key`` (``text``, token counts, ``served_model``), or ``None``."""
         with self._lock:
             row = self._db.execute(
-                "SELECT text, input_tokens, output_tokens FROM answers WHERE key = ?", (key,)
+                "SELECT text, input_tokens, output_tokens, served_model, thinking_tokens "
+                "FROM answers WHERE key = ?",
+                (key,),
             ).fetchone()
         if row is None:
             return None
-        return {"text": row[0], "input_tokens": row[1], "output_tokens": row[2]}
+        names = ("text", "input_tokens", "output_tokens", "served_model", "thinking_tokens")
+        return dict(zip(names, row))
 
     def put(
         self,
@@ -151,11 +172,18 @@ class AnswerCache:
         text: str,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
+        served_model: str | None = None,
+        thinking_tokens: int | None = None,
     ) -> None:
-        """Store the answer text of a parsed answer (replacing an older one)."""
+        """Store the answer text of a parsed answer (replacing an older one).
+
+        ``model`` is the requested model id; ``served_model`` the one the API said answered.
+        """
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO answers (key, backend, model, stage, version, text, "
+                "input_tokens, output_tokens, created, served_model, thinking_tokens) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key,
                     backend,
@@ -166,6 +194,8 @@ class AnswerCache:
                     input_tokens,
                     output_tokens,
                     time.time(),
+                    served_model,
+                    thinking_tokens,
                 ),
             )
 

@@ -36,6 +36,9 @@ class JudgeConfig:
         backoff_base: First backoff delay in seconds (doubles per retry, with jitter).
             Operational.
         backoff_cap: Longest backoff delay in seconds. Operational.
+        batch: Send requests through the provider's batch interface (Gemini Batch Mode, the
+            OpenAI Batch API): about half the price, answers within hours. Operational.
+        batch_poll: Seconds between two looks at a submitted batch. Operational.
         temperature: Sampling temperature (0: greedy where the API allows it).
         max_output_tokens: Answer token limit.
         seed: Sampling seed passed to APIs that accept one.
@@ -50,6 +53,8 @@ class JudgeConfig:
     max_retries: int = _option(5, operational=True)
     backoff_base: float = _option(1.0, operational=True)
     backoff_cap: float = _option(60.0, operational=True)
+    batch: bool = _option(False, operational=True)
+    batch_poll: float = _option(30.0, operational=True)
     temperature: float = _option(0.0, operational=False)
     max_output_tokens: int = _option(1024, operational=False)
     seed: int | None = _option(0, operational=False)
@@ -60,6 +65,7 @@ class JudgeConfig:
         check_range("judge", "max_retries", self.max_retries, low=0, high=100)
         check_range("judge", "backoff_base", self.backoff_base, low=0)
         check_range("judge", "backoff_cap", self.backoff_cap, low=0)
+        check_range("judge", "batch_poll", self.batch_poll, low=0, low_open=True)
         check_range("judge", "temperature", self.temperature, low=0, high=2)
         check_range("judge", "max_output_tokens", self.max_output_tokens, low=1)
         for name in ("rpm", "tpm"):

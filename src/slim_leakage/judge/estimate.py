@@ -3,8 +3,10 @@
 The estimate renders the real v1 prompts for every sample (so prompt length is exact) and adds
 image tokens by the vendor's formula for the given image size. Feature lists and typicality
 reports do not exist before the judge runs; they are stood in for by text of the length the v1
-answers typically have (:data:`FEATURE_CHARS`, :data:`REPORT_CHARS`). Repairs and retries are
-not counted: they are rare, and the run's stats report them.
+answers typically have (:data:`FEATURE_CHARS`, :data:`REPORT_CHARS`). Thinking tokens, billed
+as output, are estimated per call from the model's thinking setting in the model table
+(:data:`THINKING_TOKENS`). Repairs and retries are not counted: they are rare, and the run's
+stats report them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError, did_you_mean
 from ..records import Sample
-from . import pricing
+from . import models, pricing
 from .config import JUDGE_OPTIONS
 from .stages import (
     EXTRACTION_IMAGES,
@@ -31,6 +33,22 @@ from .stages.extraction import reference_list
 FEATURE_CHARS, FEATURES_PER_ENTITY = 24, 8
 #: Characters of one entity's row in a typicality report shown to the ranking.
 REPORT_CHARS = 200
+
+#: Thinking tokens assumed per call for a thinking level or reasoning effort. An assumption,
+#: not a measurement of ours: the order of a public measurement of Gemini 3.6 Flash on a short
+#: prompt (0 / 403 / 487 / 837 for minimal / low / medium / high,
+#: docs.apiyi.com/api-capabilities/gemini-3-6-flash/overview, 2026-07-22). A thinking budget
+#: is assumed used in full.
+THINKING_TOKENS = {"none": 0, "minimal": 0, "low": 400, "medium": 500, "high": 850}
+
+
+def thinking_per_call(spec) -> int:
+    """Thinking tokens assumed per call for a model-table row (0 without thinking)."""
+    if spec is None or spec.thinking is None:
+        return 0
+    if spec.thinking == "budget":
+        return int(spec.judging or 0)
+    return THINKING_TOKENS.get(str(spec.judging), THINKING_TOKENS["medium"])
 
 
 def _backend_class(name: str):
@@ -86,12 +104,16 @@ def estimate(
     model = options.get("model") or getattr(cls, "default_model", "") or "?"
     backend = getattr(cls, "name", judge)
     family = pricing.token_family(backend, model)
-    per_image = pricing.image_tokens(*image_size, family=family)
+    per_image = pricing.image_tokens(*image_size, family=family, model=model)
+    provider = getattr(cls, "provider", None)
+    spec = None if provider is None else models.lookup(provider, model)
+    thinking = thinking_per_call(spec)
 
     questions = PROTOCOL.questions()
     calls = dict.fromkeys(questions, 0)
     tokens_in = dict.fromkeys(questions, 0)
     tokens_out = dict.fromkeys(questions, 0)
+    tokens_thinking = dict.fromkeys(questions, 0)
     image_tokens = 0
 
     def add(stage: str, text: str, n_images: int, times: int) -> None:
@@ -99,6 +121,7 @@ def estimate(
         calls[stage] += times
         tokens_in[stage] += times * (pricing.text_tokens(text) + n_images * per_image)
         tokens_out[stage] += times * pricing.OUTPUT_TOKENS[stage]
+        tokens_thinking[stage] += times * thinking
         image_tokens += times * n_images * per_image
 
     for sample in samples:
@@ -116,8 +139,23 @@ def estimate(
         add(RANKING_QUESTION.name, text, 0, 2 * methods)
 
     total_in, total_out = sum(tokens_in.values()), sum(tokens_out.values())
-    cost, priced = pricing.cost_usd(backend, model, total_in, total_out)
+    total_thinking = sum(tokens_thinking.values())
+    cost, priced = pricing.cost_usd(backend, model, total_in, total_out, total_thinking)
     price = pricing.PRICES.get(model)
+    batch_price = pricing.BATCH_PRICES.get(model)
+    batch_cost, _ = pricing.cost_usd(
+        backend, model, total_in, total_out, total_thinking, batch=True
+    )
+    batch_source = models.BATCH_DISCOUNT.get(getattr(spec, "provider", ""), (None, None))[1]
+    cost_by_stage = {
+        stage: round(
+            pricing.cost_usd(
+                backend, model, tokens_in[stage], tokens_out[stage], tokens_thinking[stage]
+            )[0],
+            4,
+        )
+        for stage in questions
+    }
     return {
         "judge": backend,
         "model": model,
@@ -128,16 +166,26 @@ def estimate(
         "input_tokens": tokens_in,
         "output_tokens": tokens_out,
         "image_tokens": image_tokens,
+        "thinking_tokens": tokens_thinking,
         "input_tokens_total": total_in,
         "output_tokens_total": total_out,
+        "thinking_tokens_total": total_thinking,
         "cost_usd": round(cost, 4),
+        "cost_usd_by_stage": cost_by_stage,
         "priced": priced,
         "price_per_mtok": None
         if price is None or backend in pricing.FREE_BACKENDS
         else {"input": price[0], "output": price[1]},
+        # Through the provider's batch interface (--judge-arg batch=true), where it has one.
+        "cost_usd_batch": round(batch_cost, 4) if batch_price is not None else None,
+        "price_per_mtok_batch": None
+        if batch_price is None or backend in pricing.FREE_BACKENDS
+        else {"input": batch_price[0], "output": batch_price[1], "source": batch_source},
+        "model_info": None if spec is None else spec.describe(),
         "assumptions": {
             "image_size": list(image_size),
             "tokens_per_image": per_image,
+            "thinking_tokens_per_call": thinking,
             "references": references,
             "repairs_and_retries": "not included",
         },

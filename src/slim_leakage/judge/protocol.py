@@ -69,10 +69,19 @@ class JudgeStats:
         errors: Items whose verdict is a judge error.
         order_flips: Items whose two ranking orders disagreed.
         input_tokens: Input tokens reported (or estimated) for the calls made.
-        output_tokens: Output tokens reported (or estimated).
-        cost_usd: Price of those tokens from the pricing table.
-        priced: Whether the model is in the pricing table.
-        waited_s: Seconds the request queue was held for rate budgets or ``Retry-After``.
+        output_tokens: Answer tokens reported (or estimated), thinking excluded.
+        thinking_tokens: Thinking (reasoning) tokens reported; billed as output.
+        cost_usd: Price of those tokens from the model table.
+        priced: Whether the model has a price in the model table.
+        waited_s: Seconds the request queue was held for rate budgets, ``Retry-After`` or a
+            ``RetryInfo`` delay.
+        output_limit_retries: Answers that hit the output-token limit with no text and were
+            asked once more with a larger budget.
+        by_stage: Question name -> ``calls``, ``input_tokens``, ``output_tokens``,
+            ``thinking_tokens`` and ``cost_usd`` of the calls made for it (repairs and
+            retries included).
+        served_models: Model named by the API as the one that answered -> answers, for the
+            calls made.
     """
 
     calls: int = 0
@@ -86,9 +95,13 @@ class JudgeStats:
     order_flips: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    thinking_tokens: int = 0
     cost_usd: float = 0.0
     priced: bool = True
     waited_s: float = 0.0
+    output_limit_retries: int = 0
+    by_stage: dict = dataclasses.field(default_factory=dict)
+    served_models: dict = dataclasses.field(default_factory=dict)
 
     @property
     def order_flip_rate(self) -> float | None:
@@ -102,7 +115,51 @@ class JudgeStats:
         out["order_flip_rate"] = self.order_flip_rate
         out["cost_usd"] = round(self.cost_usd, 6)
         out["waited_s"] = round(self.waited_s, 3)
+        out["by_stage"] = {
+            stage: {**row, "cost_usd": round(row["cost_usd"], 6)}
+            for stage, row in self.by_stage.items()
+        }
         return out
+
+    def _stage(self, stage: str) -> dict:
+        return self.by_stage.setdefault(
+            stage,
+            {
+                "calls": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "thinking_tokens": 0,
+                "cost_usd": 0.0,
+            },
+        )
+
+    def count_call(self, stage: str) -> None:
+        """Count one backend call for the question ``stage`` (answered or not)."""
+        self.calls += 1
+        self._stage(stage)["calls"] += 1
+
+    def add_usage(
+        self,
+        stage: str,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        thinking_tokens: int,
+        cost_usd: float,
+        served_model: str | None,
+    ) -> None:
+        """Count one answered call's tokens, cost and served model, in total and per question."""
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.thinking_tokens += thinking_tokens
+        self.cost_usd += cost_usd
+        if served_model:
+            self.served_models[served_model] = self.served_models.get(served_model, 0) + 1
+        row = self._stage(stage)
+        row["input_tokens"] += input_tokens
+        row["output_tokens"] += output_tokens
+        row["thinking_tokens"] += thinking_tokens
+        row["cost_usd"] += cost_usd
 
 
 @runtime_checkable

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
-import mimetypes
+import sys
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,29 +27,22 @@ from .._config import build_config
 from ..errors import ConfigError, UsageError
 from ..records import Sample, StageResult, Verdict
 from .asking import Asker
-from .backends.base import Backend, BackendRequest, ImageInput
+from .backends.base import Backend, BackendRequest
 from .config import JudgeConfig
+from .images import check_image, load_image
+from .models import notice as model_notice
 from .protocol import JudgeItem, JudgeStats, LeakageCheck
 from .stages import PROTOCOL, Ask, Pipeline, Stage, Unit
 
 
-def load_image(path: Path, role: str, entity: str | None = None) -> ImageInput:
-    """An image file as a request input (bytes, type, SHA-256, size), with no caption."""
-    from PIL import Image
+def _joined(models: Iterable[str | None]) -> str | None:
+    """The distinct model names, sorted and joined by ``,`` (``None`` when there are none)."""
+    names = sorted({m for m in models if m})
+    return ",".join(names) or None
 
-    data = path.read_bytes()
-    mime = mimetypes.guess_type(path.name)[0] or "image/png"
-    with Image.open(path) as im:
-        width, height = im.size
-    return ImageInput(
-        data=data,
-        mime=mime,
-        sha256=hashlib.sha256(data).hexdigest(),
-        role=role,
-        entity=entity,
-        width=width,
-        height=height,
-    )
+
+def _print_notice(line: str) -> None:
+    print(f"judge: {line}", file=sys.stderr, flush=True)
 
 
 def _run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -63,10 +56,21 @@ def _run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
 
 
 async def _together(coros: Sequence[Coroutine[Any, Any, Any]]) -> list[Any]:
-    """Await ``coros`` concurrently (a lone one directly, as its own step of the caller)."""
+    """Await ``coros`` concurrently (a lone one directly, as its own step of the caller).
+
+    If one raises (a quota that stopped the run), the others are cancelled and awaited before
+    the error goes on, so no request is left running after its judge call has ended.
+    """
     if len(coros) == 1:
         return [await coros[0]]
-    return list(await asyncio.gather(*coros))
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _units(stage: Stage, subject: Unit) -> list[Unit]:
@@ -91,6 +95,8 @@ class Judge:
         backend: The backend answering the questions.
         config: Backend-independent options (:class:`JudgeConfig`); or give them as keywords.
         pipeline: The stages to run (default :data:`~slim_leakage.judge.stages.PROTOCOL`).
+        notify: Called with each one-line notice (an unknown, preview or retiring model; another
+            model answering than the one requested); by default printed to stderr.
     """
 
     def __init__(
@@ -99,6 +105,7 @@ class Judge:
         config: JudgeConfig | None = None,
         *,
         pipeline: Pipeline | None = None,
+        notify: Callable[[str], None] | None = None,
         **options: Any,
     ) -> None:
         if config is not None and options:
@@ -107,7 +114,9 @@ class Judge:
         self.backend = backend
         self.pipeline = pipeline or PROTOCOL
         self.stats = JudgeStats()
-        self._asker = Asker(backend, self.config, self.stats)
+        self.notify = notify or _print_notice
+        self._announced = False
+        self._asker = Asker(backend, self.config, self.stats, notify=lambda m: self.notify(m))
         self.decoding = self._asker.decoding
         self.cache = self._asker.cache
         self.limiter = self._asker.limiter
@@ -125,12 +134,33 @@ class Judge:
             check()
 
     def describe(self) -> dict[str, Any]:
-        """Backend, model id, prompt versions and decoding parameters (for manifests)."""
-        return {
+        """Backend, model id, prompt versions and decoding parameters (for manifests).
+
+        Once the judge has answers (asked now or from the cache), ``served_models`` lists the
+        models the API named as having answered them, next to the requested ``model_id``, and
+        ``served_model_id`` joins them with ``,``.
+        """
+        out = {
             **self.backend.describe(),
             "prompt_versions": self.pipeline.prompt_versions(),
             "decoding": self.decoding.to_dict(),
         }
+        served = sorted(self._asker.served | set(self.stats.served_models))
+        if served:
+            out["served_models"] = served
+            # One string, as the stage records join several (what a leaderboard pin checks).
+            out["served_model_id"] = _joined(served)
+        return out
+
+    def _announce(self) -> None:
+        """Say once what is worth knowing about the model before any request."""
+        if self._announced:
+            return
+        self._announced = True
+        spec = self.backend.spec
+        line = None if spec is None else model_notice(spec)
+        if line:
+            self.notify(line)
 
     def judge(
         self,
@@ -157,6 +187,7 @@ class Judge:
         if not items:
             return []
         self.check()
+        self._announce()
         return _run_sync(self._judge_all(items, on_stage, progress, on_verdict))
 
     def check_leakage(
@@ -176,7 +207,21 @@ class Judge:
         if not triples:
             return []
         self.check()
+        self._announce()
         return _run_sync(self._check_all(triples, progress))
+
+    def use_run_dir(self, folder: str | Path) -> None:
+        """Keep what must outlive this process in ``folder`` (a run directory): the ids of
+        the batches submitted in batch mode, so a killed run resumes by polling them."""
+        if self._asker.batcher is not None:
+            from ..rundir import BATCHES, BatchBook
+
+            self._asker.batcher.use_book(BatchBook(Path(folder) / BATCHES))
+
+    @property
+    def batcher(self):
+        """The batcher of ``batch=true``, else ``None``."""
+        return self._asker.batcher
 
     def close(self) -> None:
         """Close the cache."""
@@ -215,6 +260,7 @@ class Judge:
                     f"The {role} image of sample {sample.id!r} does not exist: {str(path)!r}.",
                     hint="Generate the images first, or fix the path.",
                 )
+            check_image(path)
 
     # -- the pipeline ---------------------------------------------------------------------------
     def _subject(self, sample: Sample, images: dict[str, Path], refs: Mapping[str, Path]) -> Unit:
@@ -275,6 +321,11 @@ class Judge:
             order=unit.order,
             error="; ".join(errors) or None,
             calls=sum(a.calls for a in answers),
+            served_model=_joined(a.served_model for a in answers),
+            input_tokens=sum(a.spent.input_tokens for a in answers),
+            output_tokens=sum(a.spent.output_tokens for a in answers),
+            thinking_tokens=sum(a.spent.thinking_tokens for a in answers),
+            cost_usd=round(sum(a.spent.cost_usd for a in answers), 9),
         )
         return value, record
 
@@ -309,10 +360,21 @@ class Judge:
             {"vanilla": item.vanilla_image, "method": item.method_image},
             item.reference_images,
         )
-        values, error = await self._run_stages(self.pipeline.stages, subject, emit)
+        served: list[str | None] = []
+
+        def keep(record: StageResult) -> None:
+            served.extend((record.served_model or "").split(",") if record.served_model else [])
+            emit(record)
+
+        values, error = await self._run_stages(self.pipeline.stages, subject, keep)
         if error:
             return Verdict(
-                sample_id=sample.id, method=item.method, label=None, error=error, judge=self.name
+                sample_id=sample.id,
+                method=item.method,
+                label=None,
+                error=error,
+                judge=self.name,
+                served_model=_joined(served),
             )
         decider = self.pipeline.stage(self.pipeline.decides)
         label, flip, rationale = decider.decide(values[decider.name])
@@ -327,6 +389,7 @@ class Judge:
             rationale=rationale,
             judge=self.name,
             scores=scores,
+            served_model=_joined(served),
         )
 
     async def _check_one(self, sample: Sample, image: Path, refs: dict[str, Path]) -> LeakageCheck:
@@ -364,7 +427,7 @@ class Judge:
 
         waited_before = self.limiter.waited_s
         try:
-            await asyncio.gather(*(one(i) for i in range(n)))
+            await _together([one(i) for i in range(n)])
         finally:
             self.stats.waited_s += self.limiter.waited_s - waited_before
             bar.close()

@@ -261,7 +261,7 @@ def run(args) -> int:
         if not args.judge:
             raise ConfigError(
                 "--planner llm needs --judge (the backend that plans the layouts).",
-                hint="For example --judge gemini --judge-arg model=gemini-2.5-flash.",
+                hint="For example --judge gemini --judge-arg model=gemini-3.6-flash.",
             )
         from .._config import parse_kv
         from ..judge import JUDGES

@@ -17,6 +17,7 @@ is the unit of resumption::
     DIR/.lock                held while a process works on the run
     DIR/shards/rank-R/       each rank's record files under ``accelerate launch``
     DIR/judged/<judge>/      ``slim-eval judge``: the same run judged again by another judge
+    DIR/judge-batches.json   batches a judge submitted in batch mode (``BatchBook``)
 
 File names in ``images/`` are :func:`slug` forms of the sample id, method and entity; sample ids
 follow :data:`SAMPLE_ID_RULE`, and :func:`sample_problems` refuses samples that would share a
@@ -35,6 +36,7 @@ command line can all read and write runs through it. Import from here, not the s
 
 from __future__ import annotations
 
+from .batches import BATCHES, BatchBook
 from .layout import (
     GENERATIONS,
     JUDGEMENTS,
@@ -61,6 +63,8 @@ from .reader import RunData, load_run
 from .writer import Records, RunDir, git_commit, library_versions
 
 __all__ = [
+    "BATCHES",
+    "BatchBook",
     "GENERATIONS",
     "JUDGEMENTS",
     "MANIFEST",

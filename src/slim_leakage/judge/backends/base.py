@@ -28,9 +28,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...errors import TransientBackendError
+
+if TYPE_CHECKING:
+    from ..models import ModelSpec
 
 __all__ = [
     "Backend",
@@ -153,14 +156,17 @@ class BackendResponse:
     Attributes:
         text: The answer text (expected to be JSON matching the request's schema).
         input_tokens: Prompt tokens billed, if the API reports them.
-        output_tokens: Answer tokens billed, if the API reports them.
-        model: The model that answered, if the API says (recorded, never trusted for keys).
+        output_tokens: Answer tokens billed, if the API reports them (thinking excluded).
+        model: The model that answered, if the API says (recorded next to the requested id in
+            the cache, stage records, verdicts and the manifest; never part of a cache key).
+        thinking_tokens: Thinking (reasoning) tokens billed as output, if the API reports them.
     """
 
     text: str
     input_tokens: int | None = None
     output_tokens: int | None = None
     model: str | None = None
+    thinking_tokens: int | None = None
 
 
 class Backend:
@@ -171,6 +177,8 @@ class Backend:
         description: One line for ``slim-eval ls judges``.
         default_model: The pinned model id used when none is given.
         pricing_key: Key of this backend in the pricing table (``judge/pricing.py``).
+        provider: The model table (``judge/models.py``) this backend's model ids belong to,
+            or ``None`` for backends whose models the table does not describe.
 
     Args:
         model: The model id (defaults to :attr:`default_model`).
@@ -181,6 +189,7 @@ class Backend:
     description: ClassVar[str] = ""
     default_model: ClassVar[str] = ""
     pricing_key: ClassVar[str] = ""
+    provider: ClassVar[str | None] = None
     #: Options a subclass accepts besides ``model`` (name -> default).
     options: ClassVar[dict[str, Any]] = {}
     #: Whether ``model`` may name another model than :attr:`default_model` (``False`` for a
@@ -216,9 +225,35 @@ class Backend:
         """A row for ``slim-eval ls judges``."""
         return {"model_id": cls.default_model, "description": cls.description}
 
+    @property
+    def spec(self) -> ModelSpec | None:
+        """The model-table row of :attr:`model` (``None`` for a backend without a table)."""
+        if self.provider is None:
+            return None
+        from ..models import lookup
+
+        return lookup(self.provider, self.model)
+
+    def wire_settings(self) -> dict[str, Any]:
+        """What the backend adds to every request beyond it (thinking, output allowance).
+
+        Part of each request's cache key when not empty; a backend that sends requests as
+        they are returns ``{}`` (and keeps the keys it always had).
+        """
+        spec = self.spec
+        return {} if spec is None else spec.wire_settings()
+
+    def batch_interface(self) -> Any:
+        """The provider's batch interface (:mod:`.batches`), or ``None`` when it has none."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Backend name and model id (recorded in manifests; never secrets)."""
-        return {"backend": self.name, "model_id": self.model}
+        out: dict[str, Any] = {"backend": self.name, "model_id": self.model}
+        spec = self.spec
+        if spec is not None:
+            out["model"] = spec.describe()
+        return out
 
     async def complete(self, requests: Sequence[BackendRequest]) -> list[BackendResponse]:
         """Answer ``requests``, one response per request, in order.

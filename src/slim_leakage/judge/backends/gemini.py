@@ -1,18 +1,38 @@
 """Gemini through the maintained ``google-genai`` SDK (``GEMINI_API_KEY``/``GOOGLE_API_KEY``).
 
-Images go as inline bytes; the answer schema as ``response_json_schema`` with a JSON MIME type.
-The SDK's own retries stay off: the judge retries with its shared limits.
+Images go as inline bytes; the answer schema as ``response_json_schema`` with a JSON MIME type,
+on the pinned API version :data:`API_VERSION`. What each model takes (a thinking level or
+budget, sampling parameters, the output allowance for thinking) comes from the model table
+(:mod:`slim_leakage.judge.models`). The SDK's own retries stay off: the judge retries with its
+shared limits.
+
+Answers and errors are read as the API documents them (google-genai ``types.py`` and
+``errors.py``, and the rate-limit and error pages): an answer that ends with ``MAX_TOKENS`` and
+no text raises :class:`~slim_leakage.errors.OutputLimitError` (asked once more with a larger
+budget); a ``SAFETY``-class finish or a blocked prompt is final; a 429 waits what its
+``google.rpc.RetryInfo`` says, and one whose ``google.rpc.QuotaFailure`` names only per-day
+quotas (or a limit of 0) raises :class:`~slim_leakage.errors.QuotaExhaustedError`, which
+stops the run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import os
+import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from ...errors import ConfigError, JudgeError, require
+from ...errors import (
+    ConfigError,
+    JudgeError,
+    OutputLimitError,
+    QuotaExhaustedError,
+    require,
+)
+from ..models import DEFAULTS
 from ._common import (
     api_key,
     check_reachable,
@@ -22,13 +42,113 @@ from ._common import (
 )
 from .base import Backend, BackendRequest, BackendResponse, TransientBackendError
 
+#: The Gemini API version the backend talks to. google-genai 3.x defaults to ``v1``
+#: (``_api_client.GOOGLE_AI_API_DEFAULT_VERSION``), where structured-output fields
+#: (``responseMimeType``, ``responseSchema``) have been reported rejected as unknown names;
+#: ``v1beta`` documents and accepts them.
+API_VERSION = "v1beta"
+
+#: Finish reasons of an answer that no retry can change (google-genai ``types.FinishReason``).
+BLOCKED_FINISH = frozenset(
+    {
+        "SAFETY",
+        "RECITATION",
+        "LANGUAGE",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+    }
+)
+
+_RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+_QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)s\s*$")
+
+
+def duration_seconds(value: Any) -> float | None:
+    """Seconds of a protobuf ``Duration`` in its JSON form (``"36s"``, ``"0.5s"``), else ``None``."""
+    if not isinstance(value, str):
+        return None
+    match = _DURATION.match(value)
+    return float(match.group(1)) if match else None
+
+
+def error_details(body: Any) -> list[dict]:
+    """The ``details`` list of a Google API error body (``{"error": {..., "details": [...]}}``)."""
+    if not isinstance(body, dict):
+        return []
+    error = body.get("error", body)
+    details = error.get("details") if isinstance(error, dict) else None
+    return [d for d in details or [] if isinstance(d, dict)]
+
+
+def _is_daily(violation: dict) -> bool:
+    return "perday" in str(violation.get("quotaId", "")).lower()
+
+
+def _is_zero(violation: dict) -> bool:
+    return str(violation.get("quotaValue", "")).strip() == "0"
+
+
+def rate_limit_error(body: Any, message: str, headers: Any = None) -> JudgeError:
+    """The error of a 429 ``RESOURCE_EXHAUSTED`` answer, read from its details.
+
+    A ``QuotaFailure`` whose violations are all per-day quotas, or any quota with a limit of
+    0 (the tier has none for this model), cannot be waited out within a run:
+    :class:`QuotaExhaustedError`, with the reset time from ``RetryInfo`` when it is given.
+    Anything else is transient and waits the ``RetryInfo`` delay (or ``Retry-After``).
+    """
+    details = error_details(body)
+    delay = None
+    violations: list[dict] = []
+    for detail in details:
+        if detail.get("@type") == _RETRY_INFO:
+            delay = duration_seconds(detail.get("retryDelay"))
+        elif detail.get("@type") == _QUOTA_FAILURE:
+            violations += [v for v in detail.get("violations") or [] if isinstance(v, dict)]
+    hopeless = [v for v in violations if _is_zero(v)] or (
+        violations if violations and all(_is_daily(v) for v in violations) else []
+    )
+    if hopeless:
+        quota = str(hopeless[0].get("quotaId") or hopeless[0].get("quotaMetric") or "quota")
+        model = (hopeless[0].get("quotaDimensions") or {}).get("model")
+        resets = None
+        when = ""
+        if delay is not None:
+            at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=delay)
+            resets = at.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+            when = f"; the API says it resets in {_span(delay)} (about {resets})"
+        what = "has no quota for this model" if _is_zero(hopeless[0]) else "is used up"
+        return QuotaExhaustedError(
+            f"gemini: the quota {quota}{f' for {model}' if model else ''} {what}{when}.",
+            quota=quota,
+            resets_at=resets,
+            hint="Everything judged so far is kept: run the same command again after the "
+            "reset, or raise the quota (https://ai.google.dev/gemini-api/docs/rate-limits).",
+        )
+    from ._common import retry_after_seconds
+
+    wait = delay if delay is not None else retry_after_seconds(headers)
+    return TransientBackendError(f"HTTP 429: {message}", retry_after=wait, status=429)
+
+
+def _span(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return f"{seconds:.0f} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
 
 class GeminiBackend(Backend):
     """Gemini models through the Gemini API."""
 
     name: ClassVar[str] = "gemini"
     description: ClassVar[str] = "Google Gemini (google-genai) with JSON-schema answers"
-    default_model: ClassVar[str] = "gemini-2.5-flash"
+    default_model: ClassVar[str] = DEFAULTS["gemini"]
+    provider: ClassVar[str | None] = "gemini"
     options: ClassVar[dict[str, Any]] = {"base_url": None, "api_key": None, "timeout": 120.0}
     key_env: ClassVar[tuple[str, ...]] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
@@ -43,6 +163,12 @@ class GeminiBackend(Backend):
             ) from None
         self._client: Any = None
         self._loop: Any = None
+
+    def batch_interface(self) -> Any:
+        """Gemini Batch Mode (:class:`~.batches.GeminiBatches`)."""
+        from .batches import GeminiBatches
+
+        return GeminiBatches(self)
 
     def describe(self) -> dict[str, Any]:
         """Backend, model and (credential-free) base URL."""
@@ -74,54 +200,121 @@ class GeminiBackend(Backend):
 
             key = api_key(self.settings["api_key"], self.key_env, backend=self.name, required=True)
             http = types.HttpOptions(
-                base_url=self.settings["base_url"], timeout=int(self.timeout * 1000)
+                base_url=self.settings["base_url"],
+                api_version=API_VERSION,
+                timeout=int(self.timeout * 1000),
             )
             self._client = genai.Client(api_key=key, http_options=http)
             self._loop = loop
         return self._client
 
-    async def _one(self, request: BackendRequest) -> BackendResponse:
-        from google.genai import errors, types
+    def _config(self, request: BackendRequest) -> Any:
+        """The ``GenerateContentConfig`` of one request, as the model table says."""
+        from google.genai import types
 
-        client = self._get_client()
+        spec = self.spec
+        decoding = request.decoding
+        options: dict[str, Any] = {
+            "max_output_tokens": decoding.max_output_tokens + spec.allowance,
+            "response_mime_type": "application/json",
+            "response_json_schema": request.schema,
+        }
+        if spec.sampling or not spec.known:
+            options["temperature"] = decoding.temperature
+            options["seed"] = decoding.seed
+        if spec.thinking == "level":
+            options["thinking_config"] = types.ThinkingConfig(thinking_level=spec.judging)
+        elif spec.thinking == "budget":
+            options["thinking_config"] = types.ThinkingConfig(thinking_budget=spec.judging)
+        return types.GenerateContentConfig(**options)
+
+    def _contents(self, request: BackendRequest) -> list[Any]:
+        """The ``contents`` of one request: its text, then each image after its label."""
+        from google.genai import types
+
         parts = [types.Part.from_text(text=request.text)]
         for image in request.images:
             if image.label:
                 parts.append(types.Part.from_text(text=f"{image.label}:"))
             parts.append(types.Part.from_bytes(data=image.data, mime_type=image.mime))
-        config = types.GenerateContentConfig(
-            temperature=request.decoding.temperature,
-            max_output_tokens=request.decoding.max_output_tokens,
-            seed=request.decoding.seed,
-            response_mime_type="application/json",
-            response_json_schema=request.schema,
-        )
-        try:
-            response = await client.aio.models.generate_content(
-                model=self.model,
-                contents=[types.Content(role="user", parts=parts)],
-                config=config,
+        return [types.Content(role="user", parts=parts)]
+
+    @staticmethod
+    def api_error(exc: Any) -> JudgeError:
+        """The judge error of a google-genai ``APIError`` (a rate limit read from its body)."""
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+        message = str(exc.message or exc)[:300]
+        if exc.code == 429:
+            return rate_limit_error(exc.details, message, headers)
+        error = classify_status(exc.code, message, headers)
+        if isinstance(error, TransientBackendError) and error.retry_after is None:
+            for detail in error_details(exc.details):
+                if detail.get("@type") == _RETRY_INFO:
+                    error.retry_after = duration_seconds(detail.get("retryDelay"))
+        return error
+
+    async def _one(self, request: BackendRequest) -> BackendResponse:
+        config = self._config(request)
+        response = await self.call(
+            self._get_client().aio.models.generate_content(
+                model=self.model, contents=self._contents(request), config=config
             )
+        )
+        return self.answer(response, config.max_output_tokens)
+
+    async def call(self, pending: Any) -> Any:
+        """Await one SDK call, its failures turned into judge errors."""
+        from google.genai import errors
+
+        try:
+            return await pending
         except errors.APIError as exc:
-            headers = getattr(getattr(exc, "response", None), "headers", None)
-            raise classify_status(exc.code, str(exc.message or exc)[:300], headers) from exc
+            raise self.api_error(exc) from exc
         except Exception as exc:
             if is_transport_error(exc):
                 raise TransientBackendError(f"{type(exc).__name__}: {exc}") from exc
             raise
-        candidates = response.candidates or []
-        if not candidates or candidates[0].content is None:
-            reason = getattr(response.prompt_feedback, "block_reason", None)
-            if reason:
-                raise JudgeError(f"the prompt was blocked ({reason})")
-            raise TransientBackendError("the answer has no candidates")
-        text = "".join(p.text or "" for p in candidates[0].content.parts or [])
+
+    @staticmethod
+    def answer(response: Any, limit: int | None) -> BackendResponse:
+        """The :class:`BackendResponse` of a ``GenerateContentResponse`` (also a batch's).
+
+        Raises:
+            JudgeError: A blocked prompt or answer (no retry can change it).
+            OutputLimitError: The output limit spent before any text.
+            TransientBackendError: An answer without candidates or content.
+        """
         usage = response.usage_metadata
+        thinking = getattr(usage, "thoughts_token_count", None)
+        feedback = getattr(response.prompt_feedback, "block_reason", None)
+        if feedback:
+            raise JudgeError(f"the prompt was blocked ({_name(feedback)}); no retry can change it")
+        candidates = response.candidates or []
+        if not candidates:
+            raise TransientBackendError("the answer has no candidates")
+        candidate = candidates[0]
+        reason = _name(candidate.finish_reason)
+        content_parts = (candidate.content.parts if candidate.content else None) or []
+        # Thought parts (Part.thought) are the model's reasoning, never the answer.
+        text = "".join(p.text or "" for p in content_parts if not getattr(p, "thought", False))
+        if reason in BLOCKED_FINISH:
+            raise JudgeError(f"the answer was blocked ({reason}); no retry can change it")
+        if not text.strip():
+            if reason == "MAX_TOKENS":
+                raise OutputLimitError(
+                    f"finishReason MAX_TOKENS with no text, thoughtsTokenCount {thinking}",
+                    limit=limit,
+                    thinking_tokens=thinking,
+                    input_tokens=getattr(usage, "prompt_token_count", None),
+                )
+            if candidate.content is None:
+                raise TransientBackendError(f"the answer has no content (finishReason {reason})")
         return BackendResponse(
             text=text,
             input_tokens=getattr(usage, "prompt_token_count", None),
             output_tokens=getattr(usage, "candidates_token_count", None),
             model=response.model_version,
+            thinking_tokens=thinking,
         )
 
     async def complete(self, requests: Sequence[BackendRequest]) -> list[BackendResponse]:
@@ -134,3 +327,8 @@ class GeminiBackend(Backend):
             client, self._client = self._client, None
             with contextlib.suppress(RuntimeError, AttributeError):
                 await client.aio.aclose()
+
+
+def _name(value: Any) -> str:
+    """An enum member's name, or the string itself (``FinishReason.SAFETY`` -> ``SAFETY``)."""
+    return str(getattr(value, "value", value) or "")

@@ -16,7 +16,13 @@ answers their questions too.
 Faults are injected either scripted (the next requests get the replies you push) or at random
 rates: ``429`` with ``Retry-After``, ``500``, dropped connections, delays past the client's
 timeout, malformed, truncated or wrong-schema JSON answers, and position bias (a ranking that
-prefers whichever image comes first). Every request is recorded.
+prefers whichever image comes first); and the shapes the real services send, each taken from
+their SDKs' types and documentation (:meth:`Reply.real`): a Gemini 429 whose only wait is a
+``RetryInfo`` body, 503 overloaded, ``MAX_TOKENS`` answers whose budget went to thinking,
+``SAFETY`` blocks and blocked prompts, per-day quota and ``insufficient_quota`` errors, and
+answers naming another model than the one asked for. ``ScriptedServer(shapes="real")`` also
+answers with usage as the services report it (``thoughtsTokenCount``, reasoning tokens) and
+sends its random 429s in Gemini's ``RetryInfo`` form. Every request is recorded.
 
 Example::
 
@@ -29,12 +35,24 @@ from __future__ import annotations
 
 from ..stages import typicality_of
 from .answers import default_answer
-from .server import BIASED_RANKING, FAULT_KINDS, Reply, ScriptedServer, main
+from .server import (
+    BIASED_RANKING,
+    FAULT_KINDS,
+    HOPELESS_KINDS,
+    REROUTED_MODEL,
+    SHAPES,
+    Reply,
+    ScriptedServer,
+    main,
+)
 from .wire import RecordedRequest
 
 __all__ = [
     "BIASED_RANKING",
     "FAULT_KINDS",
+    "HOPELESS_KINDS",
+    "REROUTED_MODEL",
+    "SHAPES",
     "RecordedRequest",
     "Reply",
     "ScriptedServer",

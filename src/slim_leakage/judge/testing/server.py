@@ -17,17 +17,24 @@ from collections.abc import Callable, Mapping
 
 from ..stages import PROTOCOL, RANKING_QUESTION, Pipeline
 from .answers import default_answer
+from .batch import BatchService
 from .wire import (
     REASONS,
     RecordedRequest,
     error_body,
+    gemini_blocked_prompt,
     gemini_body,
+    gemini_rate_limit,
     openai_body,
+    openai_insufficient_quota,
+    output_limit,
     parse_gemini,
     parse_openai,
+    thinking_budget,
 )
 
-#: Fault kinds accepted by ``fault_rates``.
+#: Fault kinds accepted by ``fault_rates``: the simple ones, then the shapes the real services
+#: send (see :meth:`Reply.real`).
 FAULT_KINDS = (
     "429",
     "500",
@@ -37,7 +44,29 @@ FAULT_KINDS = (
     "truncated",
     "wrong_schema",
     "position_bias",
+    "retry_info_429",
+    "503",
+    "max_tokens",
+    "safety",
+    "blocked_prompt",
+    "reroute",
+    "daily_quota",
+    "insufficient_quota",
 )
+#: Shapes of :meth:`Reply.real`: what the real services answer when no answer can be given.
+SHAPES = (
+    "retry_info",
+    "overloaded",
+    "max_tokens",
+    "safety",
+    "blocked_prompt",
+    "daily_quota",
+    "insufficient_quota",
+)
+#: Fault kinds no retry can cure: a run meeting one stops (quota) or fails that sample.
+HOPELESS_KINDS = ("safety", "blocked_prompt", "daily_quota", "insufficient_quota")
+#: The model named as having answered by ``reroute`` faults.
+REROUTED_MODEL = "rerouted-model-001"
 #: The ranking answer of a ``position_bias`` fault: the first image wins, whatever it shows.
 BIASED_RANKING = json.dumps(
     {"less_leaky": "image1", "magnitude": "major", "reason": "the first image looks better"}
@@ -45,18 +74,33 @@ BIASED_RANKING = json.dumps(
 
 
 @dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What the server sends for one request: ``status`` ``None`` drops the connection."""
+
+    status: int | None
+    payload: dict
+    headers: dict
+    delay: float
+
+
+@dataclasses.dataclass(frozen=True)
 class Reply:
     """One scripted reply.
 
     Attributes:
-        kind: ``answer`` (HTTP 200 with an answer), ``status`` (an HTTP error) or ``drop``
-            (close the connection without a response).
+        kind: ``answer`` (HTTP 200 with an answer), ``status`` (an HTTP error), ``drop``
+            (close the connection without a response) or ``shape`` (one of :data:`SHAPES`, made by :meth:`real`).
         text: The answer text; ``None`` means the default protocol answer.
         transform: ``truncate`` cuts the answer text in half.
         status: HTTP status for ``status`` replies.
-        retry_after: ``Retry-After`` seconds sent with a ``status`` reply.
+        retry_after: ``Retry-After`` seconds sent with a ``status`` reply (in a real-shapes
+            server's Gemini 429, the ``RetryInfo`` delay instead); the delay of a
+            ``retry_info`` or ``daily_quota`` shape.
         delay: Seconds to wait before replying (beyond the server's latency).
         stage: Only requests of this stage consume the reply (``None``: any request).
+        shape: For ``shape`` replies, which one.
+        model: The model an answer names as having answered (default: the server's
+            ``reroute`` of the requested one, else the requested one).
     """
 
     kind: str = "answer"
@@ -66,11 +110,40 @@ class Reply:
     retry_after: float | None = None
     delay: float = 0.0
     stage: str | None = None
+    shape: str | None = None
+    model: str | None = None
 
     @classmethod
-    def ok(cls, text: str | None = None, *, delay: float = 0.0, stage: str | None = None) -> Reply:
-        """An answer (``None``: the default protocol answer)."""
-        return cls("answer", text=text, delay=delay, stage=stage)
+    def ok(
+        cls,
+        text: str | None = None,
+        *,
+        delay: float = 0.0,
+        stage: str | None = None,
+        model: str | None = None,
+    ) -> Reply:
+        """An answer (``None``: the default protocol answer), optionally from another model."""
+        return cls("answer", text=text, delay=delay, stage=stage, model=model)
+
+    @classmethod
+    def real(
+        cls, name: str, *, retry_after: float | None = None, stage: str | None = None
+    ) -> Reply:
+        """What a real service answers when it cannot answer, in its own wire shape.
+
+        ``retry_info``: Gemini's 429 whose only wait is ``RetryInfo.retryDelay`` (no
+        ``Retry-After`` header; OpenAI's 429 with its ``retry-after`` header);
+        ``overloaded``: 503 ``UNAVAILABLE``; ``max_tokens``: ``finishReason MAX_TOKENS`` (OpenAI
+        ``length``) with no text, the whole limit spent on thinking; ``safety``: a candidate
+        blocked with ``finishReason SAFETY`` (OpenAI ``content_filter``); ``blocked_prompt``: no
+        candidates and ``promptFeedback.blockReason``; ``daily_quota``: a 429 whose
+        ``QuotaFailure`` names a per-day quota (OpenAI: ``insufficient_quota``);
+        ``insufficient_quota``: OpenAI's 429 for an account without credit (Gemini: a per-day
+        quota with a limit of 0).
+        """
+        if name not in SHAPES:
+            raise ValueError(f"unknown shape {name!r}; known: {', '.join(SHAPES)}")
+        return cls("shape", shape=name, retry_after=retry_after, stage=stage)
 
     @classmethod
     def error(
@@ -119,6 +192,13 @@ class ScriptedServer:
         port: TCP port (0: any free port).
         pipeline: The stages whose questions get default answers (each question's
             :meth:`~slim_leakage.judge.stages.Question.local_answer`).
+        shapes: ``simple`` (errors are bare status codes with ``Retry-After``) or ``real``:
+            answers carry usage as the services report it, a Gemini 429 carries its wait only
+            in a ``RetryInfo`` body, and faults take the services' shapes.
+        thinking: Tokens every answer "thinks" before it answers (capped by a Gemini
+            ``thinkingBudget``), counted against the request's output limit: when they and the
+            answer do not fit, the reply is ``MAX_TOKENS`` with no text, as a thinking model's.
+        reroute: Requested model -> model named in the answer (``modelVersion``, ``model``).
     """
 
     def __init__(
@@ -132,10 +212,18 @@ class ScriptedServer:
         seed: int = 0,
         port: int = 0,
         pipeline: Pipeline = PROTOCOL,
+        shapes: str = "simple",
+        thinking: int = 0,
+        reroute: Mapping[str, str] | None = None,
     ) -> None:
         unknown = sorted(set(fault_rates or {}) - set(FAULT_KINDS))
         if unknown:
             raise ValueError(f"unknown fault kind {unknown[0]!r}; known: {', '.join(FAULT_KINDS)}")
+        if shapes not in ("simple", "real"):
+            raise ValueError(f"shapes={shapes!r} is not 'simple' or 'real'")
+        self.shapes = shapes
+        self.thinking = thinking
+        self.reroute = dict(reroute or {})
         self.latency = latency
         self.fault_rates = dict(fault_rates or {})
         self.retry_after = retry_after
@@ -152,6 +240,7 @@ class ScriptedServer:
         self._thread: threading.Thread | None = None
         self._tasks: set[asyncio.Task] = set()
         self.port = 0
+        self.batches = BatchService(self)  # the two batch interfaces (batch.py)
 
     # -- lifecycle ------------------------------------------------------------------------------
     @property
@@ -255,6 +344,16 @@ class ScriptedServer:
             return Reply.error(429, retry_after=self.retry_after)
         if kind == "500":
             return Reply.error(500)
+        if kind == "retry_info_429":
+            return Reply.real("retry_info", retry_after=self.retry_after)
+        if kind == "503":
+            return Reply.real("overloaded")
+        if kind == "reroute":
+            return Reply.ok(model=REROUTED_MODEL)
+        if kind in ("max_tokens", "safety", "blocked_prompt", "insufficient_quota"):
+            return Reply.real(kind)
+        if kind == "daily_quota":
+            return Reply.real(kind, retry_after=9 * 3600.0)
         if kind == "drop":
             return Reply.drop()
         if kind == "timeout":
@@ -316,10 +415,14 @@ class ScriptedServer:
                 },
             )
             return True
+        route = path.split("?", 1)[0]
+        batch = self.batches.handle(method, route, headers, raw, has_auth)
+        if batch is not None:
+            await self._send_bytes(writer, *batch)
+            return True
         if method != "POST" or body is None:
             await self._send(writer, 400, {"error": {"message": "bad request"}})
             return True
-        route = path.split("?", 1)[0]
         if route.endswith("/chat/completions"):
             request = parse_openai(route, body, has_auth)
         elif ":generateContent" in route:
@@ -327,28 +430,44 @@ class ScriptedServer:
         else:
             await self._send(writer, 404, {"error": {"message": f"no route {route}"}})
             return True
+        outcome = self.outcome(request)
+        if outcome.delay > 0:
+            await asyncio.sleep(outcome.delay)
+        if outcome.status is None:
+            writer.transport.abort()
+            return False
+        await self._send(writer, outcome.status, outcome.payload, outcome.headers)
+        return True
+
+    def outcome(self, request: RecordedRequest) -> Outcome:
+        """What the server answers ``request`` (its reply chosen, the request recorded)."""
         reply = self._choose(request.stage)
+        real_429 = reply.kind == "status" and reply.status == 429 and self.shapes == "real"
+        if real_429 and request.protocol == "gemini":
+            # Gemini sends its wait in the body only (google.rpc.RetryInfo).
+            reply = dataclasses.replace(reply, kind="shape", shape="retry_info", status=200)
         tag = reply.kind if reply.kind != "status" else f"status:{reply.status}"
         if reply.transform:
             tag = f"answer:{reply.transform}"
         elif reply.text is not None:
             tag = "answer:scripted"
+        elif reply.kind == "shape":
+            tag = f"shape:{reply.shape}"
+        elif reply.model is not None:
+            tag = "answer:rerouted"
         with self._lock:
             self.requests.append(dataclasses.replace(request, reply=tag, time=time.monotonic()))
         delay = self.latency + reply.delay
-        if delay > 0:
-            await asyncio.sleep(delay)
         if reply.kind == "drop":
-            writer.transport.abort()
-            return False
+            return Outcome(None, {}, {}, delay)
         if reply.kind == "status":
             extra = {}
             if reply.retry_after is not None:
                 extra["Retry-After"] = f"{reply.retry_after:g}"
-            await self._send(
-                writer, reply.status, error_body(request.protocol, reply.status), extra
-            )
-            return True
+            return Outcome(reply.status, error_body(request.protocol, reply.status), extra, delay)
+        if reply.kind == "shape":
+            status, payload, extra = self._shape(request, reply)
+            return Outcome(status, payload, extra, delay)
         text = reply.text
         if text is None and self.answer is not None:
             text = self.answer(request)
@@ -356,16 +475,69 @@ class ScriptedServer:
             text = default_answer(request, self.pipeline)
         if reply.transform == "truncate":
             text = text[: len(text) // 2]
-        payload = (openai_body if request.protocol == "openai" else gemini_body)(request, text)
-        await self._send(writer, 200, payload)
-        return True
+        served = reply.model or self.reroute.get(request.model, request.model)
+        body = openai_body if request.protocol == "openai" else gemini_body
+        thought = self._thought(request)
+        limit = output_limit(request)
+        if thought and limit is not None and thought + max(1, len(text) // 4) > limit:
+            finish = "length" if request.protocol == "openai" else "MAX_TOKENS"
+            payload = body(request, None, model=served, finish=finish, thinking=limit)
+        else:
+            payload = body(request, text, model=served, thinking=thought)
+        return Outcome(200, payload, {}, delay)
+
+    def _thought(self, request: RecordedRequest) -> int:
+        """Thinking tokens an answer spends: the server's ``thinking``, within a set budget."""
+        budget = thinking_budget(request) if request.protocol == "gemini" else None
+        return self.thinking if budget is None else min(self.thinking, budget)
+
+    def _shape(self, request: RecordedRequest, reply: Reply) -> tuple[int, dict, dict]:
+        """Status, body and extra headers of a real-service shape (see :meth:`Reply.real`)."""
+        gemini = request.protocol == "gemini"
+        name = reply.shape
+        if name == "retry_info":
+            if gemini:  # the wait is in the body only
+                return 429, gemini_rate_limit(request.model, retry_delay=reply.retry_after), {}
+            extra = {}
+            if reply.retry_after is not None:
+                extra = {
+                    "retry-after": f"{reply.retry_after:g}",
+                    "retry-after-ms": f"{reply.retry_after * 1000:g}",
+                }
+            return 429, error_body("openai", 429), extra
+        if name == "overloaded":
+            return 503, error_body(request.protocol, 503), {}
+        if name == "max_tokens":
+            limit = output_limit(request) or 1024
+            if gemini:
+                return 200, gemini_body(request, None, finish="MAX_TOKENS", thinking=limit), {}
+            return 200, openai_body(request, None, finish="length", thinking=limit), {}
+        if name in ("safety", "blocked_prompt"):
+            if not gemini:
+                return 200, openai_body(request, None, finish="content_filter"), {}
+            if name == "safety":
+                return 200, gemini_body(request, None, finish="SAFETY"), {}
+            return 200, gemini_blocked_prompt(request), {}
+        # daily_quota / insufficient_quota
+        if gemini:
+            zero = name == "insufficient_quota"
+            body = gemini_rate_limit(
+                request.model, retry_delay=reply.retry_after, daily=True, limit=0 if zero else 20
+            )
+            return 429, body, {}
+        return 429, openai_insufficient_quota(), {}
 
     @staticmethod
     async def _send(writer, status: int, payload: dict, extra: dict | None = None) -> None:
-        data = json.dumps(payload).encode()
+        await ScriptedServer._send_bytes(
+            writer, status, json.dumps(payload).encode(), "application/json", extra
+        )
+
+    @staticmethod
+    async def _send_bytes(writer, status, data: bytes, ctype: str, extra=None) -> None:
         head = [
             f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}",
-            "Content-Type: application/json",
+            f"Content-Type: {ctype}",
             f"Content-Length: {len(data)}",
         ]
         head += [f"{k}: {v}" for k, v in (extra or {}).items()]
@@ -387,6 +559,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--retry-after", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--shapes", choices=["simple", "real"], default="simple", help="error and answer shapes"
+    )
+    parser.add_argument("--thinking", type=int, default=0, help="thinking tokens per answer")
     args = parser.parse_args(argv)
     rates = {}
     for item in args.fault:
@@ -398,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
         retry_after=args.retry_after,
         seed=args.seed,
         port=args.port,
+        shapes=args.shapes,
+        thinking=args.thinking,
     ).start()
     print(server.url, flush=True)
     try:

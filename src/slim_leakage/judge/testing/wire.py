@@ -3,6 +3,18 @@
 Request bodies are read into a :class:`RecordedRequest` (text parts, image hashes, the answer
 schema, the question's name); answers and errors are written in each protocol's JSON shape
 (a chat completion, a ``generateContent`` response, each provider's error body).
+
+The shapes the real services send when an answer cannot be given are written here too, each
+from its source: Gemini's from google-genai ``types.py`` (``GenerateContentResponse``,
+``Candidate.finish_reason``, ``FinishReason``, ``GenerateContentResponseUsageMetadata``
+with ``thoughts_token_count``, ``GenerateContentResponsePromptFeedback.block_reason``) and
+the Gemini API's error bodies (``google.rpc.RetryInfo`` / ``google.rpc.QuotaFailure``
+details of a 429 ``RESOURCE_EXHAUSTED``, as documented on ai.google.dev/gemini-api/docs/
+rate-limits and reported in public issue threads; 503 ``UNAVAILABLE`` "The model is
+overloaded"); OpenAI's from the openai SDK's ``types/chat/chat_completion.py``
+(``finish_reason`` ``length`` / ``content_filter``), ``types/completion_usage.py``
+(``completion_tokens_details.reasoning_tokens``) and its error body
+(``{"error": {"message", "type", "param", "code"}}``, ``insufficient_quota``).
 """
 
 from __future__ import annotations
@@ -112,53 +124,192 @@ def parse_gemini(path: str, body: dict, has_auth: bool) -> RecordedRequest:
     )
 
 
-def openai_body(request: RecordedRequest, text: str) -> dict:
-    """A chat completion answering ``request`` with ``text``."""
+def output_limit(request: RecordedRequest) -> int | None:
+    """The output-token limit a request was sent with (``maxOutputTokens``, ``max_*tokens``)."""
+    if request.protocol == "gemini":
+        config = request.body.get("generationConfig") or request.body.get("generation_config")
+        value = (config or {}).get("maxOutputTokens", (config or {}).get("max_output_tokens"))
+    else:
+        value = request.body.get("max_completion_tokens", request.body.get("max_tokens"))
+    return value if isinstance(value, int) else None
+
+
+def thinking_budget(request: RecordedRequest) -> int | None:
+    """The Gemini ``thinkingConfig.thinkingBudget`` of a request, if it set one."""
+    config = request.body.get("generationConfig") or request.body.get("generation_config") or {}
+    thinking = config.get("thinkingConfig") or config.get("thinking_config") or {}
+    value = thinking.get("thinkingBudget", thinking.get("thinking_budget"))
+    return value if isinstance(value, int) else None
+
+
+def openai_body(
+    request: RecordedRequest,
+    text: str | None,
+    *,
+    model: str | None = None,
+    finish: str = "stop",
+    thinking: int = 0,
+) -> dict:
+    """A chat completion answering ``request`` with ``text``.
+
+    ``model`` is the model named as having answered (default: the one asked for); ``finish``
+    the ``finish_reason`` (``length``, ``content_filter``); ``thinking`` the reasoning tokens
+    (counted in ``completion_tokens``, as the SDK's ``CompletionUsage`` documents).
+    """
     return {
-        "id": f"chatcmpl-{hashlib.sha256(text.encode()).hexdigest()[:12]}",
+        "id": f"chatcmpl-{hashlib.sha256((text or '').encode()).hexdigest()[:12]}",
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": request.model,
+        "model": model or request.model,
         "choices": [
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": text, "refusal": None},
-                "finish_reason": "stop",
+                "finish_reason": finish,
                 "logprobs": None,
             }
         ],
-        "usage": _usage(request, text, "openai"),
+        "usage": _usage(request, text or "", "openai", thinking),
     }
 
 
-def gemini_body(request: RecordedRequest, text: str) -> dict:
-    """A ``generateContent`` response answering ``request`` with ``text``."""
+def gemini_body(
+    request: RecordedRequest,
+    text: str | None,
+    *,
+    model: str | None = None,
+    finish: str = "STOP",
+    thinking: int = 0,
+) -> dict:
+    """A ``generateContent`` response answering ``request`` with ``text``.
+
+    ``text=None`` gives a candidate without parts (as a ``MAX_TOKENS`` answer whose budget went
+    to thinking has); ``finish`` is the ``finishReason``; ``thinking`` the
+    ``thoughtsTokenCount``; ``model`` the ``modelVersion`` (default: the model asked for).
+    """
+    candidate: dict = {"content": {"role": "model"}, "finishReason": finish, "index": 0}
+    if text is not None:
+        candidate["content"]["parts"] = [{"text": text}]
+    if finish == "SAFETY":
+        # A blocked candidate has no content, only its safety ratings.
+        candidate = {
+            "finishReason": "SAFETY",
+            "index": 0,
+            "safetyRatings": [
+                {
+                    "category": "HARM_CATEGORY_DANGEROUS_CONTENT",
+                    "probability": "HIGH",
+                    "blocked": True,
+                }
+            ],
+        }
     return {
-        "candidates": [
-            {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}
-        ],
-        "usageMetadata": _usage(request, text, "gemini"),
+        "candidates": [candidate],
+        "usageMetadata": _usage(request, text or "", "gemini", thinking),
+        "modelVersion": model or request.model,
+    }
+
+
+def gemini_blocked_prompt(request: RecordedRequest, reason: str = "SAFETY") -> dict:
+    """A ``generateContent`` response to a blocked prompt: no candidates, ``promptFeedback``."""
+    prompt = _usage(request, "", "gemini")["promptTokenCount"]
+    return {
+        "promptFeedback": {"blockReason": reason},
+        "usageMetadata": {"promptTokenCount": prompt, "totalTokenCount": prompt},
         "modelVersion": request.model,
     }
 
 
-def _usage(request: RecordedRequest, text: str, protocol: str) -> dict:
+def _usage(request: RecordedRequest, text: str, protocol: str, thinking: int = 0) -> dict:
     prompt = len(request.text) // 4 + 258 * len(request.images)
-    out = max(1, len(text) // 4)
+    out = max(1, len(text) // 4) if text else 0
     if protocol == "gemini":
-        return {
+        usage = {
             "promptTokenCount": prompt,
             "candidatesTokenCount": out,
-            "totalTokenCount": prompt + out,
+            "totalTokenCount": prompt + out + thinking,
         }
-    return {"prompt_tokens": prompt, "completion_tokens": out, "total_tokens": prompt + out}
+        if thinking:
+            usage["thoughtsTokenCount"] = thinking
+        return usage
+    usage = {
+        "prompt_tokens": prompt,
+        "completion_tokens": out + thinking,
+        "total_tokens": prompt + out + thinking,
+    }
+    if thinking:
+        usage["completion_tokens_details"] = {"reasoning_tokens": thinking}
+    return usage
+
+
+def gemini_rate_limit(
+    model: str, *, retry_delay: float | None, daily: bool = False, limit: int = 20
+) -> dict:
+    """A Gemini 429 ``RESOURCE_EXHAUSTED`` body whose only wait is its ``RetryInfo`` detail.
+
+    ``daily`` names a per-day quota in the ``QuotaFailure`` (no wait within a run helps);
+    otherwise a per-minute one. ``retry_delay`` seconds go in ``RetryInfo.retryDelay`` in the
+    protobuf ``Duration`` JSON form (``"36s"``).
+    """
+    period = "Day" if daily else "Minute"
+    details: list[dict] = [
+        {
+            "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+            "violations": [
+                {
+                    "quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
+                    "quotaId": f"GenerateRequestsPer{period}PerProjectPerModel",
+                    "quotaDimensions": {"location": "global", "model": model},
+                    "quotaValue": str(limit),
+                }
+            ],
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.Help",
+            "links": [
+                {
+                    "description": "Learn more about Gemini API quotas",
+                    "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+                }
+            ],
+        },
+    ]
+    if retry_delay is not None:
+        details.append(
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_delay:g}s"}
+        )
+    return {
+        "error": {
+            "code": 429,
+            "message": "You exceeded your current quota, please check your plan and billing "
+            "details. For more information on this error, head to: "
+            "https://ai.google.dev/gemini-api/docs/rate-limits.",
+            "status": "RESOURCE_EXHAUSTED",
+            "details": details,
+        }
+    }
+
+
+def openai_insufficient_quota() -> dict:
+    """OpenAI's 429 body for an account without credit (``insufficient_quota``)."""
+    return {
+        "error": {
+            "message": "You exceeded your current quota, please check your plan and billing "
+            "details.",
+            "type": "insufficient_quota",
+            "param": None,
+            "code": "insufficient_quota",
+        }
+    }
 
 
 def error_body(protocol: str, status: int) -> dict:
     """The error body ``protocol`` sends with an HTTP ``status``."""
-    message = {429: "Resource exhausted: slow down", 500: "Internal error"}.get(
-        status, f"error {status}"
-    )
+    message = {
+        429: "Resource exhausted: slow down",
+        500: "Internal error",
+        503: "The model is overloaded. Please try again later.",
+    }.get(status, f"error {status}")
     if protocol == "gemini":
         names = {
             429: "RESOURCE_EXHAUSTED",

@@ -38,8 +38,9 @@ from .rundir import RunDir, slug
 #: The version of ``sweep.json``.
 SWEEP_SCHEMA = 1
 
-#: The paper's ablation of DeLeaker (spec §10.2): each component removed, text-text added, each
-#: component alone, and no temporal or spatial smoothing. The first row is the full method.
+#: The paper's ablation of DeLeaker (its ablation table): each component removed, text-text
+#: added, each component alone, and no temporal or spatial smoothing. The first row is the full
+#: method.
 PAPER_ABLATION: tuple[tuple[str, dict[str, Any]], ...] = (
     ("deleaker", {}),
     ("w/o image-image suppression", {"image_image_suppression": False}),
@@ -56,7 +57,8 @@ PAPER_ABLATION: tuple[tuple[str, dict[str, Any]], ...] = (
     ("no spatial smoothing", {"smoothing": False}),
 )
 
-#: The paper's ablation figures on FLUX.1-dev, as ratios to the full method (spec §10.2), in
+#: The paper's ablation figures on FLUX.1-dev, as ratios to the full method (its ablation
+#: table, as the project page shows it), in
 #: label order; the smoothing rows have no published figures.
 PAPER_RATIOS: dict[str, tuple[float, ...]] = {
     "deleaker": (1.00, 1.00, 1.00, 1.00, 1.00),

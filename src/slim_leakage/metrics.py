@@ -17,6 +17,7 @@ notes to the returned :class:`~slim_leakage.records.RunMetrics` with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -31,6 +32,17 @@ LEVEL = 0.95
 
 def _share(count: int, total: int) -> float | None:
     return None if total == 0 else round(count / total, DECIMALS)
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> list[float | None]:
+    """Wilson score 95% interval of a rate ``k / n`` (``[None, None]`` when ``n == 0``)."""
+    if n == 0:
+        return [None, None]
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return [round(max(0.0, c - h), 4), round(min(1.0, c + h), 4)]
 
 
 def label_counts(labels: Sequence[str]) -> dict[str, int]:

@@ -16,7 +16,8 @@ from .errors import RunError
 from .records import LABELS, Generation
 from .rundir import RunDir, inside_run, load_run
 
-_COLOURS = {
+#: The colour of each label in every stacked bar (the report, the sweep page).
+COLOURS = {
     "mitigation-major": "#1a9850",
     "mitigation-minor": "#91cf60",
     "no-change": "#bdbdbd",
@@ -47,6 +48,33 @@ def _fmt(value, digits: int = 3) -> str:
     return html.escape(str(value))
 
 
+def stacked_bar(distribution: dict | None) -> str:
+    """The 5-way stacked bar as HTML segments (``<div class="seg">``), in label order.
+
+    A share is null when nothing was labelled; it is drawn as 0 (the legend says n/a).
+    """
+    dist = {k: (v or 0.0) for k, v in (distribution or {}).items()}
+    return "".join(
+        f'<div class="seg" data-label="{label}" style="width:{100 * float(dist.get(label, 0)):.2f}%;'
+        f'background:{COLOURS[label]}" '
+        f'title="{label}: {100 * float(dist.get(label, 0)):.1f}%"></div>'
+        for label in LABELS
+    )
+
+
+def bar_legend(distribution: dict | None, intervals: dict | None) -> str:
+    """One coloured key per label with its share and interval, as HTML."""
+    dist = {k: (v or 0.0) for k, v in (distribution or {}).items()}
+    ci = {k: v for k, v in (intervals or {}).items() if v and None not in v}
+    return "".join(
+        f'<span class="key"><i style="background:{COLOURS[label]}"></i>{label} '
+        f"{100 * float(dist.get(label, 0)):.1f}%"
+        + (f" [{100 * ci[label][0]:.1f}, {100 * ci[label][1]:.1f}]" if label in ci else "")
+        + "</span>"
+        for label in LABELS
+    )
+
+
 def render_report(run_dir: str | Path) -> str:
     """The HTML text of the report of ``run_dir``."""
     root = Path(run_dir)
@@ -62,25 +90,8 @@ def render_report(run_dir: str | Path) -> str:
     verdicts = {v.sample_id: v for v in run.verdicts}
     method = metrics.method
 
-    # a share is null when nothing was labelled; draw it as 0 and say n/a
-    dist = {k: (v or 0.0) for k, v in (metrics.distribution or {}).items()}
-    intervals = {k: v for k, v in (metrics.intervals or {}).items() if v and None not in v}
-    bar = "".join(
-        f'<div class="seg" style="width:{100 * float(dist.get(label, 0)):.2f}%;background:{_COLOURS[label]}" '
-        f'title="{label}: {100 * float(dist.get(label, 0)):.1f}%"></div>'
-        for label in LABELS
-    )
-    legend = "".join(
-        f'<span class="key"><i style="background:{_COLOURS[label]}"></i>{label} '
-        f"{100 * float(dist.get(label, 0)):.1f}%"
-        + (
-            f" [{100 * intervals[label][0]:.1f}, {100 * intervals[label][1]:.1f}]"
-            if label in intervals and intervals[label]
-            else ""
-        )
-        + "</span>"
-        for label in LABELS
-    )
+    bar = stacked_bar(metrics.distribution)
+    legend = bar_legend(metrics.distribution, metrics.intervals)
     cost = metrics.cost or manifest.get("cost") or {}
     rows_metrics = [
         ("method", method),
@@ -136,7 +147,7 @@ def render_report(run_dir: str | Path) -> str:
             f"<td>{html.escape(s.prompt)}</td>"
             f"<td>{html.escape(', '.join(s.entities))}</td>"
             f"<td>{html.escape(s.subset)}</td>"
-            f'<td class="label" style="color:{_COLOURS.get(label, "#555")}">{html.escape(label)}</td>'
+            f'<td class="label" style="color:{COLOURS.get(label, "#555")}">{html.escape(label)}</td>'
             f"<td>{_img(root, van.path, 'vanilla') if van else ''}</td>"
             f"<td>{_img(root, met.path, method) if met else ''}</td>"
             f'<td class="masks">{masks}</td>'

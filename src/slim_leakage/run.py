@@ -190,10 +190,17 @@ class Run:
         config: The run configuration.
         judge: A ready judge object (overrides ``config.judge``; used by tests and the API).
         log: Where progress lines go (default stderr).
+        backbone: A callable returning the loaded backbone of ``config``, called only if an
+            image is missing (a sweep shares one backbone between its runs); default: load it.
     """
 
     def __init__(
-        self, config: RunConfig, *, judge: Any = None, log: Callable[[str], None] | None = None
+        self,
+        config: RunConfig,
+        *,
+        judge: Any = None,
+        log: Callable[[str], None] | None = None,
+        backbone: Callable[[], Any] | None = None,
     ) -> None:
         self.config = config
         self.dir = RunDir(config.out_dir, Shard.from_env())
@@ -202,6 +209,7 @@ class Run:
         self.method = None
         self.samples: list[Sample] = []
         self.backbone = None
+        self._load_backbone = backbone
         self._resolved = False
 
     # resolution (cheap, before any weights load) ---------------------------------------------
@@ -353,17 +361,22 @@ class Run:
         from .progress import library_output, progress_enabled
 
         cfg = self.config
-        self.log(
-            f"loading backbone {cfg.backbone}"
-            + (f" from {cfg.backbone_path}" if cfg.backbone_path else "")
-        )
+        if self._load_backbone is None:
+            self.log(
+                f"loading backbone {cfg.backbone}"
+                + (f" from {cfg.backbone_path}" if cfg.backbone_path else "")
+            )
         with library_output(progress=progress_enabled(cfg.progress), note=self.log):
-            self.backbone = load_backbone(
-                cfg.backbone,
-                path=cfg.backbone_path,
-                device=cfg.device,
-                dtype=cfg.dtype,
-                **cfg.backbone_args,
+            self.backbone = (
+                self._load_backbone()
+                if self._load_backbone is not None
+                else load_backbone(
+                    cfg.backbone,
+                    path=cfg.backbone_path,
+                    device=cfg.device,
+                    dtype=cfg.dtype,
+                    **cfg.backbone_args,
+                )
             )
             # the run draws its own bars per image; the pipeline's bar per denoising loop would
             # only interleave with them

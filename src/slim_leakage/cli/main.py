@@ -18,6 +18,7 @@ from ..errors import SlimError
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS = (
     "run",
+    "sweep",
     "ls",
     "dataset",
     "judge",

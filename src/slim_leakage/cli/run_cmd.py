@@ -16,8 +16,6 @@ def _default(field: str) -> str:
 
 
 def add_parser(sub) -> None:
-    from ..image_metrics import IMAGE_METRICS
-
     p = sub.add_parser(
         "run",
         help="generate, judge and score a method on SLIM (the main job)",
@@ -27,6 +25,15 @@ def add_parser(sub) -> None:
             "resumes: finished images and verdicts are kept."
         ),
     )
+    add_run_options(p, out_help="run directory (default runs/<method>-<backbone>-<config>)")
+    p.add_argument("--json", action="store_true", help="print metrics.json as the last line")
+    p.set_defaults(func=run)
+
+
+def add_run_options(p, *, out_help: str) -> None:
+    """The options of a run (RunConfig's fields), shared by ``run`` and ``sweep``."""
+    from ..image_metrics import IMAGE_METRICS
+
     p.add_argument(
         "--method",
         default=None,
@@ -88,9 +95,7 @@ def add_parser(sub) -> None:
         default=None,
         help=f"images per pipeline call (default {_default('batch_size')})",
     )
-    p.add_argument(
-        "--out", default=None, help="run directory (default runs/<method>-<backbone>-<config>)"
-    )
+    p.add_argument("--out", default=None, help=out_help)
     p.add_argument(
         "--run-config",
         default=None,
@@ -113,8 +118,6 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--no-report", action="store_true", help="do not write report.html")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--json", action="store_true", help="print metrics.json as the last line")
-    p.set_defaults(func=run)
 
 
 def _read_ids(value: str | None) -> tuple[str, ...] | None:

@@ -2,8 +2,11 @@
 
 - ``slim-eval toy train --out DIR [--export WEIGHTS]`` trains the toy model from a fixed seed
   (resumes from ``DIR/checkpoint.pt``), and exports a diffusers folder;
-- ``slim-eval toy measure [--what generation|oracle|all]`` measures mask localisation, vanilla
-  leakage with its control, and the oracle's detection and false-alarm rates;
+- ``slim-eval toy measure [--what generation|oracle|blocks|all]`` measures mask localisation,
+  vanilla leakage with its control, the oracle's detection and false-alarm rates, and (blocks)
+  each block type's own mask localisation per step;
+- ``slim-eval toy leakage RUN|SWEEP ...`` reads a finished run's (or every sweep variant's)
+  images with the oracle and reports the leakage rate with Wilson intervals;
 - ``slim-eval toy render tiger leopard --out scene.png`` draws a ground-truth scene.
 
 Machine-readable output (``--json``) is one JSON object on the last line.
@@ -32,7 +35,12 @@ def add_parser(sub) -> None:
     t.set_defaults(func=run_train)
 
     m = tsub.add_parser("measure", help="measure localisation, leakage and the oracle")
-    m.add_argument("--what", choices=("generation", "oracle", "all"), default="all")
+    m.add_argument(
+        "--what",
+        choices=("generation", "oracle", "blocks", "all"),
+        default="all",
+        help="blocks (not in all): each block type's own masks per step, in generation",
+    )
     m.add_argument("--path", help="a toy pipeline folder (default: the shipped weights)")
     m.add_argument("--checkpoint", help="measure the last checkpoint of a training folder instead")
     m.add_argument("--n-lookalike", type=int, default=96)
@@ -46,6 +54,12 @@ def add_parser(sub) -> None:
     m.add_argument("--out", help="also write the figures to this JSON file")
     m.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     m.set_defaults(func=run_measure)
+
+    lk = tsub.add_parser("leakage", help="the oracle's leakage rate in finished runs or sweeps")
+    lk.add_argument("runs", nargs="+", help="run directories or sweep folders")
+    lk.add_argument("--role", choices=("method", "vanilla"), default="method")
+    lk.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    lk.set_defaults(func=run_leakage)
 
     r = tsub.add_parser("render", help="draw a ground-truth toy scene")
     r.add_argument("entities", nargs="+", help="toy nouns (slim-eval toy render tiger leopard)")
@@ -94,7 +108,7 @@ def run_measure(args) -> int:
         figures["oracle"] = measure_oracle(n=args.oracle_n)
         figures["oracle_blurred"] = measure_oracle(n=args.oracle_n, blur=0.7)
         figures["oracle_blended"] = measure_oracle(n=args.oracle_n, blend=True)
-    if args.what in ("generation", "all"):
+    if args.what in ("generation", "blocks", "all"):
         import torch
 
         from ..toy.lab.measure import measure_generation
@@ -112,6 +126,13 @@ def run_measure(args) -> int:
             pipe = bb.pipe
             figures["model"] = {"path": bb.model_id, "weights_sha256": bb.weights_sha256}
         pipe.set_progress_bar_config(disable=True)
+        if args.what == "blocks":
+            from ..toy.lab.measure import measure_block_masks
+
+            figures["blocks"] = measure_block_masks(
+                pipe, n_lookalike=args.n_lookalike, n_mixed=args.n_mixed, steps=args.steps
+            )
+    if args.what in ("generation", "all"):
         figures["generation"] = measure_generation(
             pipe,
             n_lookalike=args.n_lookalike,
@@ -126,6 +147,28 @@ def run_measure(args) -> int:
         print_json_last(figures)
     else:
         print(json.dumps(figures, indent=1))
+    return 0
+
+
+def run_leakage(args) -> int:
+    import json
+
+    from ..toy.lab.measure import run_leakage as leakage
+
+    figures = {}
+    for given in args.runs:
+        root = Path(given)
+        runs = sorted(p.parent for p in root.glob("runs/*/manifest.json")) or [root]
+        for run in runs:
+            figures[str(run)] = leakage(run, args.role)
+            for kind, f in figures[str(run)].items():
+                lo, hi = f["leak"]["ci95"]
+                print(
+                    f"{run}: {kind} leak {f['leak']['k']}/{f['leak']['n']} = "
+                    f"{f['leak']['rate']} [{lo}, {hi}], found {f['found']['k']}/{f['entities']}"
+                )
+    if args.json:
+        print(json.dumps(figures, sort_keys=True))
     return 0
 
 

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -482,6 +483,40 @@ class RunDir:
             if not outside and image.exists() and sha256_file(image) == gen.sha256:
                 done[(gen.role, gen.sample_id, gen.entity)] = gen
         return done
+
+    def share_from(self, source: RunDir, roles: Sequence[str] = ("vanilla", "reference")) -> int:
+        """Take another run's finished images of ``roles`` into this run, with their records.
+
+        Each file is hard-linked where the file system allows it, else copied, under the same
+        relative path (a symbolic link would lead out of the run and not count as finished).
+        Images this run already has are left alone, so sharing again after a crash or on a
+        resume adds only what is missing.
+
+        Args:
+            source: The run whose images are taken (same samples, backbone and seeds).
+            roles: Which images: by default the vanilla and the reference images, which do not
+                depend on the method.
+
+        Returns:
+            How many images were taken.
+        """
+        mine = self.finished_generations()
+        taken = 0
+        for key, gen in source.finished_generations().items():
+            if gen.role not in roles or key in mine:
+                continue
+            target = self.root / gen.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.share")
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(source.root / gen.path, tmp)
+            except OSError:  # another file system, or no hard links: copy
+                shutil.copyfile(source.root / gen.path, tmp)
+            os.replace(tmp, target)
+            self.records.append(gen)
+            taken += 1
+        return taken
 
     def merge_shards(self, sample_ids: Sequence[str]) -> None:
         """Merge every rank's record files into the top-level ones, in ``sample_ids`` order."""

@@ -1,4 +1,5 @@
-"""What the toy world plugs into the registries: the ``toy`` preset and the ``oracle`` backend.
+"""What the toy world plugs into the registries: the ``toy`` preset, the ``oracle`` judge backend
+and the ``oracle`` mask source of DeLeaker.
 
 The registries find this module by its name (``slim_leakage._registry.package_plugins``) and
 read :data:`REGISTRATIONS` when they first list or look up a name, so the backbones and the
@@ -13,4 +14,5 @@ from __future__ import annotations
 REGISTRATIONS = {
     "slim_leakage.backbones": {"toy": "slim_leakage.toy.backbone:TOY"},
     "slim_leakage.judges": {"oracle": "slim_leakage.toy.oracle:OracleBackend"},
+    "slim_leakage.mask_sources": {"oracle": "slim_leakage.toy.masks:oracle_masks"},
 }

@@ -15,6 +15,9 @@ import math
 from ..._config import check_range
 from ...errors import ConfigError
 
+#: Which blocks may feed the mask history (``mask_blocks``).
+MASK_BLOCKS = ("all", "double", "single")
+
 #: FLUX.1-dev runs 19 double + 38 single attention calls per denoising step.
 _FLUX_DEV_BLOCKS = 57
 
@@ -57,6 +60,13 @@ class DeLeakerConfig:
         edit_start: Where the attention edits begin; default = block 18 of the first step (the
             last double block on FLUX.1-dev).
         edit_stop: Where the edits end (exclusive); default = the end of the run.
+        mask_blocks: Which blocks feed the mask history: ``all`` (the paper), ``double`` (the
+            double-stream blocks) or ``single`` (the single-stream blocks). FLUX only; until the
+            history holds a map, a block reads its masks from its own attention.
+        masks: Where the entity masks come from: ``attention`` (the paper's method), a folder
+            of mask images, a registered mask source (the toy world's ``oracle``) or
+            ``package.module:function`` (see :mod:`.given`). Read by the registered method; in
+            diffusers code pass ``masks=`` to ``deleaker(...)`` instead.
     """
 
     beta1: float = 1.0
@@ -74,6 +84,8 @@ class DeLeakerConfig:
     history_stop: tuple[float, float] = (0.6, 0.0)
     edit_start: tuple[float, float] = (0.0, 18 / _FLUX_DEV_BLOCKS)
     edit_stop: tuple[float, float] = (1.0, 0.0)
+    mask_blocks: str = "all"
+    masks: str = "attention"
 
     def __post_init__(self) -> None:
         owner = "DeLeakerConfig"
@@ -109,6 +121,16 @@ class DeLeakerConfig:
                     f"{owner}: {name}={getattr(self, name)!r} is not a boolean.",
                     hint=f"Give {name} as true or false.",
                 )
+        if self.mask_blocks not in MASK_BLOCKS:
+            raise ConfigError(
+                f"{owner}: mask_blocks={self.mask_blocks!r} is not one of {', '.join(MASK_BLOCKS)}.",
+                hint="Give mask_blocks=all (the paper's method), double or single.",
+            )
+        if not isinstance(self.masks, str) or not self.masks.strip():
+            raise ConfigError(
+                f"{owner}: masks={self.masks!r} is not a non-empty text.",
+                hint="Give masks=attention (the default), a folder, or a mask source name.",
+            )
         for name in ("history_start", "history_stop", "edit_start", "edit_stop"):
             value = getattr(self, name)
             ok = (

@@ -37,7 +37,7 @@ from ...backbones.flux_attention import block_offsets, flux_finish, flux_qkv
 from ...errors import ConfigError
 from . import ops
 from .config import DeLeakerConfig
-from .state import BlockProcessor, DeLeakerState, accumulate, configure, installed
+from .state import BlockProcessor, DeLeakerState, accumulate, configure, give_masks, installed
 from .tokens import find_entity_spans
 
 #: Rows whose edited normaliser falls below this share of the unedited one are recomputed.
@@ -98,7 +98,7 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
         scale = query.shape[-1] ** -0.5
         spans_b = st.batch_spans
         need_lse = in_hist or (in_edit and cfg.any_edit)
-        if not need_lse and in_edit:
+        if not need_lse and in_edit and st.given is None:
             need_lse = any(not self.history_ready(b) for b in range(query.shape[0]))
         if not need_lse:
             from diffusers.models.attention_dispatch import dispatch_attention_fn
@@ -112,7 +112,8 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
             out, lse = ops.attention_with_lse(query, key, value, scale)
         for b, spans in enumerate(spans_b):
             scores = None
-            if lse is not None and (in_hist or not self.history_ready(b)):
+            from_attention = st.given is None and (in_hist or not self.history_ready(b))
+            if lse is not None and from_attention:
                 scores = self._scores(query[b], key[b], lse[b], T, spans, scale)
             if in_hist:
                 hist = st.history.setdefault(b, {})
@@ -120,9 +121,9 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
                     accumulate(hist, e, s)
             if not in_edit:
                 continue
-            masks = self.current_masks(b, scores)
+            masks = self.current_masks(b, scores, query.device)
             for e, m in masks.items():
-                st.record_mask(b, e, m)
+                st.record_mask(b, e, m, self.offset)
             if cfg.any_edit and len(spans) >= 2:
                 out[b] = self._edit(
                     out[b], lse[b], query[b], key[b], value[b], T, spans, masks, scale
@@ -378,11 +379,13 @@ class ReferenceFluxProcessor(FluxBlockProcessor):
                 else:
                     source = p_b
                 image_text = source[:, T:, :T]  # (H, N, T)
-                masks = self.masks_from(
-                    {e: ops.entity_scores(image_text, ts) for e, ts in spans.items()}
-                )
+                masks = st.given_masks(b, p_b.device)
+                if masks is None:
+                    masks = self.masks_from(
+                        {e: ops.entity_scores(image_text, ts) for e, ts in spans.items()}
+                    )
                 for e, m in masks.items():
-                    st.record_mask(b, e, m)
+                    st.record_mask(b, e, m, self.offset)
                 if cfg.any_edit:
                     _, p_b = ops.pair_edits(logits[b].clone(), p_b, T, spans, masks, cfg)
             outs.append(p_b.to(value.dtype) @ value[b])
@@ -466,6 +469,7 @@ def install(
     tokenizer=None,
     num_inference_steps: int | None = None,
     implementation: str = "fast",
+    masks: Any = None,
     **options: Any,
 ) -> Iterator[DeLeakerState]:
     """Install DeLeaker on a ``FluxPipeline`` (or its transformer) for the ``with`` block.
@@ -491,6 +495,8 @@ def install(
             A bare transformer's clock counts distinct timesteps: a repeated timestep is taken
             as true CFG's second call, a rising one as a new generation.
         implementation: ``"fast"`` or ``"reference"`` (explicit attention, the oracle).
+        masks: Entity masks from outside instead of from attention: one ``{entity: mask}`` per
+            prompt, or ``masks(index, prompt, entities)`` (see :mod:`.given`).
         **options: :class:`DeLeakerConfig` fields.
 
     Yields:
@@ -501,6 +507,8 @@ def install(
     pipe_obj, transformer = _flux_parts(pipe)
     offsets = block_offsets(transformer)
     state = DeLeakerState(config, entities, len(offsets))
+    state.double_blocks = len(transformer.transformer_blocks)
+    give_masks(state, masks)
     tokenizer = tokenizer or (getattr(pipe_obj, "tokenizer_2", None) if pipe_obj else None)
     if prompts is not None:
         if tokenizer is None:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from ...errors import EntityNotFoundError
+from ...errors import ConfigError, EntityNotFoundError
 from ...records import Sample
 from ..base import Method, MethodOutput
 from .config import DeLeakerConfig
@@ -78,9 +78,20 @@ class DeLeaker(Method):
     families = tuple(BACKBONE_FILES)
     description = "DeLeaker: training-free attention reweighting of entity tokens (FLUX, SANA)"
 
+    def __init__(self, config: Any = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        from .given import resolve_source
+
+        # resolved now, so a misspelt source or a missing folder fails before any weights load
+        self.mask_source = resolve_source(self.config.masks)
+
     def prepare(self, backbone, samples: Sequence[Sample]) -> None:
-        """Check that every entity of every sample is found within the text length."""
+        """Check that every entity of every sample is found within the text length, and that
+        a mask source with a ``check`` accepts the samples."""
         super().prepare(backbone, samples)
+        check = getattr(self.mask_source, "check", None)
+        if callable(check):
+            check(backbone, samples)
         family = backbone_file(backbone.family)
         for sample in samples:
             try:
@@ -100,11 +111,23 @@ class DeLeaker(Method):
             return []
         family = backbone_file(backbone.family)
         prompts = [s.prompt for s in samples]
+        given = None
+        if self.mask_source is not None:
+            # before installing: a source may generate with the backbone (the toy oracle's
+            # vanilla images)
+            given = list(self.mask_source(backbone, samples))
+            if len(given) != len(samples):
+                raise ConfigError(
+                    f"The mask source {self.config.masks!r} returned {len(given)} mask sets for "
+                    f"{len(samples)} samples.",
+                    hint="A mask source returns one {entity: mask} mapping per sample.",
+                )
         with family.install(
             backbone.pipe,
             [list(s.entities) for s in samples],
             prompts=prompts,
             config=self.config,
+            masks=given,
             **family.install_options(backbone),
         ) as run:
             images = backbone.generate(prompts, [s.seed for s in samples])
@@ -116,6 +139,7 @@ class DeLeaker(Method):
                 "mask_tokens": {e: int(m.sum()) for e, m in final.items()},
                 "mask_grid": list(run.grid),
                 "entity_tokens": {e: list(t) for e, t in spans[b].items()} if spans else {},
+                **({"mask_source": self.config.masks} if given is not None else {}),
                 **family.EXTRA,
             }
             overlays = {

@@ -36,7 +36,7 @@ from typing import Any
 
 from ...errors import ConfigError, EntityNotFoundError
 from .config import DeLeakerConfig
-from .state import BlockProcessor, DeLeakerState, accumulate, configure, installed
+from .state import BlockProcessor, DeLeakerState, accumulate, configure, give_masks, installed
 from .tokens import entity_pattern, find_entity_tokens
 
 _ATTN2 = re.compile(r"^transformer_blocks\.(\d+)\.attn2\.processor$")
@@ -144,6 +144,10 @@ class SanaDeLeakerState(DeLeakerState):
                 max_sequence_length=max_sequence_length,
             ),
         )
+
+    def prompt_of(self, item: int) -> int:
+        """The prompt index of image ``item`` (the conditional half's items, in order)."""
+        return item // max(1, self.images_per_prompt)
 
     def spans_for_batch(self) -> list[dict[str, list[int]]]:
         """Entity spans per batch item: empty for the unconditional half."""
@@ -255,7 +259,7 @@ class SanaBlockProcessor(BlockProcessor):
     def _record(self, b: int, masks: dict) -> None:
         image = self.state.item_prompt[b]
         for entity, mask in masks.items():
-            self.state.record_mask(image, entity, mask)
+            self.state.record_mask(image, entity, mask, self.offset)
 
 
 class SanaDeLeakerProcessor(SanaBlockProcessor):
@@ -305,14 +309,16 @@ class SanaDeLeakerProcessor(SanaBlockProcessor):
                 continue
             b = r
             image = st.item_prompt[item]
-            scores = {e: ops.entity_scores(probs[b], ts) for e, ts in spans.items()}  # (N,)
+            scores = None
+            if st.given is None:
+                scores = {e: ops.entity_scores(probs[b], ts) for e, ts in spans.items()}  # (N,)
             if in_hist:
                 hist = st.history.setdefault(image, {})
                 for e, s in scores.items():
                     accumulate(hist, e, s)
             if not in_edit:
                 continue
-            masks = self.current_masks(image, scores)
+            masks = self.current_masks(image, scores, logits.device)
             self._record(item, masks)
             if len(spans) < 2 or not (cfg.image_text_suppression or cfg.self_identity):
                 continue
@@ -370,7 +376,11 @@ class ReferenceSanaProcessor(SanaBlockProcessor):
                 source = st.history[("full", image)][0]  # (H, N, T)
             else:
                 source = probs[b]
-            masks = self.masks_from({e: ops.entity_scores(source, ts) for e, ts in spans.items()})
+            masks = st.given_masks(image, probs.device)
+            if masks is None:
+                masks = self.masks_from(
+                    {e: ops.entity_scores(source, ts) for e, ts in spans.items()}
+                )
             self._record(b, masks)
             if len(spans) < 2:
                 continue
@@ -438,6 +448,7 @@ def install(
     instruction: Sequence[str] | None = None,
     max_sequence_length: int = 300,
     implementation: str = "fast",
+    masks: Any = None,
     **options: Any,
 ) -> Iterator[SanaDeLeakerState]:
     """Install DeLeaker on a ``SanaPipeline`` for the ``with`` block.
@@ -459,6 +470,8 @@ def install(
             pipeline's default, as when it is not passed; ``()``: none).
         max_sequence_length: The pipeline's ``max_sequence_length``.
         implementation: ``"fast"`` or ``"reference"`` (the literal pair loop, the oracle).
+        masks: Entity masks from outside instead of from attention: one ``{entity: mask}`` per
+            prompt, or ``masks(index, prompt, entities)`` (see :mod:`.given`).
         **options: :class:`DeLeakerConfig` fields.
 
     Yields:
@@ -469,6 +482,11 @@ def install(
         raise ConfigError(
             "text_text_suppression has no meaning on SANA: its text tokens are never queries.",
             hint="Leave text_text_suppression=false on SANA backbones.",
+        )
+    if config.mask_blocks != "all":
+        raise ConfigError(
+            f"mask_blocks={config.mask_blocks!r} has no meaning on SANA: it has one kind of block.",
+            hint="Leave mask_blocks=all on SANA backbones.",
         )
     pipe_obj, transformer = _sana_parts(pipe)
     if pipe_obj is None:
@@ -485,6 +503,7 @@ def install(
         instruction = tuple(param.default or ()) if param is not None else ()
     blocks = [n for n in transformer.attn_processors if _ATTN2.match(n)]
     state = SanaDeLeakerState(config, entities, len(blocks))
+    give_masks(state, masks)
     state.set_sana_prompts(
         prompts,
         pipe_obj.tokenizer,

@@ -70,7 +70,15 @@ class DeLeakerState:
         self.windows = (0, 0, 0, 0)
         self._last_step: int | None = None
         self.forwards = 0
+        #: Attention calls of the double-stream blocks at the start of each step (FLUX), for
+        #: ``mask_blocks``; ``None`` where the backbone has no such split.
+        self.double_blocks: int | None = None
         self.batch_spans: list[dict[str, list[int]]] = []
+        #: Masks given from outside (:class:`.given.GivenMasks`), or ``None``: from attention.
+        self.given = None
+        #: ``observer(b, entity, step, block_offset, mask)``, called with every block's mask
+        #: (measurements per block read them this way; ``None``: nobody watches).
+        self.observer: Callable[[int, str, int, int | None, Any], None] | None = None
         self.reset()
 
     @property
@@ -181,22 +189,70 @@ class DeLeakerState:
                 self._masks.append({})
 
     def phase(self, offset: int) -> tuple[bool, bool]:
-        """``(in_history, in_edit)`` for the block at ``offset`` in the current step."""
+        """``(in_history, in_edit)`` for the block at ``offset`` in the current step.
+
+        With given masks there is no history to keep.
+        """
         if not self.active:
             return False, False
         g = self.step * self.blocks_per_step + offset
         h_lo, h_hi, e_lo, e_hi = self.windows
-        return h_lo <= g < h_hi, e_lo <= g < e_hi
+        feeds = self.given is None and self.feeds_history(offset)
+        return feeds and h_lo <= g < h_hi, e_lo <= g < e_hi
+
+    def feeds_history(self, offset: int) -> bool:
+        """Whether the block at ``offset`` may add its map to the history (``mask_blocks``)."""
+        which = self.config.mask_blocks
+        if which == "all":
+            return True
+        if self.double_blocks is None:
+            raise ConfigError(
+                f"mask_blocks={which!r} needs a backbone with double- and single-stream blocks.",
+                hint="Use mask_blocks=all on this backbone.",
+            )
+        return (offset < self.double_blocks) == (which == "double")
+
+    def prompt_of(self, item: int) -> int:
+        """The prompt index of batch item ``item`` (images per prompt repeat in the batch)."""
+        per = max(1, self.batch // max(1, len(self.spans or ())))
+        return item // per
+
+    def given_masks(self, item: int, device) -> dict[str, Any] | None:
+        """Item ``item``'s given masks on the current grid (``None`` without given masks).
+
+        Resized once per generation, grid and device.
+        """
+        if self.given is None:
+            return None
+        index = self.prompt_of(item)
+        key = ("given", index, self.grid, str(device))
+        if key not in self.cache:
+            prompt = self.prompts[index] if self.prompts else ""
+            self.cache[key] = self.given.for_prompt(
+                index, prompt, self.entities_for(index), self.grid, device
+            )
+        return self.cache[key]
 
     def history_frozen(self, offset: int) -> bool:
         """Whether the history can no longer change at this block (masks may be cached)."""
         g = self.step * self.blocks_per_step + offset
         return g >= self.windows[1]
 
-    def record_mask(self, b: int, entity: str, mask) -> None:
-        """Keep the mask a block used, as the step's mask (later blocks overwrite)."""
+    def record_mask(self, b: int, entity: str, mask, offset: int | None = None) -> None:
+        """Keep the mask a block used, as the step's mask (later blocks overwrite), and show it
+        to :attr:`observer` if one is set.
+
+        Args:
+            b: The image (batch item) index.
+            entity: The entity.
+            mask: Its flat boolean mask on the token grid.
+            offset: The block's position in the step (for the observer).
+        """
         # kept on the device (no host sync per block); moved to the CPU when read
-        self._masks[b].setdefault(entity, {})[self.step] = mask.reshape(self.grid).detach()
+        grid_mask = mask.reshape(self.grid).detach()
+        self._masks[b].setdefault(entity, {})[self.step] = grid_mask
+        if self.observer is not None:
+            self.observer(b, entity, self.step, offset, grid_mask)
 
     def final_masks(self, b: int = 0) -> dict[str, Any]:
         """The last recorded ``(rows, cols)`` mask of each entity of batch item ``b``."""
@@ -250,15 +306,19 @@ class BlockProcessor:
             for e, s in scores.items()
         }
 
-    def current_masks(self, item, scores: Mapping[str, Any] | None) -> dict[str, Any]:
-        """This block's masks of ``item``: from its score history once it has one, else from
-        this block's ``scores``; cached once the history is frozen (they cannot change then).
+    def current_masks(self, item, scores: Mapping[str, Any] | None, device=None) -> dict[str, Any]:
+        """This block's masks of ``item``: the given masks if there are any; else from its
+        score history once it has one, else from this block's ``scores``; cached once the
+        history is frozen (they cannot change then).
 
         Args:
             item: The history key (``{entity: (running mean, count)}`` under it).
             scores: This block's ``{entity: (N,) scores}``; unused while the history serves.
+            device: Where given masks are needed.
         """
         st = self.state
+        if st.given is not None:
+            return st.given_masks(item, device)  # type: ignore[return-value]
         ready = self.history_ready(item)
         cacheable = ready and st.history_frozen(self.offset)
         key = ("masks", item)
@@ -292,6 +352,27 @@ def configure(
             f"implementation={implementation!r} is not known.", hint="Use 'fast' or 'reference'."
         )
     return config
+
+
+def give_masks(state: DeLeakerState, masks: Any) -> None:
+    """Hand an installation masks from outside (``masks=`` of ``install``), or check that
+    its config expects none.
+
+    Raises:
+        ConfigError: ``masks`` of the wrong shape, or a config naming a mask source (which the
+            registered method resolves) with no ``masks=`` given.
+    """
+    from .given import ATTENTION, GivenMasks
+
+    if masks is None:
+        if state.config.masks != ATTENTION:
+            raise ConfigError(
+                f"The config says masks={state.config.masks!r}, but no masks were given.",
+                hint="In diffusers code pass masks= (one {entity: mask} per prompt, or a "
+                "callable) and leave the config's masks at 'attention'.",
+            )
+        return
+    state.given = GivenMasks(masks)
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ...metrics import wilson
 from ..reading import read_image
 from ..world import (
     ENTITY_TYPES,
@@ -34,17 +35,6 @@ from ..world import (
     render,
 )
 from .train import TEXT_LEN
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> list[float | None]:
-    """Wilson score 95% interval of a rate ``k / n`` (``[None, None]`` when ``n == 0``)."""
-    if n == 0:
-        return [None, None]
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return [round(max(0.0, c - h), 4), round(min(1.0, c + h), 4)]
 
 
 def rate(flags: Sequence[bool]) -> dict:
@@ -377,3 +367,135 @@ def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
     from PIL import Image, ImageFilter
 
     return np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(sigma)))
+
+
+def measure_block_masks(
+    pipe,
+    *,
+    n_lookalike: int = 96,
+    n_mixed: int = 0,
+    steps: int = 20,
+    seed: int = 1234,
+    batch: int = 16,
+) -> dict:
+    """Where each block's own attention puts each entity, per block type and per step.
+
+    DeLeaker is installed with its edits off (the images are the vanilla images) and
+    ``use_history=false`` from the first block on, so every block's mask is thresholded from
+    that block's own image->entity attention (``mean + beta1 * std``, no smoothing). A second
+    pass with the default options gives, per step, the history masks DeLeaker itself would use
+    (edits off). Regions are the oracle's segmentation of the generated image.
+
+    Args:
+        pipe: The toy ``FluxPipeline``.
+        n_lookalike: Look-alike pair images (as :func:`measure_generation`).
+        n_mixed: Mixed-family pair images.
+        steps: Denoising steps.
+        seed: Seed of the pair list and image seeds.
+        batch: Images per pipeline call.
+
+    Returns:
+        ``{"per_block": {kind: {"double"|"single": {step: summary}}}, "history": {kind:
+        {step: summary}}, "blocks": {"double": n, "single": n}}``, each summary as
+        :func:`_summarise_loc` gives it.
+    """
+    transformer = pipe.transformer
+    n_double = len(transformer.transformer_blocks)
+    n_single = len(transformer.single_transformer_blocks)
+    pairs = test_pairs(n_lookalike, n_mixed, seed)
+    off = {
+        "image_text_suppression": False,
+        "self_identity": False,
+        "image_image_suppression": False,
+    }
+    per_block_opts = {**off, "use_history": False, "smoothing": False, "edit_start": (0.0, 0.0)}
+    history_opts = {**off, "edit_start": (0.0, 0.0)}
+    rows_block: dict = {}
+    rows_hist: dict = {}
+    for start in range(0, len(pairs), batch):
+        chunk = pairs[start : start + batch]
+        ents = [list(p) for p, _, _ in chunk]
+        seen: dict = {}
+
+        def observe(b, entity, step, offset, mask, seen=seen):
+            seen[(b, entity, step, offset)] = np.asarray(mask.cpu(), dtype=bool)
+
+        images, _ = _generate_observed(pipe, chunk, ents, steps, per_block_opts, observe)
+        _, hist = _generate_observed(pipe, chunk, ents, steps, history_opts, None)
+        for b, ((pair, _, kind), image) in enumerate(zip(chunk, images)):
+            readings = read_image(image, pair)
+            for (bb, entity, step, offset), mask in seen.items():
+                if bb != b:
+                    continue
+                block = "double" if offset < n_double else "single"
+                for row in _localisation(readings, {entity: mask}, pair):
+                    rows_block.setdefault(kind, {}).setdefault(block, {}).setdefault(
+                        step, []
+                    ).append(row)
+            for step in range(steps):
+                masks = {e: m[step] for e, m in hist[b].items() if step in m}
+                for row in _localisation(readings, masks, pair):
+                    rows_hist.setdefault(kind, {}).setdefault(step, []).append(row)
+    return {
+        "blocks": {"double": n_double, "single": n_single},
+        "per_block": {
+            kind: {
+                block: {str(s): _summarise_loc(rows) for s, rows in sorted(by_step.items())}
+                for block, by_step in by_block.items()
+            }
+            for kind, by_block in rows_block.items()
+        },
+        "history": {
+            kind: {str(s): _summarise_loc(rows) for s, rows in sorted(by_step.items())}
+            for kind, by_step in rows_hist.items()
+        },
+    }
+
+
+def _generate_observed(pipe, chunk, ents, steps, options, observer):
+    """Generate ``chunk`` under DeLeaker with ``options``; returns images and per-step masks."""
+    import torch
+
+    from ...methods.deleaker import deleaker
+
+    with deleaker(pipe, entities=ents, **options) as run:
+        run.observer = observer
+        images = pipe(
+            prompt=[caption(p) for p, _, _ in chunk],
+            height=IMAGE_SIZE,
+            width=IMAGE_SIZE,
+            num_inference_steps=steps,
+            max_sequence_length=TEXT_LEN,
+            generator=[torch.Generator().manual_seed(int(s)) for _, s, _ in chunk],
+        ).images
+    masks = [
+        {
+            e: {s: np.asarray(m, dtype=bool) for s, m in by_step.items()}
+            for e, by_step in item.items()
+        }
+        for item in run.batch_masks
+    ]
+    return images, masks
+
+
+def run_leakage(run_dir, role: str = "method") -> dict:
+    """The oracle's leakage rate over a finished run's images of ``role``, per sample kind.
+
+    Args:
+        run_dir: A run directory (``slim-eval run`` or one variant of a sweep).
+        role: ``method`` or ``vanilla``.
+
+    Returns:
+        ``{kind: summary}`` as :func:`measure_generation` reports leakage (Wilson intervals).
+    """
+    from ...rundir import load_run
+
+    run = load_run(run_dir)
+    readings, kinds = [], []
+    from PIL import Image
+
+    for sample in run.samples:
+        with Image.open(run.image_path(sample.id, role)) as image:
+            readings.append(read_image(image.convert("RGB"), list(sample.entities)))
+        kinds.append(sample.kind or "sample")
+    return _summarise_leak(readings, kinds)

@@ -139,17 +139,34 @@ def check_backbone_path(path: str | None) -> None:
         )
 
 
-def check_backbone(name: str, overrides: dict) -> Any:
-    """The backbone preset ``name``, with the generation overrides checked; nothing loaded.
+def check_backbone(
+    name: str, overrides: dict, device: str | None = None, dtype: str | None = None
+) -> tuple[Any, Any]:
+    """The backbone preset ``name`` and its memory plan, with the generation settings and the
+    memory options (offload, quantisation, dtypes, and whether the setting fits) checked;
+    nothing loaded.
+
+    Args:
+        name: The preset.
+        overrides: ``--backbone-arg`` values.
+        device: The run's device (``None``: the default).
+        dtype: The run's ``--dtype``.
+
+    Returns:
+        ``(preset, plan)``: the plan is a
+        :class:`~slim_leakage.backbones.memory.MemoryPlan`, or ``None`` for a preset without
+        ``check_args``.
 
     Raises:
         UnknownNameError: For an unknown preset (with a did-you-mean).
-        ConfigError: For an unknown or invalid setting.
+        ConfigError: For an unknown or invalid setting, or a setting that cannot fit.
     """
     from ._config import build_config
     from .backbones import BACKBONES, GenerationSettings
 
     preset = BACKBONES.get(name)
+    if hasattr(preset, "check_args"):
+        return preset, preset.check_args(dict(overrides), device=device, dtype=dtype)[1]
     defaults = getattr(preset, "settings", None)
     if isinstance(defaults, GenerationSettings):
         build_config(
@@ -157,7 +174,7 @@ def check_backbone(name: str, overrides: dict) -> Any:
             {**dataclasses.asdict(defaults), **overrides},
             owner=f"backbone {name}",
         )
-    return preset
+    return preset, None
 
 
 def sample_checks(samples: Sequence[Sample], config: str) -> list[SlimError]:

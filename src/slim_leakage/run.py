@@ -236,7 +236,9 @@ class Run:
         check = preflight.Preflight()
         check.attempt(preflight.check_out_dir, self.dir.root)
         self.method = check.attempt(get_method, cfg.method, **cfg.method_args)
-        preset = check.attempt(preflight.check_backbone, cfg.backbone, cfg.backbone_args)
+        preset, memory = check.attempt(
+            preflight.check_backbone, cfg.backbone, cfg.backbone_args, cfg.device, cfg.dtype
+        ) or (None, None)
         # The preset knows its family: an unsupported pairing fails before any weights load.
         if self.method is not None and hasattr(preset, "family"):
             check.attempt(self.method.check_backbone, preset)
@@ -256,6 +258,9 @@ class Run:
             # generation.
             check.attempt(lambda: _require_judge(self._judge).check())
         check.finish()
+        if memory is not None and (memory.estimate is not None or memory.offload != "none"):
+            # the memory setting (chosen or checked) is said before anything heavy happens
+            self.log(memory.summary(cfg.backbone))
         self._resolved = True
 
     def sample_ids_digest(self) -> str:

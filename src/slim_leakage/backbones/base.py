@@ -10,6 +10,7 @@ from typing import Any
 
 from .._config import build_config, check_range
 from ..errors import ConfigError
+from .memory import MemoryOptions, MemoryPlan, free_cuda_memory
 
 #: Prefix of the model id of presets whose weights are built in code (nothing to download).
 BUILT_IN = "built-in:"
@@ -78,6 +79,7 @@ class Backbone:
         model_id: The weights used (hub id or path), recorded in the manifest.
         weights_sha256: Digest of the weight files, where a preset can afford to compute it
             (recorded in the manifest, so results name the exact weights).
+        memory: The memory options it was loaded with (offload, quantisation, text dtype).
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class Backbone:
         dtype: str,
         model_id: str,
         weights_sha256: str | None = None,
+        memory: MemoryPlan | None = None,
     ) -> None:
         self.name = name
         self.family = family
@@ -100,6 +103,7 @@ class Backbone:
         self.dtype = dtype
         self.model_id = model_id
         self.weights_sha256 = weights_sha256
+        self.memory = memory
 
     def describe(self) -> dict:
         """Provenance of this backbone for the run manifest."""
@@ -113,6 +117,8 @@ class Backbone:
         }
         if self.weights_sha256 is not None:
             out["weights_sha256"] = self.weights_sha256
+        if self.memory is not None:
+            out["memory"] = self.memory.describe()
         return out
 
     @property
@@ -175,6 +181,10 @@ class Preset:
         dtype: Default dtype name.
         settings: Default generation settings.
         description: One line for ``slim-eval ls backbones``.
+        memory_options: Whether it takes ``offload``/``quantize``/``max_memory``/``text_dtype``
+            (presets that build through :meth:`from_pretrained` and :meth:`place`).
+        components: Its models' sizes (:data:`~slim_leakage.backbones.memory.COMPONENTS`), for
+            the fit check; empty when not tabulated (nothing is checked).
     """
 
     name: str = ""
@@ -183,6 +193,8 @@ class Preset:
     dtype: str = "float32"
     settings: GenerationSettings = GenerationSettings()
     description: str = ""
+    memory_options: bool = False
+    components: tuple = ()
 
     @property
     def offline(self) -> bool:
@@ -203,9 +215,76 @@ class Preset:
         }
 
     def build(self, *, path: str, device: str, dtype: str) -> Any:  # pragma: no cover - abstract
+        """Build the pipeline. Presets with ``memory_options`` also receive ``memory=`` (a
+        :class:`~slim_leakage.backbones.memory.MemoryPlan`) and place it with :meth:`place`."""
         raise NotImplementedError
 
-    def from_pretrained(self, pipeline_cls: Any, path: str, dtype: str, *, hint: str) -> Any:
+    def check_args(
+        self, overrides: dict, *, device: str | None = None, dtype: str | None = None
+    ) -> tuple[GenerationSettings, MemoryPlan]:
+        """Validate backbone arguments without loading weights: the generation settings and
+        the memory options (offload, quantisation, dtypes, and whether the setting fits).
+
+        Args:
+            overrides: ``--backbone-arg`` values (generation settings and memory options).
+            device: The run's device (``None``: CUDA when available).
+            dtype: The run's ``--dtype`` (``None``: the preset's on a GPU, float32 on the CPU).
+
+        Returns:
+            The generation settings and the memory plan.
+
+        Raises:
+            ConfigError: An unknown or invalid argument, a conflicting dtype, or a setting that
+                does not fit, with the numbers.
+        """
+        memory, rest = MemoryOptions.split(overrides)
+        settings = build_config(
+            GenerationSettings,
+            {**dataclasses.asdict(self.settings), **rest},
+            owner=f"backbone {self.name}",
+        )
+        memory.check()
+        if memory.dtype and dtype and torch_dtype(memory.dtype) != torch_dtype(dtype):
+            raise ConfigError(
+                f"--dtype {dtype} and --backbone-arg dtype={memory.dtype} disagree.",
+                hint="Give the dtype once.",
+            )
+        if not self.memory_options and (memory.given or memory.text_dtype):
+            raise ConfigError(
+                f"The backbone {self.name} does not take offload/quantize/max_memory/text_dtype.",
+                hint="They apply to the diffusers presets (flux-dev, flux-schnell, sana, "
+                "tiny-random, tiny-sana).",
+            )
+        if device is None and (memory.given or self.components):
+            device = default_device()
+        device = device or "cpu"
+        dtype = memory.dtype or dtype or (self.dtype if device != "cpu" else "float32")
+        free = free_cuda_memory(device) if self.components or memory.max_memory else None
+        plan = memory.plan(
+            name=self.name,
+            family=self.family,
+            components=self.components,
+            device=device,
+            dtype=dtype,
+            height=settings.height,
+            width=settings.width,
+            text_len=settings.max_sequence_length,
+            free_bytes=None if free is None else free[0],
+            free_source=None if free is None else free[1],
+        )
+        return settings, plan
+
+    def from_pretrained(
+        self,
+        pipeline_cls: Any,
+        path: str,
+        dtype: str,
+        *,
+        hint: str,
+        memory: MemoryPlan | None = None,
+        quantized: Sequence[str] = (),
+        text_encoders: Sequence[str] = (),
+    ) -> Any:
         """``pipeline_cls.from_pretrained(path)``, or one clear error saying how to get it.
 
         Args:
@@ -213,9 +292,32 @@ class Preset:
             path: Hub id or local folder.
             dtype: Dtype name.
             hint: How to obtain the weights (printed with the error).
+            memory: The memory plan: its quantisation (through diffusers'
+                ``PipelineQuantizationConfig``) and the text encoders' dtype.
+            quantized: The pipeline components a quantisation scheme applies to
+                (``transformer`` is a diffusers model, the others transformers models).
+            text_encoders: The components loaded at ``memory.text_dtype``.
         """
         from ..errors import ModelNotFoundError
 
+        kwargs: dict[str, Any] = {"torch_dtype": torch_dtype(dtype)}
+        if memory is not None and memory.text_dtype != dtype and text_encoders:
+            # diffusers takes one dtype per component, with "default" for the rest
+            # (DiffusionPipeline.from_pretrained, pipeline_loading_utils.py)
+            kwargs["torch_dtype"] = {
+                "default": torch_dtype(dtype),
+                **{name: torch_dtype(memory.text_dtype) for name in text_encoders},
+            }
+        if memory is not None and memory.scheme is not None and quantized:
+            from diffusers import PipelineQuantizationConfig
+
+            for_diffusers, for_transformers = memory.scheme.configs(dtype)
+            kwargs["quantization_config"] = PipelineQuantizationConfig(
+                quant_mapping={
+                    name: for_diffusers if name == "transformer" else for_transformers
+                    for name in quantized
+                }
+            )
         try:
             with warnings.catch_warnings():
                 # Newer diffusers renamed the argument to ``dtype`` and warn on the old name, which
@@ -223,12 +325,61 @@ class Preset:
                 warnings.filterwarnings(
                     "ignore", message=".*torch_dtype.*deprecated", category=FutureWarning
                 )
-                return pipeline_cls.from_pretrained(path, torch_dtype=torch_dtype(dtype))
+                pipe = pipeline_cls.from_pretrained(path, **kwargs)
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(
                 f"Could not load the {self.name} weights from {path!r}: {str(exc).splitlines()[0]}",
                 hint=hint,
             ) from exc
+        if memory is not None and memory.text_dtype != dtype and text_encoders:
+            cast_prompt_embeddings(pipe, torch_dtype(dtype))
+        return pipe
+
+    def built_in(
+        self,
+        pipe: Any,
+        pipeline_cls: Any,
+        dtype: str,
+        memory: MemoryPlan | None,
+        *,
+        quantized: Sequence[str],
+        text_encoders: Sequence[str],
+    ) -> Any:
+        """A pipeline built in code, in ``dtype``, with the memory plan's quantisation and text
+        dtype applied through the same loader as downloaded weights: it is saved to a temporary
+        folder and loaded back with :meth:`from_pretrained` (quantisers act while loading)."""
+        if memory is None or (memory.scheme is None and memory.text_dtype == dtype):
+            return pipe.to(dtype=torch_dtype(dtype))
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="slim-built-in-") as folder:
+            pipe.save_pretrained(folder)
+            loaded = self.from_pretrained(
+                pipeline_cls,
+                folder,
+                dtype,
+                hint="The pipeline built in code could not be loaded back.",
+                memory=memory,
+                quantized=quantized,
+                text_encoders=text_encoders,
+            )
+            # from_pretrained reads lazily only what it needs: read everything before the folder
+            # goes away
+            for component in loaded.components.values():
+                if hasattr(component, "eval"):
+                    component.eval()
+            return loaded
+
+    def place(self, pipe: Any, device: str, memory: MemoryPlan | None) -> Any:
+        """Put the pipeline on ``device``, or install diffusers' CPU offload for ``device``."""
+        offload = memory.offload if memory is not None else "none"
+        if offload == "model":
+            pipe.enable_model_cpu_offload(device=device)
+        elif offload == "sequential":
+            pipe.enable_sequential_cpu_offload(device=device)
+        else:
+            pipe = pipe.to(device)
+        return pipe
 
     def load(self, *, path=None, device=None, dtype=None, **overrides) -> Backbone:
         """Build the pipeline and wrap it as a :class:`Backbone`."""
@@ -236,15 +387,12 @@ class Preset:
 
         require("torch", "flux", feature=f"The {self.name} backbone")
         require("diffusers", "flux", feature=f"The {self.name} backbone")
-        settings = build_config(
-            GenerationSettings,
-            {**dataclasses.asdict(self.settings), **overrides},
-            owner=f"backbone {self.name}",
-        )
         device = device or default_device()
-        dtype = dtype or (self.dtype if device != "cpu" else "float32")
+        settings, memory = self.check_args(overrides, device=device, dtype=dtype)
+        dtype = memory.dtype
         torch_dtype(dtype)  # validate early
-        pipe = self.build(path=path or self.model_id, device=device, dtype=dtype)
+        extra = {"memory": memory} if self.memory_options else {}
+        pipe = self.build(path=path or self.model_id, device=device, dtype=dtype, **extra)
         return Backbone(
             name=self.name,
             family=self.family,
@@ -253,4 +401,26 @@ class Preset:
             device=device,
             dtype=dtype,
             model_id=path or self.model_id,
+            memory=memory if self.memory_options else None,
         )
+
+
+def cast_prompt_embeddings(pipe: Any, dtype: Any) -> None:
+    """Make ``pipe.encode_prompt`` return its tensors in ``dtype`` (the denoiser's).
+
+    Text encoders loaded in a higher precision return their embeddings in it, and FluxPipeline
+    builds its latents in the prompt embeddings' dtype; casting here keeps the denoiser in its
+    own dtype. The wrapper is an instance attribute, so methods that patch ``encode_prompt``
+    wrap and restore it like the original.
+    """
+    import torch
+
+    original = pipe.encode_prompt
+
+    def encode_prompt(*args, **kwargs):
+        out = original(*args, **kwargs)
+        return tuple(
+            t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() else t for t in out
+        )
+
+    pipe.encode_prompt = encode_prompt

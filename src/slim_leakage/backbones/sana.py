@@ -22,7 +22,12 @@ from typing import Any
 
 from ..errors import ConfigError
 from .base import BUILT_IN, Backbone, GenerationSettings, Preset
+from .memory import MemoryPlan
+from .memory_table import COMPONENTS
 from .tiny import COMMON_WORDS
+
+#: SANA components a quantisation scheme applies to: the transformer and the Gemma-2 encoder.
+SANA_QUANTIZED = ("transformer", "text_encoder")
 
 #: A short instruction for the tiny pipeline: it exercises the same prefix-and-select path as
 #: SANA's own (much longer) default instruction without costing sequence length.
@@ -228,6 +233,7 @@ class SanaPreset(Preset):
     """
 
     family = "sana"
+    memory_options = True
 
     def __init__(
         self,
@@ -239,17 +245,19 @@ class SanaPreset(Preset):
         *,
         complex_human_instruction: Sequence[str] | None = None,
         use_resolution_binning: bool = True,
+        components: tuple = (),
     ) -> None:
         self.name = name
         self.model_id = model_id
         self.settings = settings
         self.dtype = dtype
         self.description = description
+        self.components = components
         self.complex_human_instruction = complex_human_instruction
         self.use_resolution_binning = use_resolution_binning
 
-    def build(self, *, path: str, device: str, dtype: str):
-        """Load the pipeline with ``SanaPipeline.from_pretrained``."""
+    def build(self, *, path: str, device: str, dtype: str, memory: MemoryPlan | None = None):
+        """Load the pipeline with ``SanaPipeline.from_pretrained`` and place it."""
         from diffusers import SanaPipeline
 
         pipe = self.from_pretrained(
@@ -260,13 +268,18 @@ class SanaPreset(Preset):
                 f"Download {self.model_id} (diffusers format) and pass "
                 "--backbone-path /local/folder, or check the hub id."
             ),
+            memory=memory,
+            quantized=SANA_QUANTIZED,
+            text_encoders=("text_encoder",),
         )
-        return pipe.to(device)
+        return self.place(pipe, device, memory)
 
     def load(self, *, path=None, device=None, dtype=None, **overrides) -> SanaBackbone:
         """Build the pipeline and wrap it as a :class:`SanaBackbone`."""
         plain = super().load(path=path, device=device, dtype=dtype, **overrides)
-        return self._wrap(plain.pipe, plain.settings, plain.device, plain.dtype, plain.model_id)
+        backbone = self._wrap(plain.pipe, plain.settings, plain.device, plain.dtype, plain.model_id)
+        backbone.memory = plain.memory
+        return backbone
 
     def from_pipeline(
         self, pipe, *, device: str = "cpu", dtype: str = "float32", model_id: str = "", **overrides
@@ -324,6 +337,7 @@ SANA = SanaPreset(
     ),
     "float16",
     "SANA 1.6B at 1024x1024, 20 steps, CFG 4.5, Gemma-2 text length 300, fp16",
+    components=COMPONENTS["sana"],
 )
 
 
@@ -349,11 +363,19 @@ class TinySanaPreset(SanaPreset):
             use_resolution_binning=False,
         )
 
-    def build(self, *, path: str, device: str, dtype: str):
+    def build(self, *, path: str, device: str, dtype: str, memory: MemoryPlan | None = None):
         """Build the tiny pipeline (``path`` is not read: the weights are built in code)."""
-        from .base import torch_dtype
+        from diffusers import SanaPipeline
 
-        return build_tiny_sana_pipeline().to(device=device, dtype=torch_dtype(dtype))
+        pipe = self.built_in(
+            build_tiny_sana_pipeline(),
+            SanaPipeline,
+            dtype,
+            memory,
+            quantized=SANA_QUANTIZED,
+            text_encoders=("text_encoder",),
+        )
+        return self.place(pipe, device, memory)
 
 
 TINY_SANA = TinySanaPreset()

@@ -317,6 +317,7 @@ def build_tiny_flux_pipeline(
 class _TinyRandomPreset(Preset):
     name = "tiny-random"
     family = "flux"
+    memory_options = True
     model_id = BUILT_IN + "tiny-random-flux"
     dtype = "float32"
     settings = GenerationSettings(
@@ -324,11 +325,20 @@ class _TinyRandomPreset(Preset):
     )
     description = "random-weight FLUX architecture built in code (32x32, 4 steps): mechanics only, images are noise"
 
-    def build(self, *, path: str, device: str, dtype: str):
-        from .base import torch_dtype
+    def build(self, *, path: str, device: str, dtype: str, memory=None):
+        from diffusers import FluxPipeline
 
-        pipe = build_tiny_flux_pipeline(num_layers=2, num_single_layers=2)
-        return pipe.to(device=device, dtype=torch_dtype(dtype))
+        from .flux import FLUX_QUANTIZED, FLUX_TEXT_ENCODERS
+
+        pipe = self.built_in(
+            build_tiny_flux_pipeline(num_layers=2, num_single_layers=2),
+            FluxPipeline,
+            dtype,
+            memory,
+            quantized=FLUX_QUANTIZED,
+            text_encoders=FLUX_TEXT_ENCODERS,
+        )
+        return self.place(pipe, device, memory)
 
 
 TinyRandomPreset = _TinyRandomPreset()

@@ -133,6 +133,33 @@ def test_lone_sentencepiece_piece_is_left_out():
     assert _pieces(tok, prompt, find_entity_tokens(tok, prompt, "xyz")) == ["x", "y", "z"]
 
 
+def test_lone_piece_inside_a_multi_word_entity_is_kept():
+    """The official rule drops only a leading lone boundary piece (method spec §3.3): in
+    "blue jay" with "jay" spelt ``▁ j a y`` the lone piece between the words stays in the span."""
+    from transformers import T5Tokenizer
+
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    vocab += [(p, -1.0) for p in ("\u2581a", "\u2581and", "\u2581blue", "\u2581crow")]
+    vocab += [(c, -3.0) for c in "jayxz"]
+    tok = T5Tokenizer(vocab=vocab, extra_ids=0)
+    prompt = "a blue jay and a crow"
+    pieces = tok.convert_ids_to_tokens(tok(prompt)["input_ids"])
+    assert pieces[:6] == ["\u2581a", "\u2581blue", "\u2581", "j", "a", "y"]
+    pos = find_entity_tokens(tok, prompt, "blue jay")
+    assert _pieces(tok, prompt, pos) == ["\u2581blue", "\u2581", "j", "a", "y"]
+    assert pos == [1, 2, 3, 4, 5]
+    # a leading lone piece is still dropped, for a one-word and a two-word entity
+    assert _pieces(tok, prompt, find_entity_tokens(tok, prompt, "jay")) == ["j", "a", "y"]
+    other = "a jay x and a crow"
+    assert _pieces(tok, other, find_entity_tokens(tok, other, "jay x")) == [
+        "j",
+        "a",
+        "y",
+        "\u2581",
+        "x",
+    ]
+
+
 def test_truncated_entity_is_an_error(t5_tokenizer):
     prompt = "a cow and a horse " + "in a field " * 10 + "near a fox"
     assert find_entity_tokens(t5_tokenizer, prompt, "fox", max_sequence_length=256)

@@ -42,8 +42,10 @@ from .tokens import find_entity_spans
 
 #: Rows whose edited normaliser falls below this share of the unedited one are recomputed.
 _RECOMPUTE_BELOW = 0.5
-#: Query rows per chunk when rows are recomputed explicitly.
-_ROW_CHUNK = 256
+#: Bytes per head, masked row and head dimension that the cut-link correction may hold for a
+#: whole row loop (keys, values and value sums in float32 take at most 12): head blocks sized
+#: with it leave the row blocks at least a quarter of the working set.
+_CUT_HEAD_BYTES = 16
 
 
 class FluxBlockProcessor(BlockProcessor):
@@ -141,11 +143,22 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
         return self.state.cache[key]
 
     def _scores(self, q, k, lse, T, spans, scale) -> dict[str, torch.Tensor]:
-        # post-softmax image->entity-text probabilities: (H, N, n_tokens), never (H, L, L)
+        # post-softmax image->entity-text probabilities summed over heads, in head and row
+        # blocks: never (H, L, L), nor a float copy of every image query at once
         tokens, ecols = self._tokens(spans, q.device)
-        logits = (q[:, T:].float() @ k[:, tokens].float().transpose(-1, -2)) * scale
-        probs = torch.exp(logits - lse[:, T:, None])
-        return {e: probs[..., ecols[e]].mean(-1).mean(0) for e in spans}
+        H, L, D = q.shape
+        n_img, n = L - T, tokens.numel()
+        k_e = k[:, tokens].float()  # (H, n, D)
+        total = torch.zeros(n_img, n, device=q.device)
+        row_bytes = 4 * (D + 2 * n)
+        for hs in ops.blocks(H, n_img * row_bytes):
+            h = hs.stop - hs.start
+            for rs in ops.blocks(n_img, h * row_bytes):
+                rows = slice(T + rs.start, T + rs.stop)
+                logits = (q[hs, rows].float() @ k_e[hs].transpose(-1, -2)) * scale
+                total[rs] += torch.exp(logits - lse[hs, rows, None]).sum(0)
+        probs = total / H
+        return {e: probs[:, ecols[e]].mean(-1) for e in spans}
 
     def _rows(self, masks) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Masked image rows (union) and, per entity, the positions of its rows among them.
@@ -165,7 +178,12 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
         return rows, member
 
     def _edit(self, out, lse, q, k, v, T, spans, masks, scale) -> torch.Tensor:
-        """Apply the pair edits to one batch item; ``out``/``q``/``k``/``v`` are ``(H, L, D)``."""
+        """Apply the pair edits to one batch item; ``out``/``q``/``k``/``v`` are ``(H, L, D)``.
+
+        Everything that would be ``heads x rows x rows`` (the image-image statistics and their
+        correction) or ``heads x rows x L`` (exactly recomputed rows) is computed in blocks of
+        heads and rows within :data:`ops.WORKING_SET_BYTES`.
+        """
         cfg = self.state.config
         entities = list(spans)
         pairs = list(itertools.combinations(entities, 2))
@@ -177,33 +195,43 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
         if rows.numel() == 0:
             return out
         dev = q.device
+        H, L, D = q.shape
         tokens, ecols = self._tokens(spans, dev)
-        q_r = q[:, T + rows].float()  # (H, r, D)
-        lse_r = lse[:, T + rows, None]  # (H, r, 1)
-        v_e = v[:, tokens].float()  # (H, n, D)
-        s_e = (q_r @ k[:, tokens].float().transpose(-1, -2)) * scale  # (H, r, n)
-        p0_e = torch.exp(s_e - lse_r)
+        img = T + rows  # joint positions of the masked image rows
+        r, n = rows.numel(), tokens.numel()
+        lse_r = lse[:, img]  # (H, r)
+        k_e, v_e = k[:, tokens].float(), v[:, tokens].float()  # (H, n, D)
+        s_e = torch.empty(H, r, n, device=dev)
+        for hs in ops.blocks(H, r * 4 * (D + n)):
+            s_e[hs] = (q[hs][:, img].float() @ k_e[hs].transpose(-1, -2)) * scale
+        p0_e = torch.exp(s_e - lse_r[..., None])
         s_cur = s_e.clone()
-        ratio = torch.ones(q_r.shape[:2], device=dev)  # (H, r): edited / unedited normaliser
         use_ii = cfg.image_image_suppression
-        if use_ii:
-            # keys of the cross-entity rectangles are always masked image tokens
-            p0_c = torch.exp((q_r @ k[:, T + rows].float().transpose(-1, -2)) * scale - lse_r)
-            blocked = torch.zeros(rows.numel(), rows.numel(), dtype=torch.bool, device=dev)
+        blocked = torch.zeros(r, r, dtype=torch.bool, device=dev) if use_ii else None
+        # unedited probability of the links cut so far, per head and row (for later pairs)
+        cut_mass = torch.zeros(H, r, device=dev)
+        ratio = torch.ones(H, r, device=dev)  # edited / unedited normaliser
         neg_inf = float("-inf")
-        for i, j in pairs:
+        # the links each cross-entity rectangle cut first (_links): every cut counted once
+        pieces: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        for index, (i, j) in enumerate(pairs):
             ri, rj = member[i], member[j]
             if use_ii:
-                # head-averaged current probabilities, before this pair's edits: (r, r), with no
-                # (H, r, r) temporary
-                avg = torch.einsum("hqk,hq->qk", p0_c, 1.0 / ratio) / p0_c.shape[0]
-                avg = avg.masked_fill(blocked, 0.0)
                 cuts = []
                 for a, c in ((ri, rj), (rj, ri)):
                     if a.numel() and c.numel():
-                        cuts.append((a, c, ops.abnormal_links(avg[a][:, c], cfg.beta2)))
+                        # head-averaged current probabilities, before this pair's edits
+                        avg = self._head_mean(q, k, lse_r, ratio, img, a, c, scale)
+                        avg = avg.masked_fill(blocked[a][:, c], 0.0)
+                        cuts.append((a, c, ops.abnormal_links(avg, cfg.beta2)))
                 for a, c, hit in cuts:
+                    links = self._links(img, a, c, hit & ~blocked[a][:, c])
                     blocked[a[:, None], c[None, :]] |= hit
+                    pieces.append(links)
+                    if index + 1 < len(pairs):  # only later pairs read the running ratio
+                        for hs in ops.blocks(H, _CUT_HEAD_BYTES * r * D):
+                            mass, _ = self._cut(q, k, v, lse_r, img, links, scale, hs)
+                            cut_mass[hs][:, links[0]] += mass
             if cfg.image_text_suppression:
                 s_cur[:, ri[:, None], ecols[j][None, :]] = neg_inf
                 s_cur[:, rj[:, None], ecols[i][None, :]] = neg_inf
@@ -211,27 +239,109 @@ class FluxDeLeakerProcessor(FluxBlockProcessor):
                 for r_, e in ((ri, i), (rj, j)):
                     idx = (slice(None), r_[:, None], ecols[e][None, :])
                     s_cur[idx] = s_cur[idx] * cfg.alpha
-            ratio = 1 + (torch.exp(s_cur - lse_r) - p0_e).sum(-1)
-            if use_ii:
-                ratio = ratio - torch.einsum("hqk,qk->hq", p0_c, blocked.to(p0_c.dtype))
-        corr = (torch.exp(s_cur - lse_r) - p0_e) @ v_e
-        if use_ii:
-            # last use of p0_c: zero the kept links in place, leaving the cut probabilities
-            corr = corr - p0_c.mul_(blocked) @ v[:, T + rows].float()
-        out[:, T + rows] = ((out[:, T + rows].float() + corr) / ratio[..., None]).to(out.dtype)
+            ratio = 1 + (torch.exp(s_cur - lse_r[..., None]) - p0_e).sum(-1) - cut_mass
+        text_delta = torch.exp(s_cur - lse_r[..., None]) - p0_e  # (H, r, n)
+        ratio = 1 + text_delta.sum(-1)
+        # the cut links' correction, one cross-entity rectangle at a time: the rectangles are
+        # about half the size of the masked rows' square, which the cuts never leave
+        for hs in ops.blocks(H, (_CUT_HEAD_BYTES + 8) * r * D):
+            acc = out[hs][:, img].float() + text_delta[hs] @ v_e[hs]  # (h, r, D)
+            for links in pieces:
+                mass, corr = self._cut(q, k, v, lse_r, img, links, scale, hs, values=True)
+                ratio[hs][:, links[0]] -= mass
+                acc[:, links[0]] -= corr
+            out[hs, img] = (acc / ratio[hs, :, None]).to(out.dtype)
         # Where the edits removed most of a row's mass, dividing by a small ratio would magnify
         # the fused kernel's rounding: recompute those rows exactly with the edited logits.
         weak = (ratio < _RECOMPUTE_BELOW).any(0).nonzero().squeeze(1)
-        for start in range(0, weak.numel(), _ROW_CHUNK):
-            sel = weak[start : start + _ROW_CHUNK]
-            logits = (q[:, T + rows[sel]].float() @ k.float().transpose(-1, -2)) * scale
-            logits[:, :, tokens] = s_cur[:, sel]
-            if use_ii:
-                cut = torch.zeros(sel.numel(), logits.shape[-1], dtype=torch.bool, device=dev)
-                cut[:, T + rows] = blocked[sel]
-                logits = logits.masked_fill(cut, float("-inf"))
-            out[:, T + rows[sel]] = (torch.softmax(logits, -1) @ v.float()).to(out.dtype)
+        if weak.numel():
+            self._recompute(out, q, k, v, img, tokens, s_cur, blocked, weak, scale)
         return out
+
+    @staticmethod
+    def _head_mean(q, k, lse_r, ratio, img, a, c, scale) -> torch.Tensor:
+        """Head mean of the current probabilities of queries ``a`` on keys ``c`` (positions
+        among the masked rows), the unedited ones divided by each row's ``ratio``."""
+        H, D = q.shape[0], q.shape[-1]
+        keys = img[c]
+        avg = torch.zeros(a.numel(), c.numel(), device=q.device)
+        for hs in ops.blocks(H, 4 * (a.numel() * 2 * c.numel() + c.numel() * D)):
+            h = hs.stop - hs.start
+            kk = k[hs][:, keys].float()
+            kt = kk.transpose(-1, -2)
+            for rs in ops.blocks(a.numel(), h * 4 * (2 * c.numel() + D), reserve=kk.numel() * 4):
+                rows = a[rs]
+                # p / ratio = exp(s - lse - log ratio): one fused multiply-add, one in-place exp
+                shift = -(lse_r[hs][:, rows] + ratio[hs][:, rows].log())[..., None]
+                p = torch.baddbmm(shift, q[hs][:, img[rows]].float(), kt, alpha=scale).exp_()
+                avg[rs] += p.sum(0)
+        return avg / H
+
+    @staticmethod
+    def _links(img, a, c, cut) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The cut links ``cut`` (``|a| x |c|``: queries ``a`` on keys ``c``, positions among
+        the masked rows) narrowed to the rows and keys that have one.
+
+        Returns:
+            ``(rows, keys, weights)``: the ``m`` query rows (positions among the masked rows),
+            the key positions in the joint sequence, and the ``(m, keys)`` float 0/1 matrix.
+        """
+        has = cut.any(1).nonzero().squeeze(1)
+        cols = cut.any(0).nonzero().squeeze(1)
+        return a[has], img[c[cols]], cut[has][:, cols].to(torch.float32)
+
+    @staticmethod
+    def _cut(q, k, v, lse_r, img, links, scale, hs=slice(None), *, values=False):
+        """Unedited probability mass (and value sum) of the cut ``links`` (from :meth:`_links`)
+        for heads ``hs``.
+
+        Returns:
+            ``(mass (h, m), value sum (h, m, D) or None)`` over the links' ``m`` rows.
+        """
+        qa, keys, sub = links
+        H = q[hs].shape[0]
+        D = q.shape[-1]
+        mass = torch.zeros(H, qa.numel(), device=q.device)
+        # with values, a column of ones after them makes one product give both sums
+        corr = torch.zeros(H, qa.numel(), D + 1, device=q.device) if values else None
+        if qa.numel():
+            kk = k[hs][:, keys].float()
+            vv = None
+            if values:
+                ones = torch.ones(H, keys.numel(), 1, device=q.device)
+                vv = torch.cat([v[hs][:, keys].float(), ones], -1)
+            held = 4 * sum(t.numel() for t in (kk, vv, corr) if t is not None)
+            kt = kk.transpose(-1, -2)
+            for rs in ops.blocks(qa.numel(), H * 4 * (2 * keys.numel() + D), reserve=held):
+                shift = -lse_r[hs][:, qa[rs], None]
+                p = torch.baddbmm(shift, q[hs][:, img[qa[rs]]].float(), kt, alpha=scale)
+                p = p.exp_().mul_(sub[rs])
+                if values:
+                    corr[:, rs] = p @ vv
+                else:
+                    mass[:, rs] = p.sum(-1)
+        if values:
+            return corr[..., D], corr[..., :D]
+        return mass, corr
+
+    @staticmethod
+    def _recompute(out, q, k, v, img, tokens, s_cur, blocked, weak, scale) -> None:
+        """Recompute rows ``weak`` (positions among the masked rows) with explicit attention."""
+        H, L, D = q.shape
+        dev = q.device
+        for hs in ops.blocks(H, 2 * 4 * 2 * L * D):  # keys and values: half the working set
+            h = hs.stop - hs.start
+            kf, vf = k[hs].float(), v[hs].float()
+            held = (kf.numel() + vf.numel()) * 4
+            for sel in ops.blocks(weak.numel(), h * 4 * 3 * L, reserve=held):
+                w = weak[sel]
+                logits = (q[hs][:, img[w]].float() @ kf.transpose(-1, -2)) * scale
+                logits[:, :, tokens] = s_cur[hs][:, w]
+                if blocked is not None:
+                    cut = torch.zeros(w.numel(), L, dtype=torch.bool, device=dev)
+                    cut[:, img] = blocked[w]
+                    logits = logits.masked_fill(cut, float("-inf"))
+                out[hs, img[w]] = (torch.softmax(logits, -1) @ vf).to(out.dtype)
 
     def _text_text(self, out, lse, q, k, v, spans, pairs, scale) -> torch.Tensor:
         # only the first token of each entity is edited: recompute those few rows exactly

@@ -7,9 +7,34 @@ the explicit reference share one definition of each step of the method.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
+
+#: Bound on the float32 temporaries of one step of the fast processors (a tile of attention
+#: probabilities, a block of explicit logits). At FLUX.1-dev's 1024^2 geometry (24 heads, 4,608
+#: tokens) the image-image statistics would otherwise need ``heads x rows x rows`` floats: over
+#: 800 MB when the masks cover 70% of the image.
+WORKING_SET_BYTES = 32 * 2**20
+
+
+def blocks(
+    n: int, item_bytes: int, *, reserve: int = 0, budget: int | None = None
+) -> Iterator[slice]:
+    """Consecutive slices of ``range(n)`` sized so that one slice's items take at most the
+    working-set budget (at least one item per slice).
+
+    Args:
+        n: Items (heads, or query rows).
+        item_bytes: Bytes of temporaries one item needs.
+        reserve: Bytes already held for the whole loop (taken off the budget).
+        budget: Bytes (default :data:`WORKING_SET_BYTES`, read at call time so tests can lower it).
+    """
+    budget = WORKING_SET_BYTES if budget is None else budget
+    step = max(1, (budget - reserve) // max(1, item_bytes))
+    for start in range(0, n, step):
+        yield slice(start, min(start + step, n))
 
 
 def nan_to_mean(x: torch.Tensor) -> torch.Tensor:

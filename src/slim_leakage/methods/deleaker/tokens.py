@@ -51,8 +51,10 @@ def find_entity_tokens(
             is an error.
 
     Returns:
-        Sorted token positions (a lone SentencePiece word-boundary piece is left out, as in the
-        official code, unless it is the only piece).
+        Sorted token positions: every piece of the matched span, except a lone SentencePiece
+        word-boundary piece at its start (the official rule, method specification §3.3). A lone
+        boundary piece inside a multi-word entity ("blue jay" where "jay" is spelt as
+        ``▁ j a y``) is kept, as the official code keeps it.
 
     Raises:
         EntityNotFoundError: The entity does not occur (often enough) or is truncated.
@@ -98,9 +100,8 @@ def find_entity_tokens(
             f"prompt {prompt!r}.",
             hint="Shorten the prompt or raise max_sequence_length (256 or 512 on FLUX).",
         )
-    pieces = tokenizer.convert_ids_to_tokens([enc["input_ids"][i] for i in hits])
-    kept = [i for i, p in zip(hits, pieces) if p not in _LONE_PIECES]
-    return kept or hits
+    first = tokenizer.convert_ids_to_tokens(enc["input_ids"][hits[0]])
+    return hits[1:] if first in _LONE_PIECES and len(hits) > 1 else hits
 
 
 def find_entity_spans(

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# One prepared GPU check of DeLeaker and the memory options at FLUX.1-dev's full size, with random
+# weights and no downloads (about 8 minutes at most on one large GPU):
+#
+#   1. overhead: the full 19 + 38-block FLUX.1-dev transformer at 1024^2 in bfloat16, planted blob
+#      masks: vanilla vs fast DeLeaker time and max_memory_allocated (targets 1.15 and 1.05);
+#   2. reference: the same at 512^2 with the explicit reference beside it (fast vs reference
+#      maximum difference, and their time and memory);
+#   3. memory: the flux-dev preset loaded from a random-weight folder with each offload /
+#      quantize setting: peak max_memory_allocated per setting beside its estimate.
+#
+# Writes one JSON object: to $OUT/gpu_check.json when OUT is set, else to stdout. A phase that
+# fails or runs past its time limit is recorded as such; the others still run.
+#
+# Usage:
+#   benchmarks/gpu_check.sh               # on a machine with a CUDA GPU
+#   benchmarks/gpu_check.sh --cpu-smoke   # the same script end to end on a CPU, at a tiny size
+# PYTHON selects the interpreter (default: python); run from the repository root.
+set -uo pipefail
+
+mode=gpu
+if [[ ${1:-} == --cpu-smoke ]]; then
+    mode=cpu
+elif [[ $# -gt 0 ]]; then
+    echo "usage: benchmarks/gpu_check.sh [--cpu-smoke]" >&2
+    exit 2
+fi
+python=${PYTHON:-python}
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+if [[ $mode == gpu ]]; then
+    overhead=(--geometry flux-dev-1024 --device cuda --dtype bfloat16 --rounds 3 --skip-reference)
+    reference=(--geometry flux-dev-512 --device cuda --dtype bfloat16 --rounds 1)
+    memory=(--size flux-dev --device cuda --height 512)
+    limits=(200 90 180)
+else
+    overhead=(--geometry smoke --threads 1 --rounds 1 --skip-reference)
+    reference=(--geometry smoke --threads 1 --rounds 1)
+    memory=(--size tiny --device cpu --height 32)
+    limits=(120 120 240)
+fi
+
+# phase NAME LIMIT_S SCRIPT ARGS...: the script's last stdout line (its JSON) into $work/NAME.json
+phase() {
+    local name=$1 limit=$2 script=$3
+    shift 3
+    echo "gpu_check: $name (at most ${limit}s)" >&2
+    timeout "$limit" "$python" "$here/$script" "$@" --json >"$work/$name.out" 2>"$work/$name.err"
+    echo $? >"$work/$name.rc"
+}
+phase overhead "${limits[0]}" deleaker_overhead.py "${overhead[@]}" --planted-masks
+phase reference "${limits[1]}" deleaker_overhead.py "${reference[@]}" --planted-masks
+phase memory "${limits[2]}" gpu_memory_settings.py "${memory[@]}"
+
+"$python" - "$work" "$mode" <<'EOF' >"$work/gpu_check.json"
+import json, os, sys, pathlib
+
+work, mode = pathlib.Path(sys.argv[1]), sys.argv[2]
+result = {"benchmark": "gpu_check", "mode": mode, "phases": {}}
+for name in ("overhead", "reference", "memory"):
+    rc = int((work / f"{name}.rc").read_text())
+    lines = (work / f"{name}.out").read_text().strip().splitlines()
+    try:
+        data = json.loads(lines[-1]) if rc == 0 and lines else None
+    except json.JSONDecodeError:
+        data = None
+    if data is None:
+        tail = (work / f"{name}.err").read_text().strip().splitlines()[-5:]
+        data = {"error": "timed out" if rc in (124, 137) else f"exit {rc}", "stderr_tail": tail}
+    result["phases"][name] = data
+over, ref = result["phases"]["overhead"], result["phases"]["reference"]
+summary = {
+    "fast_over_vanilla_time": over.get("fast_over_vanilla_time"),
+    "fast_over_vanilla_peak_mem": over.get("fast_over_vanilla_peak_mem"),
+    "fast_vs_reference_max_abs_diff_rel": ref.get("fast_vs_reference_max_abs_diff_rel"),
+    "memory_settings_peak_bytes": {
+        f"offload={r['offload']},quantize={r['quantize']}": r.get("peak_bytes", r.get("error"))
+        for r in result["phases"]["memory"].get("settings", [])
+    },
+}
+result["summary"] = summary
+result["ok"] = all("error" not in p for p in result["phases"].values())
+if mode == "gpu":
+    result["targets"] = {"fast_over_vanilla_time": 1.15, "fast_over_vanilla_peak_mem": 1.05}
+    result["meets_targets"] = all(
+        summary[k] is not None and summary[k] <= v for k, v in result["targets"].items()
+    )
+print(json.dumps(result, indent=1))
+EOF
+
+if [[ -n ${OUT:-} ]]; then
+    mkdir -p "$OUT"
+    cp "$work/gpu_check.json" "$OUT/gpu_check.json"
+    echo "gpu_check: wrote $OUT/gpu_check.json" >&2
+else
+    cat "$work/gpu_check.json"
+fi
+"$python" -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))["ok"] else 1)' \
+    "$work/gpu_check.json"

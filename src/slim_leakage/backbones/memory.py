@@ -1,0 +1,512 @@
+"""Memory options of the diffusers presets: CPU offload, quantisation, dtype, and a fit check.
+
+``--backbone-arg offload=none|model|sequential`` uses diffusers' own CPU offload
+(``DiffusionPipeline.enable_model_cpu_offload`` / ``enable_sequential_cpu_offload``, which install
+accelerate hooks); ``--backbone-arg quantize=<scheme>`` loads the transformer and the large text
+encoder through diffusers' ``PipelineQuantizationConfig`` with one backend's config class (see
+:data:`SCHEMES`); ``--backbone-arg max_memory=24GB`` (or ``auto``: the free memory of the CUDA
+device) picks the cheapest setting that fits from :func:`estimate`. Everything here is decided
+before any weights load: :meth:`MemoryOptions.plan` needs only the preset's component table.
+
+Component sizes (``memory_table.COMPONENTS``) are parameter counts of the real models, counted
+on the meta device from their published configurations (``tests/backbones/test_memory.py``
+recounts them), times the bytes per parameter of the chosen dtype or quantisation. Activation allowances are
+estimates, not measurements; ``benchmarks/gpu_check.sh`` measures real peaks on a GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import ConfigError, MissingDependencyError
+from .memory_table import DTYPE_BYTES, Component
+
+OFFLOAD_MODES = ("none", "model", "sequential")
+#: The backbone arguments that :class:`MemoryOptions` reads (the others are generation settings).
+MEMORY_KEYS = ("offload", "quantize", "max_memory", "dtype", "text_dtype")
+
+_DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+GB = 10**9
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+#: CUDA context, allocator fragmentation and library workspaces: free memory a run cannot use.
+CONTEXT_BYTES = int(1.5 * GB)
+
+
+# -- quantisation schemes -------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Scheme:
+    """One quantisation scheme, as diffusers and transformers configure it.
+
+    Attributes:
+        name: The ``quantize=`` value.
+        package: The backend's import name (and its ``slim-leakage[...]`` extra).
+        weight_bytes: Stored bytes per weight of a quantised linear layer (scales included).
+        cpu: Whether the backend quantises and runs on the CPU.
+        description: One line for the docs and errors.
+    """
+
+    name: str
+    package: str
+    weight_bytes: float
+    cpu: bool
+    description: str
+
+    def configs(self, compute_dtype: str) -> tuple[Any, Any]:
+        """``(diffusers config, transformers config)`` for this scheme.
+
+        Args:
+            compute_dtype: The dtype the quantised layers compute in (4-bit schemes need it).
+        """
+        import diffusers
+        import transformers
+
+        if self.package == "torchao":
+            # diffusers' TorchAoConfig takes a torchao AOBaseConfig instance (diffusers 0.42
+            # quantizers/quantization_config.py); transformers' TorchAoConfig takes the same.
+            from torchao.quantization import Int8WeightOnlyConfig
+
+            return (
+                diffusers.TorchAoConfig(Int8WeightOnlyConfig()),
+                transformers.TorchAoConfig(Int8WeightOnlyConfig()),
+            )
+        import torch
+
+        if self.name == "bnb-int8":
+            kwargs: dict[str, Any] = {"load_in_8bit": True}
+        else:
+            kwargs = {
+                "load_in_4bit": True,
+                "bnb_4bit_quant_type": "nf4",
+                "bnb_4bit_compute_dtype": getattr(torch, _dtype(compute_dtype, "dtype")),
+            }
+        return diffusers.BitsAndBytesConfig(**kwargs), transformers.BitsAndBytesConfig(**kwargs)
+
+
+SCHEMES: dict[str, Scheme] = {
+    s.name: s
+    for s in (
+        # int8 weights with one float scale per output row: 1 byte per weight.
+        Scheme("torchao-int8", "torchao", 1.0, True, "torchao int8 weight-only (CPU and GPU)"),
+        # LLM.int8: int8 weights plus per-row statistics; bitsandbytes quantises on a GPU only.
+        Scheme("bnb-int8", "bitsandbytes", 1.0, False, "bitsandbytes LLM.int8 (GPU)"),
+        # NF4: 4-bit weights plus one scale per 64-weight block (0.5 + 4/64 bytes per weight).
+        Scheme("bnb-nf4", "bitsandbytes", 0.5625, False, "bitsandbytes 4-bit NF4 (GPU)"),
+    )
+}
+#: The scheme ``max_memory=`` tries when quantisation is needed and none was named.
+DEFAULT_SCHEME = "torchao-int8"
+
+
+# -- activation allowances -----------------------------------------------------------------------
+def activation_bytes(family: str, height: int, width: int, text_len: int, dtype: str) -> dict:
+    """Estimated peak activation bytes of each phase of one image (estimates, not measured).
+
+    The denoiser's allowance is 16 hidden-state-sized tensors of the joint sequence (the
+    single-stream FLUX block holds the 4x MLP activation, its concatenation with the attention
+    output and the normalised input at once, about 11 of them); the VAE decoder's is 8 tensors of
+    128 channels at the full image size (its widest, last up-block). DeLeaker's fast path adds at
+    most its working-set bound (``ops.WORKING_SET_BYTES``) and a few entity-sized histories.
+
+    Args:
+        family: ``flux`` or ``sana``.
+        height: Image height in pixels.
+        width: Image width in pixels.
+        text_len: Text tokens.
+        dtype: The denoiser's dtype.
+
+    Returns:
+        ``{"denoise": bytes, "decode": bytes}``.
+    """
+    unit = DTYPE_BYTES[dtype]
+    if family == "flux":
+        tokens, hidden = text_len + (height // 16) * (width // 16), 3072
+    else:
+        tokens, hidden = (height // 32) * (width // 32), 2240
+    denoise = 16 * tokens * hidden * unit + 64 * 2**20
+    decode = 8 * 128 * height * width * unit
+    return {"denoise": denoise, "decode": decode}
+
+
+# -- options and plan -----------------------------------------------------------------------------
+def parse_bytes(value: str, *, key: str = "max_memory") -> int:
+    """``"24GB"`` -> ``24_000_000_000``; ``GiB``/``MiB`` units are powers of two.
+
+    Raises:
+        ConfigError: Naming the value and the accepted forms.
+    """
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]+)\s*", str(value))
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ConfigError(
+            f"{key}={value!r} is not a size.",
+            hint=f"Give a number with a unit, e.g. {key}=24GB (or 22.5GiB, 16000MB), "
+            f"or {key}=auto for the free memory of the CUDA device.",
+        )
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def _gb(n: float) -> str:
+    return f"{n / GB:.1f} GB"
+
+
+def _dtype(value: str, key: str) -> str:
+    name = _DTYPE_ALIASES.get(str(value).lower(), str(value).lower())
+    if name not in DTYPE_BYTES:
+        raise ConfigError(
+            f"{key}={value!r} is not a dtype.", hint=f"Use one of {', '.join(DTYPE_BYTES)}."
+        )
+    return name
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One offload/quantisation combination and its estimated peak."""
+
+    offload: str
+    quantize: str
+    peak_bytes: int
+    parts: tuple[tuple[str, int], ...]
+
+    def describe(self) -> str:
+        """``offload=model, quantize=none: about 27.3 GB (transformer 23.8 GB fp16 + ...)``."""
+        parts = " + ".join(f"{name} {_gb(b)}" for name, b in self.parts)
+        return (
+            f"offload={self.offload}, quantize={self.quantize}: about {_gb(self.peak_bytes)} "
+            f"({parts})"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryPlan:
+    """The memory options a backbone loads with, resolved before any weights load.
+
+    Attributes:
+        offload: ``none``, ``model`` or ``sequential``.
+        quantize: ``none`` or a :data:`SCHEMES` name.
+        dtype: The denoiser's (and VAE's) dtype.
+        text_dtype: The text encoders' dtype (their embeddings are cast to ``dtype``).
+        budget_bytes: The memory the setting must fit in (``None``: not checked).
+        budget_source: Where the budget comes from (``max_memory=24GB``, ``free on cuda:0`` ...).
+        estimate: The chosen setting's estimate (``None`` without a component table).
+        chosen: Whether ``max_memory`` picked the offload/quantize values.
+    """
+
+    offload: str = "none"
+    quantize: str = "none"
+    dtype: str = "float32"
+    text_dtype: str = "float32"
+    budget_bytes: int | None = None
+    budget_source: str | None = None
+    estimate: Setting | None = None
+    chosen: bool = False
+
+    @property
+    def scheme(self) -> Scheme | None:
+        """The quantisation scheme, or ``None``."""
+        return SCHEMES.get(self.quantize)
+
+    def summary(self, name: str) -> str:
+        """One line saying what the backbone loads with (printed first by a run)."""
+        how = "chosen for" if self.chosen else "checked against"
+        line = (
+            f"backbone {name}: offload={self.offload}, quantize={self.quantize}, "
+            f"dtype={self.dtype}, text encoders {self.text_dtype}"
+        )
+        if self.estimate is not None:
+            line += f"; needs about {_gb(self.estimate.peak_bytes)}"
+        if self.budget_bytes is not None:
+            line += f", {how} {_gb(self.budget_bytes)} ({self.budget_source})"
+        return line
+
+    def describe(self) -> dict:
+        """The plan as recorded in the manifest."""
+        out: dict[str, Any] = {
+            "offload": self.offload,
+            "quantize": self.quantize,
+            "dtype": self.dtype,
+            "text_dtype": self.text_dtype,
+            "chosen_by_max_memory": self.chosen,
+        }
+        if self.scheme is not None:
+            out["quantize_backend"] = self.scheme.package
+        if self.budget_bytes is not None:
+            out["budget_bytes"] = self.budget_bytes
+            out["budget_source"] = self.budget_source
+        if self.estimate is not None:
+            out["estimated_peak_bytes"] = self.estimate.peak_bytes
+        return out
+
+
+def estimate(
+    components: Sequence[Component],
+    *,
+    family: str,
+    offload: str,
+    quantize: str,
+    dtype: str,
+    text_dtype: str,
+    height: int,
+    width: int,
+    text_len: int,
+) -> Setting:
+    """The estimated peak device memory of one setting.
+
+    - ``none``: every model's weights plus the larger of the denoising and decoding activations.
+    - ``model``: one model on the device at a time (diffusers' model offload moves each to the
+      device when it runs): the largest of (a model's weights + its phase's activations).
+    - ``sequential``: one tensor at a time (accelerate's hooks load each submodule's weights for
+      its forward only): the largest tensor plus the larger activation allowance.
+
+    A context allowance (:data:`CONTEXT_BYTES`) is added to every setting.
+    """
+    scheme = SCHEMES.get(quantize)
+    act = activation_bytes(family, height, width, text_len, dtype)
+    weights = {c.name: c.weight_bytes(dtype, text_dtype, scheme) for c in components}
+    phase = {c.name: (act["decode"] if c.name == "vae" else 0) for c in components}
+    phase["transformer"] = act["denoise"]
+    if offload == "none":
+        peak_act = max(act.values())
+        parts = [*weights.items(), ("activations", peak_act)]
+    elif offload == "model":
+        name = max(weights, key=lambda n: weights[n] + phase.get(n, 0))
+        parts = [(name, weights[name]), ("activations", phase.get(name, 0))]
+    else:
+        largest = max(components, key=lambda c: c.largest_tensor)
+        unit = DTYPE_BYTES[text_dtype if largest.text else dtype]
+        parts = [
+            ("largest tensor", largest.largest_tensor * unit),
+            ("activations", max(act.values())),
+        ]
+    parts.append(("context", CONTEXT_BYTES))
+    return Setting(offload, quantize, sum(b for _, b in parts), tuple(parts))
+
+
+def candidates(device: str, offload: str | None, quantize: str | None) -> list[tuple[str, str]]:
+    """Settings in order of cost, fixed values kept: exact weights before quantised ones,
+    fewer transfers before more (no offload, model offload), and sequential offload, exact but
+    by far the slowest, last."""
+    ladder = [
+        ("none", "none"),
+        ("model", "none"),
+        ("none", DEFAULT_SCHEME),
+        ("model", DEFAULT_SCHEME),
+        ("sequential", "none"),
+    ]
+    if quantize not in (None, "none"):
+        ladder = [(o, quantize) for o in ("none", "model")]
+    out = [(o, q) for o, q in ladder if offload in (None, o) and quantize in (None, q)]
+    if device == "cpu":
+        out = [(o, q) for o, q in out if o == "none"]
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryOptions:
+    """The memory-related backbone arguments as given (unset values are ``None``).
+
+    Attributes:
+        offload: ``none``, ``model`` or ``sequential``.
+        quantize: ``none`` or a scheme of :data:`SCHEMES`.
+        max_memory: A size (``24GB``) or ``auto`` (the free memory of the CUDA device).
+        dtype: The denoiser's dtype.
+        text_dtype: The text encoders' dtype.
+    """
+
+    offload: str | None = None
+    quantize: str | None = None
+    max_memory: str | None = None
+    dtype: str | None = None
+    text_dtype: str | None = None
+
+    @classmethod
+    def split(cls, overrides: Mapping[str, Any]) -> tuple[MemoryOptions, dict]:
+        """Separate the memory arguments from the generation settings in ``overrides``."""
+        mine = {k: overrides[k] for k in MEMORY_KEYS if overrides.get(k) is not None}
+        rest = {k: v for k, v in overrides.items() if k not in MEMORY_KEYS}
+        return cls(**{k: str(v) for k, v in mine.items()}), rest
+
+    def check(self) -> None:
+        """Refuse unknown values, naming what is allowed."""
+        if self.offload is not None and self.offload not in OFFLOAD_MODES:
+            raise ConfigError(
+                f"offload={self.offload!r} is not an offload mode.",
+                hint=f"Use offload={'|'.join(OFFLOAD_MODES)}.",
+            )
+        if self.quantize is not None and self.quantize != "none" and self.quantize not in SCHEMES:
+            listed = ", ".join(f"{s.name} ({s.description})" for s in SCHEMES.values())
+            raise ConfigError(
+                f"quantize={self.quantize!r} is not a quantisation scheme.",
+                hint=f"Use quantize=none or one of: {listed}.",
+            )
+        if self.max_memory is not None and self.max_memory != "auto":
+            parse_bytes(self.max_memory)
+        for key in ("dtype", "text_dtype"):
+            if getattr(self, key) is not None:
+                _dtype(getattr(self, key), key)
+
+    @property
+    def given(self) -> bool:
+        """Whether any offload/quantize/max_memory option was given."""
+        return any(v is not None for v in (self.offload, self.quantize, self.max_memory))
+
+    def plan(
+        self,
+        *,
+        name: str,
+        family: str,
+        components: Sequence[Component],
+        device: str,
+        dtype: str,
+        height: int,
+        width: int,
+        text_len: int,
+        free_bytes: int | None = None,
+        free_source: str | None = None,
+    ) -> MemoryPlan:
+        """Resolve the options into a plan, or refuse a setting that cannot fit.
+
+        Args:
+            name: The preset (for messages).
+            family: ``flux`` or ``sana``.
+            components: The preset's component table (empty: sizes unknown, nothing checked).
+            device: The device the run generates on.
+            dtype: The resolved denoiser dtype.
+            height: Image height (activations).
+            width: Image width.
+            text_len: Text tokens.
+            free_bytes: Free memory of the device when detected (``max_memory=auto``, or the
+                check of an explicit setting on CUDA).
+            free_source: Where ``free_bytes`` was read.
+
+        Raises:
+            ConfigError: A setting that cannot fit, with the numbers; ``max_memory=auto``
+                without a CUDA device; offload on the CPU.
+            MissingDependencyError: The scheme's backend is not installed.
+        """
+        self.check()
+        dtype = _dtype(self.dtype or dtype, "dtype")
+        # diffusers' FLUX docs ("Running FP16 inference", docs/source/en/api/pipelines/flux.md):
+        # in fp16 some text-encoder activations must be clipped, which changes the image; running
+        # the text encoders in FP32 removes the difference.
+        default_text = "float32" if (family == "flux" and dtype == "float16") else dtype
+        text_dtype = _dtype(self.text_dtype or default_text, "text_dtype")
+        on_cpu = device == "cpu"
+        if on_cpu and self.offload not in (None, "none"):
+            raise ConfigError(
+                f"offload={self.offload} on the CPU moves weights from the CPU to the CPU.",
+                hint="Offload is for a GPU run (--device cuda); leave it out on the CPU.",
+            )
+        scheme = SCHEMES.get(self.quantize or "")
+        if scheme is not None:
+            if on_cpu and not scheme.cpu:
+                cpu_ones = ", ".join(s.name for s in SCHEMES.values() if s.cpu)
+                raise ConfigError(
+                    f"quantize={scheme.name} needs a GPU ({scheme.description}).",
+                    hint=f"On the CPU use quantize={cpu_ones}.",
+                )
+            _require_backend(scheme)
+        budget, source = None, None
+        if self.max_memory == "auto":
+            if free_bytes is None:
+                raise ConfigError(
+                    f"max_memory=auto reads the free memory of a CUDA device, but the run is on "
+                    f"{device}.",
+                    hint="Give the budget as a size (max_memory=24GB), or run with --device cuda.",
+                )
+            budget, source = free_bytes, free_source
+        elif self.max_memory is not None:
+            budget, source = parse_bytes(self.max_memory), f"max_memory={self.max_memory}"
+        elif free_bytes is not None:
+            budget, source = free_bytes, free_source
+        if not components:
+            return MemoryPlan(
+                offload=self.offload or "none",
+                quantize=self.quantize or "none",
+                dtype=dtype,
+                text_dtype=text_dtype,
+            )
+
+        def cost(o: str, q: str) -> Setting:
+            return estimate(
+                components,
+                family=family,
+                offload=o,
+                quantize=q,
+                dtype=dtype,
+                text_dtype=text_dtype,
+                height=height,
+                width=width,
+                text_len=text_len,
+            )
+
+        pick = self.max_memory is not None and (self.offload is None or self.quantize is None)
+        options = candidates(device, self.offload, self.quantize)
+        if pick:
+            for o, q in options:
+                setting = cost(o, q)
+                if setting.peak_bytes <= budget:  # type: ignore[operator]
+                    if q != "none":
+                        _require_backend(SCHEMES[q])
+                    return MemoryPlan(o, q, dtype, text_dtype, budget, source, setting, True)
+            tried = "\n  ".join(cost(o, q).describe() for o, q in options)
+            raise ConfigError(
+                f"No memory setting of {name} fits {_gb(budget)} ({source}) at "  # type: ignore[arg-type]
+                f"{width}x{height} with dtype={dtype}; estimates:\n  {tried}",
+                hint="Free memory on the device, give a larger max_memory, lower the resolution "
+                "(--backbone-arg height=512 width=512), or try quantize=bnb-nf4.",
+            )
+        setting = cost(self.offload or "none", self.quantize or "none")
+        if budget is not None and setting.peak_bytes > budget:
+            better = next(
+                (
+                    cost(o, q)
+                    for o, q in candidates(device, None, None)
+                    if cost(o, q).peak_bytes <= budget
+                ),
+                None,
+            )
+            fix = (
+                f"--backbone-arg max_memory={self.max_memory or 'auto'} picks the cheapest "
+                f"setting that fits (here {better.describe().split(':')[0]})"
+                if better is not None
+                else "no setting of the table fits: lower the resolution or free memory"
+            )
+            raise ConfigError(
+                f"{name} with {setting.describe()} does not fit {_gb(budget)} ({source}).",
+                hint=f"{fix}; or set offload=/quantize= yourself (docs/run.md, memory table).",
+            )
+        return MemoryPlan(
+            setting.offload,
+            setting.quantize,
+            dtype,
+            text_dtype,
+            budget,
+            source,
+            setting,
+            False,
+        )
+
+
+def _require_backend(scheme: Scheme) -> None:
+    if importlib.util.find_spec(scheme.package) is None:
+        raise MissingDependencyError(
+            f"quantize={scheme.name} needs the package {scheme.package!r}, which is not installed.",
+            hint=f"pip install 'slim-leakage[{scheme.package}]'",
+        )
+
+
+def free_cuda_memory(device: str) -> tuple[int, str] | None:
+    """``(free bytes, "free on cuda:N")`` of a CUDA device, or ``None`` elsewhere."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    index = torch.device(device).index
+    free, _ = torch.cuda.mem_get_info(0 if index is None else index)
+    return int(free), f"free on {device if index is not None else 'cuda:0'}"

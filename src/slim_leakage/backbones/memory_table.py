@@ -1,0 +1,139 @@
+"""The models of each diffusers preset and their sizes, for the memory fit check
+(:mod:`slim_leakage.backbones.memory`).
+
+Parameter counts are the real models', counted on the meta device from their published
+configurations (``tests/backbones/test_memory.py`` recounts them); nothing here loads weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+
+# -- the table ------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Component:
+    """One model of a pipeline, for the memory estimate.
+
+    Attributes:
+        name: The pipeline attribute (``transformer``, ``text_encoder_2`` ...).
+        params: All parameters.
+        linear_params: Parameters in ``nn.Linear`` weights (what a quantisation scheme stores
+            in fewer bytes).
+        largest_tensor: Parameters of its largest single tensor (what sequential offload holds
+            on the device at once, at most).
+        text: Whether it is a text encoder (it runs at the text dtype).
+        quantize: Whether ``quantize=`` applies to it.
+        fp32_in_fp16: Parameters transformers keeps in float32 when the model is loaded in
+            float16 (T5's ``wo`` projections, ``T5EncoderModel._keep_in_fp32_modules``).
+        config: Where the configuration counted comes from.
+    """
+
+    name: str
+    params: int
+    linear_params: int
+    largest_tensor: int
+    text: bool = False
+    quantize: bool = False
+    fp32_in_fp16: int = 0
+    config: str = ""
+
+    def weight_bytes(self, dtype: str, text_dtype: str, scheme: Any) -> int:
+        """Bytes of this component's weights at these dtypes under ``scheme`` (a
+        :class:`~slim_leakage.backbones.memory.Scheme`, or ``None``: unquantised)."""
+        dt = text_dtype if self.text else dtype
+        unit = DTYPE_BYTES[dt]
+        kept = self.fp32_in_fp16 if dt == "float16" else 0
+        if scheme is not None and self.quantize:
+            # kept-in-fp32 layers are left unquantised by the quantisers (modules_to_not_convert)
+            linear = self.linear_params - kept
+            rest = self.params - self.linear_params
+            return int(linear * scheme.weight_bytes + rest * unit + kept * 4)
+        return int((self.params - kept) * unit + kept * 4)
+
+
+_FLUX_TEXT = (
+    Component(
+        "text_encoder_2",
+        4_762_310_656,
+        4_630_511_616,
+        131_596_288,  # the shared 32128 x 4096 token embedding
+        text=True,
+        quantize=True,
+        fp32_in_fp16=1_006_632_960,
+        config="T5 v1.1 XXL encoder: text_encoder_2/config.json of FLUX.1-dev/schnell",
+    ),
+    Component(
+        "text_encoder",
+        123_060_480,
+        84_934_656,
+        37_945_344,  # the 49408 x 768 token embedding
+        text=True,
+        config="CLIP ViT-L/14 text model: text_encoder/config.json of FLUX.1-dev/schnell",
+    ),
+    Component(
+        "vae",
+        83_819_683,
+        2_097_152,
+        2_359_296,  # a 512-channel 3x3 convolution
+        config="AutoencoderKL, 16 latent channels: vae/config.json of FLUX.1-dev/schnell",
+    ),
+)
+#: Per preset table: the pipeline's models and their sizes. Counted with
+#: ``sum(p.numel() for p in model.parameters())`` on models built on the meta device from the
+#: configurations named in ``config`` (recounted by the tests).
+COMPONENTS: dict[str, tuple[Component, ...]] = {
+    "flux-dev": (
+        Component(
+            "transformer",
+            11_901_408_320,
+            11_898_322_944,
+            56_623_104,  # a double block's 3072 -> 6 x 3072 modulation (norm1_context.linear)
+            quantize=True,
+            config="FluxTransformer2DModel defaults with guidance_embeds=True "
+            "(transformer/config.json of FLUX.1-dev)",
+        ),
+        *_FLUX_TEXT,
+    ),
+    "flux-schnell": (
+        Component(
+            "transformer",
+            11_891_178_560,
+            11_888_099_328,
+            56_623_104,
+            quantize=True,
+            config="FluxTransformer2DModel defaults (transformer/config.json of FLUX.1-schnell)",
+        ),
+        *_FLUX_TEXT,
+    ),
+    "sana": (
+        Component(
+            "transformer",
+            1_604_462_752,
+            848_762_880,
+            30_105_600,  # the timestep embedding's 2240 -> 6 x 2240 projection
+            quantize=True,
+            config="SanaTransformer2DModel, 20 layers, 70 x 32 heads, cross 20 x 112 "
+            "(transformer/config.json of Sana_1600M_1024px_diffusers)",
+        ),
+        Component(
+            "text_encoder",
+            2_614_341_888,
+            2_024_275_968,
+            589_824_000,  # the 256000 x 2304 token embedding
+            text=True,
+            quantize=True,
+            config="Gemma-2 2B (Gemma2Model: 26 layers, hidden 2304, 256000 tokens)",
+        ),
+        Component(
+            "vae",
+            312_250_275,
+            70_778_880,
+            9_437_184,  # a 1024-channel 3x3 convolution
+            config="AutoencoderDC f32c32 (dc-ae-f32c32-sana-1.0 vae/config.json)",
+        ),
+    ),
+}

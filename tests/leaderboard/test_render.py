@@ -12,7 +12,7 @@ from slim_leakage.leaderboard.render import (
     render,
     update_readme,
 )
-from slim_leakage.leaderboard.validate import ValidationReport
+from slim_leakage.leaderboard.validate import ValidationReport, validate_entry
 from slim_leakage.leaderboard.verification import Verification
 from slim_leakage.rundir import load_run
 
@@ -62,11 +62,35 @@ def test_render_writes_page_and_table(board, tmp_path, maintainers, fake_slim):
     # 7 of 10 samples are mitigations, none a degradation: net +70.0%
     assert lines[2].startswith(
         "| 1 | DeLeaker | tiny-random | pairs (10) | +70.0% [+40.0%, +90.0%] | 70.0% | 30.0% | "
-        "0.0% | 0 | n/a | 0.75 s (self-reported) | 0.1.0 (self-reported) | verified |"
+        "0.0% | 0 | n/a | 0.75 s (self-reported) | n/a | 0.1.0 (self-reported) | verified |"
     ), lines[2]
     assert lines[3].startswith("| - | Instruction \\| prompt |")
     assert "unverified; not ranked: no verification record" in lines[3]
     assert markdown_table([]) == "_No entries yet._\n"
+
+
+def test_the_judge_cost_is_shown_as_self_reported_and_range_checked(board, fake_slim):
+    from slim_leakage.leaderboard.render import figure_texts
+
+    path = board / "entries" / "deleaker.json"
+    entry = json.loads(path.read_text())
+    entry["cost"]["judge"] = {
+        "calls": 60,
+        "input_tokens": 90000,
+        "output_tokens": 3000,
+        "thinking_tokens": 24000,
+        "cost_usd": 0.3375,
+    }
+    report = validate_entry(entry, dataset=fake_slim)
+    assert report.ok, report.problems
+    path.write_text(json.dumps(entry, indent=2))
+    rows = render(board, board / "site", dataset=fake_slim)
+    d = rows[[r.entry["name"] for r in rows].index("DeLeaker")].to_dict()
+    assert figure_texts(d)["judge_cost"] == "$0.3375 (self-reported)"
+    assert "$0.3375" in (board / "site" / "index.html").read_text()
+    entry["cost"]["judge"]["thinking_tokens"] = -5
+    problems = validate_entry(entry, dataset=fake_slim).problems
+    assert any("cost.judge.thinking_tokens: -5 is below 0" in p for p in problems), problems
 
 
 def _row(name, labels, *, status="verified", judge_errors=0):
@@ -280,7 +304,8 @@ def test_page_sorts_and_draws_in_chromium(board, tmp_path, page, maintainers, fa
     # cost and package are marked self-reported, visibly
     first = "document.querySelector('#board tbody tr')"
     assert page.eval(f"{first}.cells[11].textContent") == "0.75 s self-reported, peak 1 KiB"
-    assert page.eval(f"{first}.cells[12].textContent") == "0.1.0 self-reported"
+    assert page.eval(f"{first}.cells[12].textContent") == "n/a"  # no judge cost reported
+    assert page.eval(f"{first}.cells[13].textContent") == "0.1.0 self-reported"
     marks = page.eval(
         f"Array.from({first}.querySelectorAll('.self-reported')).map(m => m.offsetWidth > 0)"
     )

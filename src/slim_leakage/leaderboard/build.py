@@ -18,6 +18,11 @@ def sample_ids_sha256(ids: Sequence[str]) -> str:
     return sha256_bytes("\n".join(ids).encode())
 
 
+#: The judge figures an entry keeps of the run's ``cost.judge`` (its per-stage rows stay in
+#: the run).
+JUDGE_COST_FIELDS = ("calls", "input_tokens", "output_tokens", "thinking_tokens", "cost_usd")
+
+
 def _cost(slot: Any) -> dict[str, Any] | None:
     if not isinstance(slot, dict):
         return None
@@ -114,4 +119,6 @@ def build_entry(
         "cost": {"vanilla": _cost(cost.get("vanilla")), "method": _cost(cost.get("method"))},
         "verdicts": rows,
     }
+    if isinstance(cost.get("judge"), dict):
+        entry["cost"]["judge"] = {k: cost["judge"].get(k) for k in JUDGE_COST_FIELDS}
     return entry

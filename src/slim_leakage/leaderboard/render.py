@@ -117,6 +117,8 @@ class Row:
             "lpips_recomputed": lpips_recomputed,
             "seconds_per_image": cost.get("seconds_per_image"),
             "peak_memory_bytes": cost.get("peak_memory_bytes"),
+            "judge_cost_usd": (e["cost"].get("judge") or {}).get("cost_usd"),
+            "judge_thinking_tokens": (e["cost"].get("judge") or {}).get("thinking_tokens"),
             "package": e["package"]["version"],
             "rank": self.rank,
             "tie": self.tie,
@@ -261,7 +263,8 @@ def _status_text(d: dict[str, Any]) -> str:
 
 
 def figure_texts(d: dict[str, Any]) -> dict[str, str]:
-    """The texts of the figures that may be self-reported (``lpips``, ``cost``, ``package``),
+    """The texts of the figures that may be self-reported (``lpips``, ``cost``, ``judge_cost``,
+    ``package``),
     each ending in "(self-reported)" unless the leaderboard measured it; ``d`` is
     :meth:`Row.to_dict`."""
     lpips = "n/a" if d["lpips"] is None else f"{d['lpips']:.3g}"
@@ -270,7 +273,15 @@ def figure_texts(d: dict[str, Any]) -> dict[str, str]:
     cost = _secs(d["seconds_per_image"])
     if d["seconds_per_image"] is not None:
         cost += f" ({SELF_REPORTED})"
-    return {"lpips": lpips, "cost": cost, "package": f"{d['package']} ({SELF_REPORTED})"}
+    judge_cost = (
+        "n/a" if d["judge_cost_usd"] is None else f"${d['judge_cost_usd']:.4g} ({SELF_REPORTED})"
+    )
+    return {
+        "lpips": lpips,
+        "cost": cost,
+        "judge_cost": judge_cost,
+        "package": f"{d['package']} ({SELF_REPORTED})",
+    }
 
 
 def markdown_table(rows: list[Row]) -> str:
@@ -279,8 +290,8 @@ def markdown_table(rows: list[Row]) -> str:
         return "_No entries yet._\n"
     lines = [
         "| Rank | Method | Backbone | Data | Net mitigation [95% CI] | Mitigation | No change | "
-        "Degradation | Judge errors | LPIPS | s / image | Package | Status |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "Degradation | Judge errors | LPIPS | s / image | Judge cost | Package | Status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         d = row.to_dict()
@@ -297,6 +308,7 @@ def markdown_table(rows: list[Row]) -> str:
             str(d["judge_errors"]),
             f["lpips"],
             f["cost"],
+            f["judge_cost"],
             f["package"],
             _status_text(d),
         ]
@@ -358,6 +370,7 @@ def html_page(rows: list[Row]) -> str:
             (str(d["judge_errors"]), d["judge_errors"]),
             (_mark(f["lpips"]), d["lpips"]),
             (cost, d["seconds_per_image"]),
+            (_mark(f["judge_cost"]), d["judge_cost_usd"]),
             (_mark(f["package"]), d["package"]),
             (badge, {"verified": 2, "rejected": 0}.get(d["status"], 1)),
         ]
@@ -379,6 +392,7 @@ def html_page(rows: list[Row]) -> str:
         "Judge errors",
         "LPIPS",
         "Cost",
+        "Judge cost",
         "Package",
         "Status",
     ]

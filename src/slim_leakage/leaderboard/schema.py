@@ -78,6 +78,17 @@ _COST = obj(
     peak_memory_bytes=(OPT_INT, True),
     images_timed=(OPT_INT, False),
 )
+#: The judge's calls, tokens and list-price cost for the run (``metrics.judge_usage``), as the
+#: submitter's run measured them.
+_JUDGE_COST = obj(
+    "the judge's calls, tokens and cost (USD at list price) for the run, self-reported",
+    nullable=True,
+    calls=(INT, True),
+    input_tokens=(INT, True),
+    output_tokens=(INT, True),
+    thinking_tokens=(INT, True),
+    cost_usd=(FLOAT, True),
+)
 
 #: The entry format, version 1.
 ENTRY_V1 = obj(
@@ -170,6 +181,7 @@ ENTRY_V2 = _with_fields(
         _with_fields(_V1_FIELDS["judge"][0], served_model_id=(OPT_STR, False)),
         True,
     ),
+    cost=(_with_fields(_V1_FIELDS["cost"][0], judge=(_JUDGE_COST, False)), True),
 )
 
 SCHEMAS: dict[int, T] = {1: ENTRY_V1, 2: ENTRY_V2}

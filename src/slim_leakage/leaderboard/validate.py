@@ -359,6 +359,8 @@ def _check_ranges(entry: dict, report: ValidationReport) -> None:
             continue
         for key in ("seconds_per_image", "peak_memory_bytes", "images_timed"):
             _check_number(cost.get(key), f"cost.{role}.{key}", report)
+    for key, value in (entry["cost"].get("judge") or {}).items():
+        _check_number(value, f"cost.judge.{key}", report)
 
 
 def _check_date(entry: dict, report: ValidationReport, today: _dt.date | None) -> None:

@@ -56,13 +56,10 @@ def main() -> None:
 
     import numpy as np
 
-    from slim_leakage._io import sha256_bytes
     from slim_leakage.judge.agreement import HumanLabel, agreement
-    from slim_leakage.leaderboard.build import sample_ids_sha256
-    from slim_leakage.leaderboard.pinned import load_pinned
-    from slim_leakage.leaderboard.schema import CURRENT_VERSION, SCHEMA_NAME
+    from slim_leakage.leaderboard.testing import synthetic_entry
     from slim_leakage.leaderboard.validate import DatasetReference, validate_entry
-    from slim_leakage.metrics import aggregate, bootstrap_intervals
+    from slim_leakage.metrics import bootstrap_intervals
     from slim_leakage.records import LABELS, Sample, Verdict
 
     source = "synthetic"
@@ -91,39 +88,9 @@ def main() -> None:
     t_loop = _median_seconds(lambda: _loop_intervals(labels, args.n_boot, 0), 1)
 
     verdicts = [Verdict(sample_id=s.id, method="m", label=lab) for s, lab in zip(samples, labels)]
-    metrics = aggregate(verdicts, samples, method="m", n_boot=args.n_boot)
-    entry = {
-        "schema": SCHEMA_NAME,
-        "schema_version": CURRENT_VERSION,
-        "name": "bench",
-        "submitted": "2026-11-28",
-        "method": {"name": "m", "config": {}},
-        "backbone": {"preset": "flux-dev", "description": {}},
-        "dataset": {
-            "config": "pairs",
-            "fingerprint": fingerprint,
-            "n_samples": len(samples),
-            "sample_ids_sha256": sample_ids_sha256([s.id for s in samples]),
-        },
-        "judge": load_pinned().families["slim"].identity(),
-        "package": {"version": "0", "git_commit": None},
-        "metrics": metrics.to_dict(),
-        "cost": {"vanilla": None, "method": None},
-        "verdicts": [
-            {
-                "sample_id": s.id,
-                "subset": s.subset,
-                "family": s.family,
-                "label": lab,
-                "error": None,
-                "order_flip": False,
-                "vanilla_sha256": sha256_bytes(b"v" + s.id.encode()),
-                "method_sha256": sha256_bytes(b"m" + s.id.encode()),
-            }
-            for s, lab in zip(samples, labels)
-        ],
-    }
-    entry = json.loads(json.dumps(entry))
+    entry = synthetic_entry(
+        samples, verdicts, fingerprint=fingerprint, name="bench", n_boot=args.n_boot
+    )
     ref = DatasetReference("pairs", fingerprint, tuple(samples))
     report = validate_entry(entry, dataset=lambda config: ref)
     t_validate = _median_seconds(lambda: validate_entry(entry, dataset=lambda c: ref), args.repeats)

@@ -1886,11 +1886,9 @@ def check_concurrent(ws: Workspace, trials: int = 3, log=print) -> dict:
 # -- 6. leaderboard fuzzing ----------------------------------------------------------------------
 def fuzz_base_entry(n: int = 24, seed: int = 0) -> tuple[dict, Callable, dict]:
     """A valid entry over ``n`` synthetic samples, with its dataset resolver and pinned judge."""
-    from slim_leakage.leaderboard.build import sample_ids_sha256
     from slim_leakage.leaderboard.pinned import load_pinned
-    from slim_leakage.leaderboard.schema import CURRENT_VERSION, SCHEMA_NAME
+    from slim_leakage.leaderboard.testing import synthetic_entry
     from slim_leakage.leaderboard.validate import DatasetReference
-    from slim_leakage.metrics import aggregate
     from slim_leakage.records import LABELS, Sample, Verdict
 
     rng = random.Random(seed)
@@ -1917,40 +1915,9 @@ def fuzz_base_entry(n: int = 24, seed: int = 0) -> tuple[dict, Callable, dict]:
                 order_flip=(not error) and rng.random() < 0.2,
             )
         )
-    metrics = aggregate(verdicts, list(samples), method="m").to_dict()
-    pinned = load_pinned()
-    entry = {
-        "schema": SCHEMA_NAME,
-        "schema_version": CURRENT_VERSION,
-        "name": "fuzz",
-        "submitted": "2026-11-28",
-        "notes": "",
-        "method": {"name": "m", "config": {}},
-        "backbone": {"preset": "tiny-random", "description": {}},
-        "dataset": {
-            "config": "pairs",
-            "fingerprint": "fp",
-            "n_samples": n,
-            "sample_ids_sha256": sample_ids_sha256([s.id for s in samples]),
-        },
-        "judge": pinned.families["slim"].identity(),
-        "package": {"version": "0", "git_commit": None},
-        "metrics": metrics,
-        "cost": {"vanilla": None, "method": None},
-        "verdicts": [
-            {
-                "sample_id": v.sample_id,
-                "subset": s.subset,
-                "family": s.family,
-                "label": v.label,
-                "error": v.error,
-                "order_flip": v.order_flip,
-                "vanilla_sha256": hashlib.sha256(f"v{s.id}".encode()).hexdigest(),
-                "method_sha256": hashlib.sha256(f"m{s.id}".encode()).hexdigest(),
-            }
-            for v, s in zip(verdicts, samples)
-        ],
-    }
+    entry = synthetic_entry(
+        samples, verdicts, fingerprint="fp", name="fuzz", backbone="tiny-random"
+    )
     reference = DatasetReference(config="pairs", fingerprint="fp", samples=samples)
 
     def resolver(config: str) -> DatasetReference:
@@ -1960,7 +1927,7 @@ def fuzz_base_entry(n: int = 24, seed: int = 0) -> tuple[dict, Callable, dict]:
             raise ValidationError(f"Dataset config {config!r} is not known.")
         return reference
 
-    return entry, resolver, pinned
+    return entry, resolver, load_pinned()
 
 
 #: Paths (as tuples of keys) whose change must make an entry invalid.

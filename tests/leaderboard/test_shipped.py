@@ -6,11 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from slim_leakage._io import sha256_bytes
-from slim_leakage.leaderboard.build import sample_ids_sha256
-from slim_leakage.leaderboard.pinned import load_pinned
-from slim_leakage.leaderboard.schema import CURRENT_VERSION, SCHEMA_NAME
-from slim_leakage.metrics import aggregate
+from slim_leakage.leaderboard.testing import synthetic_entry
 from slim_leakage.records import LABELS, Verdict
 
 
@@ -26,38 +22,14 @@ def _entry(samples, fingerprint):
         Verdict(sample_id=s.id, method="deleaker", label=LABELS[i % 5], order_flip=i % 7 == 0)
         for i, s in enumerate(samples)
     ]
-    metrics = aggregate(verdicts, samples, method="deleaker")
-    return {
-        "schema": SCHEMA_NAME,
-        "schema_version": CURRENT_VERSION,
-        "name": "fixture",
-        "submitted": "2026-11-28",
-        "method": {"name": "deleaker", "config": {}},
-        "backbone": {"preset": "flux-dev", "description": {}},
-        "dataset": {
-            "config": "pairs",
-            "fingerprint": fingerprint,
-            "n_samples": len(samples),
-            "sample_ids_sha256": sample_ids_sha256([s.id for s in samples]),
-        },
-        "judge": load_pinned().families["slim"].identity(),
-        "package": {"version": "0.1.0", "git_commit": None},
-        "metrics": metrics.to_dict(),
-        "cost": {"vanilla": None, "method": None},
-        "verdicts": [
-            {
-                "sample_id": s.id,
-                "subset": s.subset,
-                "family": s.family,
-                "label": v.label,
-                "error": None,
-                "order_flip": v.order_flip,
-                "vanilla_sha256": sha256_bytes(f"v{s.id}".encode()),
-                "method_sha256": sha256_bytes(f"m{s.id}".encode()),
-            }
-            for s, v in zip(samples, verdicts)
-        ],
-    }
+    return synthetic_entry(
+        samples,
+        verdicts,
+        fingerprint=fingerprint,
+        name="fixture",
+        method="deleaker",
+        package_version="0.1.0",
+    )
 
 
 def test_full_pairs_entry_validates_against_the_shipped_slim(pairs, tmp_path, cli):

@@ -502,8 +502,8 @@ class Run:
         verdicts = run.merged.unique_verdicts()
         generations = {(g.role, g.sample_id): g for g in run.merged.generations()}
         cost = cost_summary(generations.values(), [s.id for s in self.samples])
-        if self._judge is not None or run.merged.judgements():
-            cost["judge"] = judge_usage(run.merged.judgements())
+        if (stages := run.merged.judgements()) or self._judge is not None:
+            cost["judge"] = judge_usage(stages)
         if self.backbone is not None:
             manifest["backbone"] = self.backbone.describe()
         manifest["cost"] = cost

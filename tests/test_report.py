@@ -28,6 +28,9 @@ def test_report_is_self_contained(finished_run):
     html = (finished_run / "report.html").read_text()
     assert "http://" not in html and "https://" not in html  # nothing to fetch
     assert html.count('src="data:image/png;base64,') >= 8  # vanilla + method for 4 samples
+    # the judge's usage, summed from the stage records (the scripted judge makes 1 call each)
+    assert "<tr><th>judge calls</th><td>4</td></tr>" in html
+    assert "<tr><th>judge tokens in / out / thinking</th><td>0 / 0 / 0</td></tr>" in html
 
 
 def test_report_rows_and_filter_in_chromium(finished_run, chromium_dom):

@@ -93,6 +93,7 @@ def render_report(run_dir: str | Path) -> str:
     bar = stacked_bar(metrics.distribution)
     legend = bar_legend(metrics.distribution, metrics.intervals)
     cost = metrics.cost or manifest.get("cost") or {}
+    judging = cost.get("judge") or {}
     rows_metrics = [
         ("method", method),
         ("samples", metrics.n_samples),
@@ -104,17 +105,17 @@ def render_report(run_dir: str | Path) -> str:
         ("VQAScore", metrics.vqascore),
         ("s/image vanilla", (cost.get("vanilla") or {}).get("seconds_per_image")),
         ("s/image method", (cost.get("method") or {}).get("seconds_per_image")),
-        ("judge calls", (cost.get("judge") or {}).get("calls")),
+        ("judge calls", judging.get("calls")),
         (
             "judge tokens in / out / thinking",
             " / ".join(
-                str((cost.get("judge") or {}).get(k, "-"))
+                str(judging.get(k, "-"))
                 for k in ("input_tokens", "output_tokens", "thinking_tokens")
             )
-            if cost.get("judge")
+            if judging
             else None,
         ),
-        ("judge cost (USD, list price)", (cost.get("judge") or {}).get("cost_usd")),
+        ("judge cost (USD, list price)", judging.get("cost_usd")),
         ("backbone", (manifest.get("backbone") or {}).get("name")),
         (
             "judge",

@@ -186,9 +186,12 @@ def test_a_quota_that_cannot_come_back_stops_the_run_and_it_resumes(api, shape, 
         assert not [r for r in server.requests if r.time > stop[0].time]  # nothing sent after
         assert judge.stats.retries == 0
         message = str(caught.value)
-        if api == "gemini":
+        if api == "gemini" and shape == "daily_quota":
             assert "GenerateRequestsPerDayPerProjectPerModel" in message
             assert "9 h 2 min" in message and caught.value.resets_at.endswith("Z")
+        elif api == "gemini":  # limit 0: no wait helps, so no reset time is promised
+            assert "GenerateRequestsPerDayPerProjectPerModel-FreeTier" in message
+            assert "limit: 0" in message and caught.value.resets_at is None
         else:
             assert "insufficient_quota" in message and caught.value.quota == "insufficient_quota"
         assert "run the same command again" in caught.value.hint

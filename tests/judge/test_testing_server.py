@@ -111,8 +111,12 @@ def test_scripted_replies_are_consumed_in_order_and_by_stage():
         status, _, _ = post(url, chat(RANKING_QUESTION.schema(("a", "b"))))
         assert status == 500  # the typicality-only reply waits for a typicality request
         status, headers, body = post(url, chat(TYPICALITY_QUESTION.schema(("a", "b"))))
-        assert status == 429 and headers["Retry-After"] == "2.5"
-        assert body["error"]["type"] == "rate_limit_error"
+        # an integer Retry-After (RFC 9110 delay-seconds), the exact wait in retry-after-ms
+        assert status == 429 and headers["retry-after"] == "3"
+        assert headers["retry-after-ms"] == "2500"
+        # the Error schema of OpenAI's OpenAPI description: all four fields, param null
+        assert body["error"]["code"] == "rate_limit_exceeded"
+        assert set(body["error"]) == {"message", "type", "param", "code"}
         assert server.pending() == 0
         server.push(Reply.truncated())
         _, _, body = post(url, chat(RANKING_QUESTION.schema(("a", "b"))))

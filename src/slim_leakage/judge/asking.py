@@ -37,7 +37,7 @@ from . import pricing
 from .backends.base import Backend, BackendRequest, BackendResponse, Decoding, ImageInput
 from .cache import AnswerCache, default_cache_dir, request_key
 from .config import JudgeConfig
-from .limits import RateLimiter, backoff_delay
+from .limits import RateLimiter, backoff_delay, server_delay
 from .protocol import JudgeStats
 from .stages import Question, repair_text
 
@@ -299,6 +299,8 @@ class Asker:
         last: Exception | None = None
         enlarged = False
         attempt = 0
+        told = 0  # retries so far that waited on the server's word
+        wait: float | None = None
         while attempt <= cfg.max_retries:
             if self._stopped is not None:
                 raise self._stopped
@@ -326,12 +328,18 @@ class Asker:
                 return response, attempts, None
             except TransientBackendError as exc:
                 last = exc
-                if exc.status in (429, 503) and exc.retry_after:
-                    # The server said how long to wait (Retry-After, Gemini's RetryInfo):
-                    # every new request waits too, not only this one.
-                    self.limiter.pause(exc.retry_after)
+                wait = None
+                if exc.retry_after is not None:
+                    # The server said how long to wait (Retry-After, Gemini's RetryInfo): the
+                    # same word again after it was honoured grows the wait, up to a cap.
+                    wait = server_delay(exc.retry_after, told, cap=cfg.backoff_cap, rng=self._rng)
+                    told += 1
+                    if exc.status in (429, 503) and wait > 0:
+                        # every new request waits too, not only this one
+                        self.limiter.pause(wait)
             except asyncio.TimeoutError:
                 last = TransientBackendError(f"no answer within {cfg.timeout:g} s")
+                wait = None
             except QuotaExhaustedError as exc:
                 self.stats.failed_requests += 1
                 if self._stopped is None:
@@ -371,10 +379,9 @@ class Asker:
             attempt += 1
             if attempt <= cfg.max_retries:
                 self.stats.retries += 1
-                retry_after = getattr(last, "retry_after", None)
                 delay = (
-                    retry_after
-                    if retry_after is not None
+                    wait
+                    if wait is not None
                     else backoff_delay(
                         attempt - 1, base=cfg.backoff_base, cap=cfg.backoff_cap, rng=self._rng
                     )

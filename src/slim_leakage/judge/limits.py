@@ -129,3 +129,31 @@ def backoff_delay(
     rng = rng or random
     ceiling = min(cap, base * (2**attempt))
     return ceiling * (0.5 + 0.5 * rng.random())
+
+
+#: The longest a retry waits on a server's word (``Retry-After``, ``RetryInfo``), however long
+#: it asks or however long the growth below makes it: a run does not sleep for hours on one
+#: transient error. (The openai SDK stops retrying past two minutes, ``MAX_RETRY_AFTER_DELAY``
+#: in ``openai/_constants.py``; a judge run is long, so it waits longer but not unbounded.)
+SERVER_WAIT_CAP = 600.0
+
+
+def server_delay(
+    retry_after: float,
+    streak: int,
+    *,
+    cap: float = 60.0,
+    limit: float = SERVER_WAIT_CAP,
+    rng: random.Random | None = None,
+) -> float:
+    """The wait before retry number ``streak`` (0-based) of a request the server asked to wait.
+
+    A server that says the same delay again after it was honoured has not recovered in that
+    time, so the wait doubles with each such retry (``retry_after * 2**streak``, up to 10 %
+    jitter on top) until it reaches ``cap``; it is never shorter than what the server asked and
+    never longer than ``limit``.
+    """
+    rng = rng or random
+    asked = max(0.0, retry_after)
+    grown = min(max(cap, asked), asked * (2**streak)) * (1.0 + 0.1 * rng.random())
+    return min(limit, max(asked, grown))

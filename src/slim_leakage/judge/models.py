@@ -32,6 +32,14 @@ _GEMINI_PRICING = "https://ai.google.dev/gemini-api/docs/pricing"
 _GEMINI_3_GUIDE = (
     "https://docs.cloud.google.com/gemini-enterprise-agent-platform/models/guides/gemini-3-8-flash"
 )
+# Google's Gemini 3 guidance on temperature: keep the default 1.0; "changing the temperature
+# (setting it below 1.0) may lead to unexpected behavior, such as looping or degraded
+# performance" (the Gemini 3 developer guide, section "Temperature", and the Gemini 3
+# prompting guide, section "Temperature tuning").
+_GEMINI_3_TEMPERATURE = (
+    "https://ai.google.dev/gemini-api/docs/gemini-3; "
+    "https://docs.cloud.google.com/vertex-ai/generative-ai/docs/start/gemini-3-prompting-guide"
+)
 # Gemini 3 images at the default media resolution (Vertex AI's Gemini 3 Flash model page).
 _GEMINI_3_IMAGE = "https://docs.cloud.google.com/vertex-ai/generative-ai/docs/models/gemini/3-flash"
 # The installed openai SDK's own list of chat models and their announced shutdown dates.
@@ -134,8 +142,11 @@ class ModelSpec:
 def _gemini3(model: str, **kw: Any) -> ModelSpec:
     # Gemini 3 models take a thinking level (google-genai types.ThinkingConfig.thinking_level,
     # types.ThinkingLevel); thinking counts against maxOutputTokens like 2.5's, so the low
-    # level gets an allowance of its own on top of the answer budget.
+    # level gets an allowance of its own on top of the answer budget. No sampling parameters:
+    # every Gemini 3 model keeps its default temperature (_GEMINI_3_TEMPERATURE), so neither
+    # ``temperature`` nor ``seed`` is sent.
     kw.setdefault("source", _GEMINI_MODELS)
+    kw.setdefault("sampling", False)
     return ModelSpec(
         model,
         "gemini",

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
+import math
 import os
 import socket
+import time
 from typing import Any
 
 from ...errors import ConfigError, JudgeError
@@ -20,23 +24,85 @@ def is_transport_error(exc: BaseException) -> bool:
     return any(cls.__name__ in _TRANSPORT_NAMES for cls in type(exc).__mro__)
 
 
-def retry_after_seconds(headers: Any) -> float | None:
-    """Seconds from a ``Retry-After`` (or ``retry-after-ms``) header, if present and numeric."""
+#: Statuses the openai SDK retries (``openai/_base_client.py`` ``BaseClient._should_retry``:
+#: 408, 409, 429 and every 5xx), unless the server's ``x-should-retry`` header says otherwise.
+OPENAI_RETRY = frozenset({408, 409, 429})
+#: Statuses the google-genai SDK retries (``google/genai/_api_client.py``
+#: ``_RETRY_HTTP_STATUS_CODES``): 409 (ABORTED) and 501 (NOT_IMPLEMENTED) are final there.
+GEMINI_RETRY = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def retry_after_seconds(headers: Any, *, now: float | None = None) -> float | None:
+    """Seconds a server asks to wait, from its headers, or ``None`` when it does not say.
+
+    Read as the openai SDK reads them (``openai/_base_client.py``
+    ``BaseClient._parse_retry_after_header``): ``retry-after-ms`` first, then ``retry-after``
+    as a number of seconds, then ``retry-after`` as an HTTP date (RFC 9110 section 10.2.3,
+    ``Retry-After = HTTP-date / delay-seconds``), counted from ``now`` (default: the clock).
+    """
     if headers is None:
         return None
+    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) / divisor
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(seconds):
+            return max(0.0, seconds)
+    value = headers.get("retry-after")
+    if not value:
+        return None
     try:
-        ms = headers.get("retry-after-ms")
-        if ms is not None:
-            return max(0.0, float(ms) / 1000.0)
-        value = headers.get("retry-after")
-        return None if value is None else max(0.0, float(value))
-    except (TypeError, ValueError):
-        return None  # an HTTP date: fall back to our own backoff
+        when = email.utils.parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is always GMT (RFC 9110 section 5.6.7)
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
 
 
-def classify_status(status: int | None, message: str, headers: Any = None) -> JudgeError:
-    """The error for an HTTP failure: transient for 408/409/429/5xx, final otherwise."""
-    if status in (408, 409, 429) or (status is not None and status >= 500):
+def should_retry_header(headers: Any) -> bool | None:
+    """The server's ``x-should-retry`` verdict (``true``/``false``), else ``None``.
+
+    The openai SDK obeys it before any status rule (``openai/_base_client.py``
+    ``BaseClient._should_retry``); OpenAI's servers send it on errors.
+    """
+    value = headers.get("x-should-retry") if headers is not None else None
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    return None
+
+
+def classify_status(
+    status: int | None,
+    message: str,
+    headers: Any = None,
+    *,
+    retryable: frozenset[int] = OPENAI_RETRY,
+    any_5xx: bool = True,
+    obey_header: bool = True,
+) -> JudgeError:
+    """The error for an HTTP failure: transient or final, as the provider's SDK decides.
+
+    Args:
+        status: The HTTP status.
+        message: The error message (shortened by the caller).
+        headers: The response headers (``Retry-After``, ``x-should-retry``).
+        retryable: Statuses retried (:data:`OPENAI_RETRY`, :data:`GEMINI_RETRY`).
+        any_5xx: Whether every status >= 500 is retried too (the openai SDK's rule).
+        obey_header: Whether ``x-should-retry`` overrides the status rules.
+    """
+    verdict = should_retry_header(headers) if obey_header else None
+    transient = status in retryable or (any_5xx and status is not None and status >= 500)
+    if verdict is not None:
+        transient = verdict
+    if transient:
         return TransientBackendError(
             f"HTTP {status}: {message}", retry_after=retry_after_seconds(headers), status=status
         )
@@ -45,6 +111,8 @@ def classify_status(status: int | None, message: str, headers: Any = None) -> Ju
         403: "The key is not allowed to use this model.",
         404: "Check the model id and base_url.",
     }.get(status or 0)
+    if verdict is False and hint is None:
+        hint = "The server said not to retry this request (x-should-retry: false)."
     return JudgeError(f"HTTP {status}: {message}", hint=hint)
 
 

@@ -34,6 +34,7 @@ from ...errors import (
 )
 from ..models import DEFAULTS
 from ._common import (
+    GEMINI_RETRY,
     api_key,
     check_reachable,
     classify_status,
@@ -59,6 +60,16 @@ BLOCKED_FINISH = frozenset(
         "SPII",
         "IMAGE_SAFETY",
         "IMAGE_PROHIBITED_CONTENT",
+        # The generated image may be a recitation (types.FinishReason.IMAGE_RECITATION): the
+        # same answer recites again.
+        "IMAGE_RECITATION",
+        # "Request was filtered by an escalation rule" (types.FinishReason.ESCALATION): a
+        # policy decision about the request, not a passing fault.
+        "ESCALATION",
+        # "the user account is limited or disabled due to Prohibited Use Policy (PUP)
+        # violations" (types.FinishReason.PUP_LIMITED_DISABLED): no request of this account
+        # can succeed until the account is restored.
+        "PUP_LIMITED_DISABLED",
     }
 )
 
@@ -89,16 +100,33 @@ def _is_daily(violation: dict) -> bool:
 
 
 def _is_zero(violation: dict) -> bool:
-    return str(violation.get("quotaValue", "")).strip() == "0"
+    """Whether a ``QuotaFailure.Violation`` names a quota whose limit is 0.
+
+    ``quotaValue`` is an int64 (``google/rpc/error_details.proto``), and proto3 JSON omits a
+    field at its zero value: a quota of 0 arrives as a violation with a ``quotaId`` (or
+    ``quotaMetric``) and no ``quotaValue`` at all, as public captures of real "limit: 0" bodies
+    show (google-gemini/gemini-cli issue 8437). Old-style violations that carry only
+    ``subject``/``description`` say nothing about the limit.
+    """
+    if "quotaValue" in violation:
+        return str(violation.get("quotaValue", "")).strip() in ("0", "")
+    return bool(violation.get("quotaId") or violation.get("quotaMetric"))
+
+
+#: "limit: 0" in the message of a real free-tier 429 ("Quota exceeded for metric: ...,
+#: limit: 0, model: ..."; continuedev/continue issue 10062), read when no detail says more.
+_LIMIT_ZERO = re.compile(r"\blimit:\s*0\b")
 
 
 def rate_limit_error(body: Any, message: str, headers: Any = None) -> JudgeError:
     """The error of a 429 ``RESOURCE_EXHAUSTED`` answer, read from its details.
 
-    A ``QuotaFailure`` whose violations are all per-day quotas, or any quota with a limit of
-    0 (the tier has none for this model), cannot be waited out within a run:
-    :class:`QuotaExhaustedError`, with the reset time from ``RetryInfo`` when it is given.
-    Anything else is transient and waits the ``RetryInfo`` delay (or ``Retry-After``).
+    A ``QuotaFailure`` naming any per-day quota (real bodies mix per-day and per-minute ids:
+    waiting out the minute does not bring the day back), or any quota with a limit of 0 (its
+    ``quotaValue`` absent or ``"0"``; the tier has none for this model), or a message saying
+    ``limit: 0``, cannot be waited out within a run: :class:`QuotaExhaustedError`, with the
+    reset time from ``RetryInfo`` when it is given. Anything else is transient and waits the
+    ``RetryInfo`` delay (or ``Retry-After``).
     """
     details = error_details(body)
     delay = None
@@ -108,25 +136,35 @@ def rate_limit_error(body: Any, message: str, headers: Any = None) -> JudgeError
             delay = duration_seconds(detail.get("retryDelay"))
         elif detail.get("@type") == _QUOTA_FAILURE:
             violations += [v for v in detail.get("violations") or [] if isinstance(v, dict)]
-    hopeless = [v for v in violations if _is_zero(v)] or (
-        violations if violations and all(_is_daily(v) for v in violations) else []
-    )
-    if hopeless:
-        quota = str(hopeless[0].get("quotaId") or hopeless[0].get("quotaMetric") or "quota")
-        model = (hopeless[0].get("quotaDimensions") or {}).get("model")
+    zero = [v for v in violations if _is_zero(v)]
+    daily = [v for v in violations if _is_daily(v)]
+    # the per-day quota first: it is the one whose reset matters
+    hopeless = [v for v in zero if _is_daily(v)] or zero or daily
+    limit_zero = bool(zero) or bool(_LIMIT_ZERO.search(message or ""))
+    if hopeless or limit_zero:
+        first = hopeless[0] if hopeless else {}
+        quota = str(first.get("quotaId") or first.get("quotaMetric") or "quota")
+        model = (first.get("quotaDimensions") or {}).get("model")
         resets = None
         when = ""
-        if delay is not None:
+        if delay is not None and not limit_zero:
             at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=delay)
             resets = at.replace(microsecond=0).isoformat().replace("+00:00", "Z")
             when = f"; the API says it resets in {_span(delay)} (about {resets})"
-        what = "has no quota for this model" if _is_zero(hopeless[0]) else "is used up"
+        what = "is 0 for this key (limit: 0)" if limit_zero else "is used up"
+        hint = (
+            "Everything judged so far is kept. This key's tier has no quota for the model: "
+            "enable billing or pick a model the tier includes "
+            "(https://ai.google.dev/gemini-api/docs/rate-limits), then run the same command again."
+            if limit_zero
+            else "Everything judged so far is kept: run the same command again after the "
+            "reset, or raise the quota (https://ai.google.dev/gemini-api/docs/rate-limits)."
+        )
         return QuotaExhaustedError(
             f"gemini: the quota {quota}{f' for {model}' if model else ''} {what}{when}.",
             quota=quota,
             resets_at=resets,
-            hint="Everything judged so far is kept: run the same command again after the "
-            "reset, or raise the quota (https://ai.google.dev/gemini-api/docs/rate-limits).",
+            hint=hint,
         )
     from ._common import retry_after_seconds
 
@@ -246,7 +284,11 @@ class GeminiBackend(Backend):
         message = str(exc.message or exc)[:300]
         if exc.code == 429:
             return rate_limit_error(exc.details, message, headers)
-        error = classify_status(exc.code, message, headers)
+        # The google-genai SDK's own retry set (GEMINI_RETRY), not OpenAI's: a 409 ABORTED
+        # or 501 NOT_IMPLEMENTED answers the same way again.
+        error = classify_status(
+            exc.code, message, headers, retryable=GEMINI_RETRY, any_5xx=False, obey_header=False
+        )
         if isinstance(error, TransientBackendError) and error.retry_after is None:
             for detail in error_details(exc.details):
                 if detail.get("@type") == _RETRY_INFO:

@@ -35,16 +35,15 @@ from __future__ import annotations
 
 from ..stages import typicality_of
 from .answers import default_answer
-from .server import (
+from .replies import (
     BIASED_RANKING,
     FAULT_KINDS,
     HOPELESS_KINDS,
     REROUTED_MODEL,
     SHAPES,
     Reply,
-    ScriptedServer,
-    main,
 )
+from .server import ScriptedServer, main
 from .wire import RecordedRequest
 
 __all__ = [

@@ -18,164 +18,46 @@ from collections.abc import Callable, Mapping
 from ..stages import PROTOCOL, RANKING_QUESTION, Pipeline
 from .answers import default_answer
 from .batch import BatchService
-from .wire import (
+from .errors import (
     REASONS,
-    RecordedRequest,
     error_body,
+    gemini_limit_zero,
+    gemini_rate_limit,
+    openai_insufficient_quota,
+    retry_after_headers,
+)
+from .replies import (
+    BIASED_RANKING,
+    FAULT_KINDS,
+    HOPELESS_KINDS,
+    REROUTED_MODEL,
+    SHAPES,
+    Outcome,
+    Reply,
+    fault_reply,
+)
+from .wire import (
+    RecordedRequest,
     gemini_blocked_prompt,
     gemini_body,
-    gemini_rate_limit,
     openai_body,
-    openai_insufficient_quota,
     output_limit,
     parse_gemini,
     parse_openai,
     thinking_budget,
 )
 
-#: Fault kinds accepted by ``fault_rates``: the simple ones, then the shapes the real services
-#: send (see :meth:`Reply.real`).
-FAULT_KINDS = (
-    "429",
-    "500",
-    "drop",
-    "timeout",
-    "malformed",
-    "truncated",
-    "wrong_schema",
-    "position_bias",
-    "retry_info_429",
-    "503",
-    "max_tokens",
-    "safety",
-    "blocked_prompt",
-    "reroute",
-    "daily_quota",
-    "insufficient_quota",
-)
-#: Shapes of :meth:`Reply.real`: what the real services answer when no answer can be given.
-SHAPES = (
-    "retry_info",
-    "overloaded",
-    "max_tokens",
-    "safety",
-    "blocked_prompt",
-    "daily_quota",
-    "insufficient_quota",
-)
-#: Fault kinds no retry can cure: a run meeting one stops (quota) or fails that sample.
-HOPELESS_KINDS = ("safety", "blocked_prompt", "daily_quota", "insufficient_quota")
-#: The model named as having answered by ``reroute`` faults.
-REROUTED_MODEL = "rerouted-model-001"
-#: The ranking answer of a ``position_bias`` fault: the first image wins, whatever it shows.
-BIASED_RANKING = json.dumps(
-    {"less_leaky": "image1", "magnitude": "major", "reason": "the first image looks better"}
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-    """What the server sends for one request: ``status`` ``None`` drops the connection."""
-
-    status: int | None
-    payload: dict
-    headers: dict
-    delay: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Reply:
-    """One scripted reply.
-
-    Attributes:
-        kind: ``answer`` (HTTP 200 with an answer), ``status`` (an HTTP error), ``drop``
-            (close the connection without a response) or ``shape`` (one of :data:`SHAPES`, made by :meth:`real`).
-        text: The answer text; ``None`` means the default protocol answer.
-        transform: ``truncate`` cuts the answer text in half.
-        status: HTTP status for ``status`` replies.
-        retry_after: ``Retry-After`` seconds sent with a ``status`` reply (in a real-shapes
-            server's Gemini 429, the ``RetryInfo`` delay instead); the delay of a
-            ``retry_info`` or ``daily_quota`` shape.
-        delay: Seconds to wait before replying (beyond the server's latency).
-        stage: Only requests of this stage consume the reply (``None``: any request).
-        shape: For ``shape`` replies, which one.
-        model: The model an answer names as having answered (default: the server's
-            ``reroute`` of the requested one, else the requested one).
-    """
-
-    kind: str = "answer"
-    text: str | None = None
-    transform: str | None = None
-    status: int = 200
-    retry_after: float | None = None
-    delay: float = 0.0
-    stage: str | None = None
-    shape: str | None = None
-    model: str | None = None
-
-    @classmethod
-    def ok(
-        cls,
-        text: str | None = None,
-        *,
-        delay: float = 0.0,
-        stage: str | None = None,
-        model: str | None = None,
-    ) -> Reply:
-        """An answer (``None``: the default protocol answer), optionally from another model."""
-        return cls("answer", text=text, delay=delay, stage=stage, model=model)
-
-    @classmethod
-    def real(
-        cls, name: str, *, retry_after: float | None = None, stage: str | None = None
-    ) -> Reply:
-        """What a real service answers when it cannot answer, in its own wire shape.
-
-        ``retry_info``: Gemini's 429 whose only wait is ``RetryInfo.retryDelay`` (no
-        ``Retry-After`` header; OpenAI's 429 with its ``retry-after`` header);
-        ``overloaded``: 503 ``UNAVAILABLE``; ``max_tokens``: ``finishReason MAX_TOKENS`` (OpenAI
-        ``length``) with no text, the whole limit spent on thinking; ``safety``: a candidate
-        blocked with ``finishReason SAFETY`` (OpenAI ``content_filter``); ``blocked_prompt``: no
-        candidates and ``promptFeedback.blockReason``; ``daily_quota``: a 429 whose
-        ``QuotaFailure`` names a per-day quota (OpenAI: ``insufficient_quota``);
-        ``insufficient_quota``: OpenAI's 429 for an account without credit (Gemini: a per-day
-        quota with a limit of 0).
-        """
-        if name not in SHAPES:
-            raise ValueError(f"unknown shape {name!r}; known: {', '.join(SHAPES)}")
-        return cls("shape", shape=name, retry_after=retry_after, stage=stage)
-
-    @classmethod
-    def error(
-        cls, status: int, *, retry_after: float | None = None, stage: str | None = None
-    ) -> Reply:
-        """An HTTP error such as 429 (with ``Retry-After``) or 500."""
-        return cls("status", status=status, retry_after=retry_after, stage=stage)
-
-    @classmethod
-    def drop(cls, *, stage: str | None = None) -> Reply:
-        """Close the connection without answering."""
-        return cls("drop", stage=stage)
-
-    @classmethod
-    def slow(cls, seconds: float, *, stage: str | None = None) -> Reply:
-        """Answer normally, but only after ``seconds`` (past a client timeout)."""
-        return cls("answer", delay=seconds, stage=stage)
-
-    @classmethod
-    def malformed(cls, *, stage: str | None = None) -> Reply:
-        """An answer that is not JSON."""
-        return cls("answer", text="Sure! Here is my assessment: {features: cat ears", stage=stage)
-
-    @classmethod
-    def truncated(cls, *, stage: str | None = None) -> Reply:
-        """The default answer cut in half (as when the token limit is hit)."""
-        return cls("answer", transform="truncate", stage=stage)
-
-    @classmethod
-    def wrong_schema(cls, *, stage: str | None = None) -> Reply:
-        """Valid JSON that does not match the stage's schema."""
-        return cls("answer", text='{"verdict": "looks fine", "score": 11}', stage=stage)
+__all__ = [
+    "BIASED_RANKING",
+    "FAULT_KINDS",
+    "HOPELESS_KINDS",
+    "REROUTED_MODEL",
+    "SHAPES",
+    "Outcome",
+    "Reply",
+    "ScriptedServer",
+    "main",
+]
 
 
 class ScriptedServer:
@@ -336,35 +218,10 @@ class ScriptedServer:
                 if kind == "position_bias" and stage.split("+", 1)[0] != RANKING_QUESTION.name:
                     continue  # bias is a property of comparisons only
                 if self._rng.random() < rate:
-                    return self._fault(kind)
+                    return fault_reply(
+                        kind, retry_after=self.retry_after, timeout_delay=self.timeout_delay
+                    )
         return Reply.ok()
-
-    def _fault(self, kind: str) -> Reply:
-        if kind == "429":
-            return Reply.error(429, retry_after=self.retry_after)
-        if kind == "500":
-            return Reply.error(500)
-        if kind == "retry_info_429":
-            return Reply.real("retry_info", retry_after=self.retry_after)
-        if kind == "503":
-            return Reply.real("overloaded")
-        if kind == "reroute":
-            return Reply.ok(model=REROUTED_MODEL)
-        if kind in ("max_tokens", "safety", "blocked_prompt", "insufficient_quota"):
-            return Reply.real(kind)
-        if kind == "daily_quota":
-            return Reply.real(kind, retry_after=9 * 3600.0)
-        if kind == "drop":
-            return Reply.drop()
-        if kind == "timeout":
-            return Reply.slow(self.timeout_delay)
-        if kind == "position_bias":
-            return Reply.ok(BIASED_RANKING)
-        return {
-            "malformed": Reply.malformed,
-            "truncated": Reply.truncated,
-            "wrong_schema": Reply.wrong_schema,
-        }[kind]()
 
     # -- HTTP -----------------------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -461,9 +318,7 @@ class ScriptedServer:
         if reply.kind == "drop":
             return Outcome(None, {}, {}, delay)
         if reply.kind == "status":
-            extra = {}
-            if reply.retry_after is not None:
-                extra["Retry-After"] = f"{reply.retry_after:g}"
+            extra = {**retry_after_headers(reply.retry_after), **dict(reply.headers)}
             return Outcome(reply.status, error_body(request.protocol, reply.status), extra, delay)
         if reply.kind == "shape":
             status, payload, extra = self._shape(request, reply)
@@ -477,6 +332,8 @@ class ScriptedServer:
             text = text[: len(text) // 2]
         served = reply.model or self.reroute.get(request.model, request.model)
         body = openai_body if request.protocol == "openai" else gemini_body
+        if reply.finish is not None:
+            return Outcome(200, body(request, None, model=served, finish=reply.finish), {}, delay)
         thought = self._thought(request)
         limit = output_limit(request)
         if thought and limit is not None and thought + max(1, len(text) // 4) > limit:
@@ -498,13 +355,7 @@ class ScriptedServer:
         if name == "retry_info":
             if gemini:  # the wait is in the body only
                 return 429, gemini_rate_limit(request.model, retry_delay=reply.retry_after), {}
-            extra = {}
-            if reply.retry_after is not None:
-                extra = {
-                    "retry-after": f"{reply.retry_after:g}",
-                    "retry-after-ms": f"{reply.retry_after * 1000:g}",
-                }
-            return 429, error_body("openai", 429), extra
+            return 429, error_body("openai", 429), retry_after_headers(reply.retry_after)
         if name == "overloaded":
             return 503, error_body(request.protocol, 503), {}
         if name == "max_tokens":
@@ -518,13 +369,16 @@ class ScriptedServer:
             if name == "safety":
                 return 200, gemini_body(request, None, finish="SAFETY"), {}
             return 200, gemini_blocked_prompt(request), {}
-        # daily_quota / insufficient_quota
-        if gemini:
-            zero = name == "insufficient_quota"
-            body = gemini_rate_limit(
-                request.model, retry_delay=reply.retry_after, daily=True, limit=0 if zero else 20
+        # daily_quota / insufficient_quota / limit_zero
+        if gemini and name == "daily_quota":
+            return (
+                429,
+                gemini_rate_limit(request.model, retry_delay=reply.retry_after, daily=True),
+                {},
             )
-            return 429, body, {}
+        if gemini:
+            delay = 20.04466179 if reply.retry_after is None else reply.retry_after
+            return 429, gemini_limit_zero(request.model, retry_delay=delay), {}
         return 429, openai_insufficient_quota(), {}
 
     @staticmethod

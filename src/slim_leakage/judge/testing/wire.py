@@ -212,10 +212,9 @@ def gemini_body(
 
 def gemini_blocked_prompt(request: RecordedRequest, reason: str = "SAFETY") -> dict:
     """A ``generateContent`` response to a blocked prompt: no candidates, ``promptFeedback``."""
-    prompt = _usage(request, "", "gemini")["promptTokenCount"]
     return {
         "promptFeedback": {"blockReason": reason},
-        "usageMetadata": {"promptTokenCount": prompt, "totalTokenCount": prompt},
+        "usageMetadata": _usage(request, "", "gemini"),
         "modelVersion": request.model,
     }
 
@@ -224,14 +223,17 @@ def _usage(request: RecordedRequest, text: str, protocol: str, thinking: int = 0
     prompt = len(request.text) // 4 + 258 * len(request.images)
     out = max(1, len(text) // 4) if text else 0
     if protocol == "gemini":
+        # GenerateContentResponse.UsageMetadata's counts are int32 (Gemini API v1beta discovery
+        # document, schema "UsageMetadata"); proto3 JSON omits a field at its zero value, so an
+        # answer with no output (MAX_TOKENS spent on thinking, a block) has no
+        # candidatesTokenCount at all, and no thoughtsTokenCount without thinking.
         usage = {
             "promptTokenCount": prompt,
             "candidatesTokenCount": out,
             "totalTokenCount": prompt + out + thinking,
+            "thoughtsTokenCount": thinking,
         }
-        if thinking:
-            usage["thoughtsTokenCount"] = thinking
-        return usage
+        return {name: value for name, value in usage.items() if value}
     usage = {
         "prompt_tokens": prompt,
         "completion_tokens": out + thinking,
@@ -240,97 +242,3 @@ def _usage(request: RecordedRequest, text: str, protocol: str, thinking: int = 0
     if thinking:
         usage["completion_tokens_details"] = {"reasoning_tokens": thinking}
     return usage
-
-
-def gemini_rate_limit(
-    model: str, *, retry_delay: float | None, daily: bool = False, limit: int = 20
-) -> dict:
-    """A Gemini 429 ``RESOURCE_EXHAUSTED`` body whose only wait is its ``RetryInfo`` detail.
-
-    ``daily`` names a per-day quota in the ``QuotaFailure`` (no wait within a run helps);
-    otherwise a per-minute one. ``retry_delay`` seconds go in ``RetryInfo.retryDelay`` in the
-    protobuf ``Duration`` JSON form (``"36s"``).
-    """
-    period = "Day" if daily else "Minute"
-    details: list[dict] = [
-        {
-            "@type": "type.googleapis.com/google.rpc.QuotaFailure",
-            "violations": [
-                {
-                    "quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
-                    "quotaId": f"GenerateRequestsPer{period}PerProjectPerModel",
-                    "quotaDimensions": {"location": "global", "model": model},
-                    "quotaValue": str(limit),
-                }
-            ],
-        },
-        {
-            "@type": "type.googleapis.com/google.rpc.Help",
-            "links": [
-                {
-                    "description": "Learn more about Gemini API quotas",
-                    "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
-                }
-            ],
-        },
-    ]
-    if retry_delay is not None:
-        details.append(
-            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_delay:g}s"}
-        )
-    return {
-        "error": {
-            "code": 429,
-            "message": "You exceeded your current quota, please check your plan and billing "
-            "details. For more information on this error, head to: "
-            "https://ai.google.dev/gemini-api/docs/rate-limits.",
-            "status": "RESOURCE_EXHAUSTED",
-            "details": details,
-        }
-    }
-
-
-def openai_insufficient_quota() -> dict:
-    """OpenAI's 429 body for an account without credit (``insufficient_quota``)."""
-    return {
-        "error": {
-            "message": "You exceeded your current quota, please check your plan and billing "
-            "details.",
-            "type": "insufficient_quota",
-            "param": None,
-            "code": "insufficient_quota",
-        }
-    }
-
-
-def error_body(protocol: str, status: int) -> dict:
-    """The error body ``protocol`` sends with an HTTP ``status``."""
-    message = {
-        429: "Resource exhausted: slow down",
-        500: "Internal error",
-        503: "The model is overloaded. Please try again later.",
-    }.get(status, f"error {status}")
-    if protocol == "gemini":
-        names = {
-            429: "RESOURCE_EXHAUSTED",
-            500: "INTERNAL",
-            503: "UNAVAILABLE",
-            400: "INVALID_ARGUMENT",
-        }
-        return {
-            "error": {"code": status, "message": message, "status": names.get(status, "UNKNOWN")}
-        }
-    kinds = {429: "rate_limit_error", 400: "invalid_request_error", 401: "authentication_error"}
-    return {"error": {"message": message, "type": kinds.get(status, "server_error"), "code": None}}
-
-
-#: HTTP reason phrases of the statuses the server sends.
-REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}

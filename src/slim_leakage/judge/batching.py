@@ -184,8 +184,10 @@ class Batcher:
     ) -> None:
         try:
             handle = await self._until_final(batch_id)
+            # the submission order, for answers matched by position
+            order = self.book.batches().get(batch_id, {}).get("requests", [])
             answers, error = await self.interface.results(
-                handle, {rid: pair[0] for rid, pair in group.items()}
+                handle, {rid: pair[0] for rid, pair in group.items()}, order
             )
         except Exception as exc:
             for _, future in group.values():

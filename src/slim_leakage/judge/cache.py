@@ -5,6 +5,14 @@ id, stage and prompt version, the rendered prompt, the answer schema, the SHA-25
 of every image and the decoding parameters. API keys and other secrets are never part of a request, so they can
 never reach the cache. Only answers that parsed are stored, so a re-run of a finished judgement
 makes no backend call at all.
+
+The cache uses SQLite's write-ahead log where it works, so that several processes (the ranks
+of a distributed run) read while one writes. WAL needs shared memory between the processes,
+and "WAL does not work over a network filesystem" (SQLite's WAL documentation, sqlite.org/
+wal.html, "Disadvantages"): on a network file system (NFS, SMB/CIFS, Lustre, GPFS and the
+like: cluster home folders) the cache falls back to SQLite's rollback journal, which locks
+the file the way those file systems support. So it does when SQLite refuses to switch to WAL.
+``SLIM_CACHE_JOURNAL=wal|delete`` overrides the choice.
 """
 
 from __future__ import annotations
@@ -37,6 +45,77 @@ CREATE TABLE IF NOT EXISTS answers (
 #: Columns added after the first release, with their types: a cache written before them gets
 #: them on open (NULL in old rows), so old caches load and their keys stay valid.
 _ADDED_COLUMNS = {"served_model": "TEXT", "thinking_tokens": "INTEGER"}
+
+
+#: File system types (as ``/proc/mounts`` names them) on which WAL does not work: network and
+#: cluster file systems, whose hosts share no memory.
+NETWORK_FS = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb",
+        "smb3",
+        "smbfs",
+        "lustre",
+        "gpfs",
+        "beegfs",
+        "ceph",
+        "glusterfs",
+        "fuse.glusterfs",
+        "fuse.sshfs",
+        "fuse.s3fs",
+        "fuse.gcsfuse",
+        "fuse.juicefs",
+        "afs",
+        "9p",
+        "pvfs2",
+        "orangefs",
+        "ocfs2",
+        "gfs2",
+    }
+)
+
+
+def mount_type(path: str | os.PathLike, mounts: str | None = None) -> str | None:
+    """The file system type of the mount holding ``path`` (Linux ``/proc/mounts``), if known.
+
+    Args:
+        path: A file or folder (need not exist; links in its existing part are resolved).
+        mounts: The mount table's text (default: ``/proc/mounts`` read now).
+    """
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text()
+        except OSError:
+            return None
+    resolved = os.path.realpath(Path(path).expanduser().absolute())
+    best, kind = -1, None
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        # /proc/mounts escapes spaces and such as octal (\040)
+        point = fields[1].encode().decode("unicode_escape")
+        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > best:
+            best, kind = len(point), fields[2]
+    return kind
+
+
+def journal_for(path: str | os.PathLike) -> str:
+    """``wal`` or ``delete``: the journal mode of a cache file at ``path`` (see the module
+    docstring; ``SLIM_CACHE_JOURNAL`` overrides)."""
+    forced = os.environ.get("SLIM_CACHE_JOURNAL", "").strip().lower()
+    if forced in ("wal", "delete"):
+        return forced
+    if forced not in ("", "auto"):
+        raise ConfigError(
+            f"SLIM_CACHE_JOURNAL={forced!r} is not one of wal, delete, auto.",
+            hint="Unset it (auto), or set SLIM_CACHE_JOURNAL=delete for a network file system.",
+        )
+    kind = mount_type(path)
+    return "delete" if kind is not None and kind.lower() in NETWORK_FS else "wal"
 
 
 def default_cache_dir() -> Path:
@@ -89,6 +168,9 @@ class AnswerCache:
     Args:
         path: The SQLite file (created with its folder), or ``None`` for an in-memory cache
             that lives as long as the object.
+
+    Attributes:
+        journal_mode: The journal mode in use (``wal``, ``delete``; ``memory`` in memory).
     """
 
     def __init__(self, path: str | os.PathLike | None) -> None:
@@ -108,11 +190,14 @@ class AnswerCache:
             timeout=30,
             isolation_level=None,
         )
+        self.journal_mode = "memory"
         statements = [_SCHEMA]
         if self.path is not None:
-            # WAL lets several processes read while one writes; NORMAL sync keeps it durable
-            # at commit boundaries without an fsync per answer.
-            statements = ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", _SCHEMA]
+            self.journal_mode = self._set_journal(journal_for(self.path))
+            # NORMAL sync keeps WAL durable at commit boundaries without an fsync per answer;
+            # a rollback journal needs FULL for the same.
+            sync = "NORMAL" if self.journal_mode == "wal" else "FULL"
+            statements = [f"PRAGMA synchronous={sync}", _SCHEMA]
         for statement in statements:
             self._execute_when_free(statement)
         with self._lock:
@@ -126,7 +211,23 @@ class AnswerCache:
                     if "duplicate column" not in str(exc):
                         raise
 
-    def _execute_when_free(self, statement: str, wait: float = 30.0) -> None:
+    def _set_journal(self, wanted: str) -> str:
+        """Switch to the ``wanted`` journal mode; the mode SQLite reports afterwards.
+
+        WAL where SQLite refuses it (it answers with the mode it kept, or fails to set up its
+        shared memory) falls back to the rollback journal.
+        """
+        if wanted == "wal":
+            try:
+                mode = self._execute_when_free("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:
+                mode = None
+            if mode == "wal":
+                return "wal"
+        mode = self._execute_when_free("PRAGMA journal_mode=DELETE")
+        return str(mode or "delete").lower()
+
+    def _execute_when_free(self, statement: str, wait: float = 30.0) -> Any:
         # Switching to WAL needs a moment of exclusive access and SQLite reports "locked" at
         # once, without its busy timeout, when another process (another rank of a distributed
         # run) opens the same cache at that instant: retry for a bounded time.
@@ -134,8 +235,8 @@ class AnswerCache:
         delay = 0.01
         while True:
             try:
-                self._db.execute(statement)
-                return
+                row = self._db.execute(statement).fetchone()
+                return None if row is None else str(row[0]).lower()
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise

@@ -61,10 +61,11 @@ class BatchInterface:
         raise NotImplementedError
 
     async def results(
-        self, handle: Any, wanted: dict[str, BackendRequest]
+        self, handle: Any, wanted: dict[str, BackendRequest], order: Sequence[str] = ()
     ) -> tuple[Results, str | None]:
         """The answers of a finished batch to the ``wanted`` requests, and the batch's own
-        error (a failed or expired batch), if any."""
+        error (a failed or expired batch), if any. ``order`` is the request ids in the order
+        they were submitted (for answers that can only be matched by position)."""
         raise NotImplementedError
 
 
@@ -113,14 +114,14 @@ class GeminiBatches(BatchInterface):
         return state, final, job
 
     async def results(
-        self, handle: Any, wanted: dict[str, BackendRequest]
+        self, handle: Any, wanted: dict[str, BackendRequest], order: Sequence[str] = ()
     ) -> tuple[Results, str | None]:
-        """Each inlined response, matched by the ``request`` metadata it was sent with."""
+        """Each inlined response, matched to its request (:func:`match_inlined`)."""
         b = self.backend
         out: Results = {}
         dest = handle.dest
-        for item in (dest.inlined_responses if dest is not None else None) or []:
-            request_id = (item.metadata or {}).get("request")
+        items = list((dest.inlined_responses if dest is not None else None) or [])
+        for request_id, item in match_inlined(items, order):
             if request_id not in wanted:
                 continue
             if item.error is not None:
@@ -137,6 +138,32 @@ class GeminiBatches(BatchInterface):
             detail = f": {handle.error.message}" if handle.error is not None else ""
             error = f"batch {handle.name} ended {state}{detail}"
         return out, error
+
+
+def match_inlined(items: Sequence[Any], order: Sequence[str]) -> list[tuple[str, Any]]:
+    """``(request id, inlined response)`` pairs of a Gemini batch's answers.
+
+    By the ``metadata`` each request was sent with (``InlinedResponse.metadata``, google-genai
+    ``types.py``): its ``request`` entry, else a ``key`` entry. Answers without either (the
+    service has been reported to drop the metadata: Google AI developer forum, "Gemini Batch
+    API doesn't return the user metadata back") are matched by position, which the API
+    reference guarantees ("The responses will be in the same order as the input requests",
+    ``GenerateContentBatchOutput.inlinedResponses``), but only when there are exactly as many
+    answers as requests submitted (``order``), so no answer can go to the wrong request.
+    """
+    out: list[tuple[str, Any]] = []
+    unmatched: list[int] = []
+    for index, item in enumerate(items):
+        metadata = getattr(item, "metadata", None) or {}
+        request_id = metadata.get("request") or metadata.get("key") or getattr(item, "key", None)
+        if request_id:
+            out.append((str(request_id), item))
+        else:
+            unmatched.append(index)
+    if unmatched and len(items) == len(order):
+        taken = {rid for rid, _ in out}
+        out += [(order[i], items[i]) for i in unmatched if order[i] not in taken]
+    return out
 
 
 class OpenAIBatches(BatchInterface):
@@ -189,7 +216,7 @@ class OpenAIBatches(BatchInterface):
         return str(batch.status), final, batch
 
     async def results(
-        self, handle: Any, wanted: dict[str, BackendRequest]
+        self, handle: Any, wanted: dict[str, BackendRequest], order: Sequence[str] = ()
     ) -> tuple[Results, str | None]:
         """The lines of the output and error files, matched by ``custom_id``."""
         from openai.types.chat import ChatCompletion

@@ -16,7 +16,11 @@ references:
   "metadata"}]}}}}`` answers an operation ``{"name": "batches/{id}", "metadata": {"state":
   "BATCH_STATE_PENDING", ...}}``; ``GET /v1beta/batches/{id}`` answers the same with ``done``
   and, once succeeded, ``metadata.output.inlinedResponses.inlinedResponses[]`` of
-  ``{"response", "metadata"}`` or ``{"error": {"code", "message"}, "metadata"}``. An expired
+  ``{"response", "metadata"}`` or ``{"error": {"code", "message"}, "metadata"}``, in the order
+  of the requests (``GenerateContentBatchOutput.inlinedResponses``: "The responses will be in
+  the same order as the input requests"). With :attr:`BatchService.echo_metadata` off the
+  answers carry no ``metadata``, as a public report of the real service describes (Google AI
+  developer forum, "Gemini Batch API doesn't return the user metadata back"). An expired
   job (``BATCH_STATE_EXPIRED``) has no output, as the Batch API guide says.
 - OpenAI (openai ``resources/files.py``, ``resources/batches.py``, ``types/file_object.py``,
   ``types/batch.py``): ``POST /v1/files`` (multipart, ``purpose=batch``) answers a file object;
@@ -58,6 +62,7 @@ class BatchService:
     Attributes:
         delay: Seconds a batch stays pending before it is finished.
         expire: Batches created while this is true end expired.
+        echo_metadata: Whether Gemini batch answers carry the ``metadata`` of their request.
         jobs: Batch id -> job (``protocol``, ``created``, ``items``, ``expire`` ...).
         polls: How many times a batch's state was asked for.
     """
@@ -66,6 +71,7 @@ class BatchService:
         self.server = server
         self.delay = 0.0
         self.expire = False
+        self.echo_metadata = True
         self.jobs: dict[str, dict[str, Any]] = {}
         self.files: dict[str, bytes] = {}
         self.polls = 0
@@ -120,7 +126,9 @@ class BatchService:
             recorded = parse_gemini(f"/v1beta/models/{model}:generateContent", wire, has_auth)
             recorded = _batched(recorded, route)
             outcome = self.server.outcome(recorded)
-            item: dict[str, Any] = {"metadata": entry.get("metadata") or {}}
+            item: dict[str, Any] = {}
+            if self.echo_metadata:
+                item["metadata"] = entry.get("metadata") or {}
             if outcome.status == 200:
                 item["response"] = outcome.payload
             else:
@@ -221,7 +229,9 @@ class BatchService:
         job = self.jobs.get(batch_id)
         if job is None:
             return _json(404, {"error": {"message": "no such batch", "type": "not_found"}})
-        return _json(200, self._openai_batch(batch_id, job, finished=self._finished(job)))
+        return _json(
+            200, self._openai_batch(batch_id, job, finished=self._finished(job), look=True)
+        )
 
     def _openai_files(self, job: dict) -> tuple[str | None, str | None, int, int]:
         """Write the output and error files of a finished job once: their ids and counts."""
@@ -254,7 +264,19 @@ class BatchService:
             job["out_files"] = (ids[0], ids[1], len(ok), len(failed) + len(expired))
         return job["out_files"]
 
-    def _openai_batch(self, batch_id: str, job: dict, *, finished: bool) -> dict:
+    def _openai_batch(
+        self, batch_id: str, job: dict, *, finished: bool, look: bool = False
+    ) -> dict:
+        """The batch object; each ``look`` moves its status one step along the lifecycle,
+        so a client sees ``validating``, ``in_progress`` and ``finalizing`` before the end."""
+        steps = ["validating", "in_progress", "finalizing", "completed"]
+        if job["expire"]:
+            steps = ["validating", "in_progress", "expired"]
+        step = job.get("step", 0)
+        if look and (step == 0 or finished):  # work in progress until its time is up
+            step = min(step + 1, len(steps) - 1)
+        job["step"] = step
+        finished = step == len(steps) - 1
         body = job["body"]
         total = len(job["items"])
         out: dict[str, Any] = {
@@ -264,7 +286,7 @@ class BatchService:
             "errors": None,
             "input_file_id": body.get("input_file_id"),
             "completion_window": body.get("completion_window", "24h"),
-            "status": "in_progress",
+            "status": steps[step],
             "output_file_id": None,
             "error_file_id": None,
             "created_at": int(job["created"]),
@@ -274,7 +296,6 @@ class BatchService:
         if finished:
             output, errors, ok, failed = self._openai_files(job)
             out.update(
-                status="expired" if job["expire"] else "completed",
                 output_file_id=output,
                 error_file_id=errors,
                 request_counts={"total": total, "completed": ok, "failed": failed},

@@ -13,7 +13,11 @@ the same concurrency straight through ``Backend.complete`` (the very requests th
 sends, recorded in-process first, replayed without their dependencies, cache, limiter or
 parsing), before and after the judge run: ``transport_efficiency`` is that floor's rate over
 the ideal, and ``relative_efficiency`` (efficiency / transport_efficiency) is the share of what
-the SDK and server allow that the full protocol achieves, measured side by side.
+the SDK and server allow that the full protocol achieves, measured side by side. For the
+``gemini`` backend the same requests also go through the plain SDK call (``contents`` a list,
+the SDK's default config), alternating with the backend's own path, which sends the same
+bodies: ``plain_sdk_cpu_ms_per_call`` and ``own_path_cpu_ms_per_call`` are the client CPU each
+costs per call (the lower of two rounds each).
 
 Then the real services' shapes, against an in-process server with ``shapes="real"`` and the
 Gemini backend: ``retry_info_wait_s`` is the gap between a 429 whose only wait is a
@@ -101,15 +105,33 @@ def protocol_requests(items) -> tuple[list, float]:
     return recorder.seen, (time.process_time() - cpu) / len(recorder.seen)
 
 
-async def transport_floor(judge, requests, concurrency: int) -> tuple[float, float]:
-    """Wall and client CPU seconds to send ``requests`` straight through the backend."""
+async def plain_gemini_call(backend, request) -> None:
+    """One request as the plain ``generate_content`` call sends it: ``contents`` a list of one
+    ``Content``, a typed config with the SDK's defaults (the simple reference of the judge's
+    path, which sends the same body)."""
+    client = backend._get_client()
+    config = backend._config(request)
+    response = await backend.call(
+        client.aio.models.generate_content(
+            model=backend.model, contents=backend._contents(request), config=config
+        )
+    )
+    backend.answer(response, config.max_output_tokens)
+
+
+async def transport_floor(judge, requests, concurrency: int, plain: bool = False):
+    """Wall and client CPU seconds to send ``requests`` straight through the backend (with
+    ``plain``, through :func:`plain_gemini_call` instead of the backend's own path)."""
     import asyncio
 
     slots = asyncio.Semaphore(concurrency)
 
     async def one(request):
         async with slots:
-            await judge.backend.complete([request])
+            if plain:
+                await plain_gemini_call(judge.backend, request)
+            else:
+                await judge.backend.complete([request])
 
     start, cpu = time.perf_counter(), time.process_time()
     try:
@@ -218,6 +240,16 @@ def main(argv: list[str] | None = None) -> int:
             calls = stats["requests"] - floor_calls
             server_cpu = stats["cpu_s"] - server_cpu_before
             (floor_2, cpu_2) = asyncio.run(transport_floor(judge, replay, args.concurrency))
+            plain_cpu = None
+            if args.backend == "gemini":
+                # the same requests through the plain SDK call, between two more floors of
+                # the judge's own path: the CPU each costs per call, measured side by side
+                plain, own = [], []
+                for _ in range(2):
+                    own.append(asyncio.run(transport_floor(judge, replay, args.concurrency))[1])
+                    floor = transport_floor(judge, replay, args.concurrency, plain=True)
+                    plain.append(asyncio.run(floor)[1])
+                plain_cpu = (min(plain) / n_floor, min(own) / n_floor)
             floor_calls = server_stats(url)["requests"] - calls
 
             rerun = get_judge(args.backend, **options)
@@ -256,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         "transport_cpu_ms_per_call": round(1000 * (cpu_1 + cpu_2) / (2 * n_floor), 3),
         "judge_cpu_ms_per_call": round(1000 * judge_cpu / calls, 3),
         "engine_cpu_ms_per_call": round(1000 * engine_cpu, 3),
+        "plain_sdk_cpu_ms_per_call": None if plain_cpu is None else round(1000 * plain_cpu[0], 3),
+        "own_path_cpu_ms_per_call": None if plain_cpu is None else round(1000 * plain_cpu[1], 3),
         "server_cpu_ms_per_call": round(1000 * server_cpu / calls, 3),
         "judge_errors": sum(v.label is None for v in verdicts),
         "order_flips": judge.stats.order_flips,

@@ -295,3 +295,54 @@ def test_gemini_3_models_keep_their_default_temperature(tmp_path):
         thinking = config["thinkingConfig"]
         assert thinking.get("thinkingLevel", thinking.get("thinking_level")) == "LOW"
     assert {r.model for r in server.requests} == {row.id for row in rows}
+
+
+# -- the fast request path against the simple one --------------------------------------------------
+def test_gemini_requests_go_out_as_the_plain_sdk_call_sends_them(tmp_path):
+    import asyncio
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    from slim_leakage.judge.backends.base import BackendRequest, Decoding, ImageInput
+    from slim_leakage.judge.stages import RANKING_QUESTION
+
+    def png(color):
+        buffer = io.BytesIO()
+        Image.new("RGB", (16, 16), color).save(buffer, format="PNG")
+        data = buffer.getvalue()
+        return data, hashlib.sha256(data).hexdigest()
+
+    images = []
+    for n, color in enumerate(((255, 0, 0), (0, 0, 255)), 1):
+        data, sha = png(color)
+        images.append(ImageInput(data, "image/png", sha, label=f"Image {n}", width=16, height=16))
+    request = BackendRequest(
+        stage="ranking",
+        version="v1",
+        text="Which image leaks less?",
+        images=tuple(images),
+        schema=RANKING_QUESTION.schema(("cat", "dog")),
+        decoding=Decoding(),
+    )
+    with ScriptedServer() as server:
+        for model in ("gemini-3.6-flash", "gemini-2.5-flash", "gemini-99-ultra"):
+            backend = make("gemini", server, tmp_path, model=model).backend
+
+            async def both(backend=backend):
+                await backend.complete([request])  # the judge's path
+                client = backend._get_client()  # the plain SDK call: a list, a plain config
+                await client.aio.models.generate_content(
+                    model=backend.model,
+                    contents=backend._contents(request),
+                    config=backend._config(request),
+                )
+                await backend.aclose()
+
+            asyncio.run(both())
+    bodies = [r.body for r in server.requests]
+    assert len(bodies) == 6
+    for fast, plain in zip(bodies[::2], bodies[1::2]):
+        assert fast == plain
+    assert len(bodies[0]["contents"]) == 1 and len(bodies[0]["contents"][0]["parts"]) == 5

@@ -19,15 +19,19 @@ timeout, malformed, truncated or wrong-schema JSON answers, and position bias (a
 prefers whichever image comes first); and the shapes the real services send, each taken from
 their SDKs' types and documentation (:meth:`Reply.real`): a Gemini 429 whose only wait is a
 ``RetryInfo`` body, 503 overloaded, ``MAX_TOKENS`` answers whose budget went to thinking,
-``SAFETY`` blocks and blocked prompts, per-day quota and ``insufficient_quota`` errors, and
-answers naming another model than the one asked for. ``ScriptedServer(shapes="real")`` also
+``SAFETY`` blocks and blocked prompts, other final finish reasons (:meth:`Reply.finished`),
+per-day quota, "limit: 0" and ``insufficient_quota`` errors, and answers naming another model
+than the one asked for. Error bodies follow each service's specification (:mod:`.errors`:
+OpenAI's ``Error`` object with ``param``, an integer ``Retry-After``; ``google.rpc.Status``
+names), and scripted errors may carry extra headers (``x-should-retry``, a ``Retry-After``
+date). ``ScriptedServer(shapes="real")`` also
 answers with usage as the services report it (``thoughtsTokenCount``, reasoning tokens) and
 sends its random 429s in Gemini's ``RetryInfo`` form. Every request is recorded.
 
 Example::
 
     with ScriptedServer(latency=0.05) as server:
-        server.push(Reply.status(429, retry_after=0.1), Reply.malformed())
+        server.push(Reply.error(429, retry_after=0.1), Reply.malformed())
         judge = get_judge("openai-compatible", base_url=server.openai_base_url)
 """
 

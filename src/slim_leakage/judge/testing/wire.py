@@ -4,17 +4,14 @@ Request bodies are read into a :class:`RecordedRequest` (text parts, image hashe
 schema, the question's name); answers and errors are written in each protocol's JSON shape
 (a chat completion, a ``generateContent`` response, each provider's error body).
 
-The shapes the real services send when an answer cannot be given are written here too, each
-from its source: Gemini's from google-genai ``types.py`` (``GenerateContentResponse``,
+The answers the real services send when no usable text can be given are written here too,
+each from its source: Gemini's from google-genai ``types.py`` (``GenerateContentResponse``,
 ``Candidate.finish_reason``, ``FinishReason``, ``GenerateContentResponseUsageMetadata``
-with ``thoughts_token_count``, ``GenerateContentResponsePromptFeedback.block_reason``) and
-the Gemini API's error bodies (``google.rpc.RetryInfo`` / ``google.rpc.QuotaFailure``
-details of a 429 ``RESOURCE_EXHAUSTED``, as documented on ai.google.dev/gemini-api/docs/
-rate-limits and reported in public issue threads; 503 ``UNAVAILABLE`` "The model is
-overloaded"); OpenAI's from the openai SDK's ``types/chat/chat_completion.py``
-(``finish_reason`` ``length`` / ``content_filter``), ``types/completion_usage.py``
-(``completion_tokens_details.reasoning_tokens``) and its error body
-(``{"error": {"message", "type", "param", "code"}}``, ``insufficient_quota``).
+with ``thoughts_token_count``, ``GenerateContentResponsePromptFeedback.block_reason``), its
+counts written as proto3 JSON writes them (zero-valued counts omitted); OpenAI's from the
+openai SDK's ``types/chat/chat_completion.py`` (``finish_reason`` ``length`` /
+``content_filter``) and ``types/completion_usage.py``
+(``completion_tokens_details.reasoning_tokens``). Error bodies are in :mod:`.errors`.
 """
 
 from __future__ import annotations

@@ -58,7 +58,17 @@ from .layout import (
     slug,
 )
 from .manifest import differences, edited_fields, seal
-from .processes import WRITE_ERRNOS, RunLock, Shard, write_error
+from .processes import (
+    WRITE_ERRNOS,
+    Placement,
+    RunLock,
+    Shard,
+    device_name,
+    peak_memory,
+    place_process,
+    reset_peak_memory,
+    write_error,
+)
 from .reader import RunData, load_run
 from .writer import Records, RunDir, git_commit, library_versions
 
@@ -76,11 +86,13 @@ __all__ = [
     "SEED_POLICY",
     "VERDICTS",
     "WRITE_ERRNOS",
+    "Placement",
     "Records",
     "RunData",
     "RunDir",
     "RunLock",
     "Shard",
+    "device_name",
     "differences",
     "edited_fields",
     "git_commit",
@@ -89,8 +101,11 @@ __all__ = [
     "library_versions",
     "load_run",
     "mask_file",
+    "peak_memory",
+    "place_process",
     "reference_file",
     "reference_id",
+    "reset_peak_memory",
     "sample_id_problem",
     "sample_problems",
     "seal",

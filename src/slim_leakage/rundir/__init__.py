@@ -56,6 +56,7 @@ from .layout import (
     sample_id_problem,
     sample_problems,
     slug,
+    thumbnail_file,
 )
 from .manifest import differences, edited_fields, seal
 from .processes import (
@@ -110,5 +111,6 @@ __all__ = [
     "sample_problems",
     "seal",
     "slug",
+    "thumbnail_file",
     "write_error",
 ]

@@ -31,9 +31,11 @@ from .rundir import RunDir, inside_run, load_run, thumbnail_file
 IMAGE_MODES = ("auto", "embed", "thumbnails")
 #: ``auto`` embeds the images of runs with at most this many samples.
 EMBED_MAX_SAMPLES = 50
-#: Thumbnails: longest side in pixels (shown at 128 CSS pixels) and JPEG quality.
-THUMB_SIZE = 160
-THUMB_QUALITY = 80
+#: Thumbnails: longest side in pixels of a sample image's and a mask's (their CSS widths on
+#: the page), and the JPEG quality.
+THUMB_SIZE = 128
+MASK_THUMB_SIZE = 64
+THUMB_QUALITY = 75
 
 #: The colour of each label in every stacked bar (the report, the sweep page).
 COLOURS = {
@@ -77,17 +79,18 @@ class _Images:
         self.root, self.mode, self.base = root, mode, base
         self.sizes: dict[str, tuple[int, int]] = {}
 
-    def prepare(self, rels: list[str]) -> None:
-        """Make every thumbnail the page needs, several at a time (PIL codecs free the GIL)."""
+    def prepare(self, rels: dict[str, int]) -> None:
+        """Make every thumbnail the page needs (image -> its size), several at a time (PIL's
+        codecs release the GIL)."""
         if self.mode != "thumbnails":
             return
         # never read a file from outside the run, whatever an edited record or a link says
-        jobs = [(r, inside_run(self.root, r)) for r in dict.fromkeys(rels)]
-        jobs = [(r, path) for r, path in jobs if path.is_file()]
+        jobs = [(r, inside_run(self.root, r), size) for r, size in rels.items()]
+        jobs = [job for job in jobs if job[1].is_file()]
 
-        def one(job: tuple[str, Path]) -> tuple[str, tuple[int, int]]:
-            rel, path = job
-            return rel, make_thumbnail(path, self.root / thumbnail_file(rel))
+        def one(job: tuple[str, Path, int]) -> tuple[str, tuple[int, int]]:
+            rel, path, size = job
+            return rel, make_thumbnail(path, self.root / thumbnail_file(rel), size)
 
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             self.sizes.update(pool.map(one, jobs))
@@ -180,8 +183,9 @@ def render_report(run_dir: str | Path, *, images: str = "auto", base: str = "") 
     if images == "auto":
         images = "embed" if len(samples) <= EMBED_MAX_SAMPLES else "thumbnails"
     pictures = _Images(root, images, base)
-    wanted = [g.path for g in gens.values() if g.role in ("vanilla", "method")]
-    wanted += [p for g in gens.values() for p in (g.extra.get("overlays") or {}).values()]
+    wanted = {g.path: THUMB_SIZE for g in gens.values() if g.role in ("vanilla", "method")}
+    for g in gens.values():
+        wanted.update(dict.fromkeys((g.extra.get("overlays") or {}).values(), MASK_THUMB_SIZE))
     pictures.prepare(wanted)
 
     bar = stacked_bar(metrics.distribution)

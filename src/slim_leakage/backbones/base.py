@@ -12,7 +12,7 @@ from typing import Any
 from .._config import build_config, check_range
 from .._hub import check_revision, is_hub_id, resolved_commit
 from ..errors import ConfigError
-from .memory import MemoryOptions, MemoryPlan, free_cuda_memory
+from .memory import _DTYPE_ALIASES, MemoryOptions, MemoryPlan, free_cuda_memory
 
 #: Prefix of the model id of presets whose weights are built in code (nothing to download).
 BUILT_IN = "built-in:"
@@ -201,6 +201,9 @@ class Preset:
             the fit check; empty when not tabulated (nothing is checked).
         revision: The hub revision loaded by default (``None``: the hub's ``main``);
             ``--backbone-arg revision=COMMIT`` overrides it.
+        text_dtype: The text encoders' dtype when none is given and the run is in the preset's
+            ``dtype`` (``None``, or another dtype: the family's rule,
+            :meth:`~slim_leakage.backbones.memory.MemoryOptions.plan`).
     """
 
     name: str = ""
@@ -212,6 +215,7 @@ class Preset:
     memory_options: bool = False
     components: tuple = ()
     revision: str | None = None
+    text_dtype: str | None = None
 
     @property
     def offline(self) -> bool:
@@ -290,6 +294,10 @@ class Preset:
             text_len=settings.max_sequence_length,
             free_bytes=None if free is None else free[0],
             free_source=None if free is None else free[1],
+            # the preset's text dtype goes with its own dtype (another dtype: the family's rule)
+            default_text=self.text_dtype
+            if _DTYPE_ALIASES.get(dtype, dtype) == self.dtype
+            else None,
         )
         return settings, plan
 
@@ -392,10 +400,29 @@ class Preset:
             return loaded
 
     def place(self, pipe: Any, device: str, memory: MemoryPlan | None) -> Any:
-        """Put the pipeline on ``device``, or install diffusers' CPU offload for ``device``."""
+        """Put the pipeline on ``device``, or install diffusers' CPU offload for ``device``;
+        with ``cast=float8`` the transformer stores its weights in float8 first."""
         offload = memory.offload if memory is not None else "none"
+        if memory is not None and memory.cast == "float8":
+            import torch
+
+            # diffusers ModelMixin.enable_layerwise_casting: float8 storage, upcast per layer
+            pipe.transformer.enable_layerwise_casting(
+                storage_dtype=torch.float8_e4m3fn, compute_dtype=torch_dtype(memory.dtype)
+            )
         if offload == "model":
             pipe.enable_model_cpu_offload(device=device)
+        elif offload == "group":
+            import torch
+
+            # DiffusionPipeline.enable_group_offload: every model's top-level blocks, one group
+            # each, moved to the device as they run (docs: "Group offloading")
+            pipe.enable_group_offload(
+                onload_device=torch.device(device),
+                offload_device=torch.device("cpu"),
+                offload_type="block_level",
+                num_blocks_per_group=1,
+            )
         elif offload == "sequential":
             pipe.enable_sequential_cpu_offload(device=device)
         else:

@@ -13,9 +13,10 @@ is the unit of resumption::
     DIR/judgements.jsonl     StageResult records, appended as each judge stage finishes
     DIR/verdicts.jsonl       one Verdict per sample, appended as each exists
     DIR/metrics.json         RunMetrics
-    DIR/report.html          the self-contained report
+    DIR/report.html          the report
+    DIR/thumbs/              the report's thumbnails of images/ (runs over 50 samples)
     DIR/.lock                held while a process works on the run
-    DIR/shards/rank-R/       each rank's record files under ``accelerate launch``
+    DIR/shards/rank-R/       each rank's record files and process.json under ``accelerate launch``
     DIR/judged/<judge>/      ``slim-eval judge``: the same run judged again by another judge
     DIR/judge-batches.json   batches a judge submitted in batch mode (``BatchBook``)
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("lpips")
 pytest.importorskip("torchmetrics")
 
 from PIL import Image  # noqa: E402
@@ -137,3 +136,23 @@ def test_the_registry_names_every_metric_and_its_fields(tmp_path):
     with pytest.raises(MetricUnavailableError, match="at least 2 image pairs, got 1") as info:
         kid_score(_images(tmp_path / "p", n=1), feature=TinyFeatures())
     assert "--image-metrics" in info.value.hint
+
+
+def test_lpips_matches_the_reference_package(tmp_path, injected_alexnet):
+    """torchmetrics' LPIPS against the original ``lpips`` package, same weights, same pairs."""
+    lpips = pytest.importorskip("lpips")
+    pairs = _images(tmp_path, noise=40.0, size=64)
+    reference = lpips.LPIPS(net="alex", verbose=False).eval()
+    with torch.no_grad():
+        expected = []
+        for a_path, b_path in pairs:
+            a, b = (
+                torch.from_numpy(np.asarray(Image.open(p).convert("RGB"), dtype=np.float32))
+                .div(255)
+                .permute(2, 0, 1)[None]
+                * 2
+                - 1
+                for p in (a_path, b_path)
+            )
+            expected.append(float(reference(a, b).mean()))
+    assert lpips_distance(pairs) == pytest.approx(sum(expected) / len(expected), rel=1e-4)

@@ -50,3 +50,72 @@ def test_report_rows_and_filter_in_chromium(finished_run, chromium_dom):
 def test_report_needs_metrics(tmp_path):
     with pytest.raises(RunError, match="no metrics.json"):
         render_report(tmp_path)
+
+
+def _links(page: str) -> list[str]:
+    return re.findall(r'(?:src|href)="([^"#:]+)"', page)
+
+
+def test_thumbnail_report_links_resolve_and_stays_small(finished_run, chromium_dom, tmp_path):
+    from slim_leakage.report import write_report
+
+    embedded = (finished_run / "report.html").stat().st_size
+    path = write_report(finished_run, tmp_path / "elsewhere" / "report.html", images="thumbnails")
+    page = path.read_text()
+    assert "data:image" not in page  # nothing embedded
+    links = _links(page)
+    thumbs = [u for u in links if "/thumbs/" in u]
+    fulls = [u for u in links if "/images/" in u and "/thumbs/" not in u]
+    assert len(thumbs) >= 8 and len(fulls) == len(thumbs)
+    for link in links:  # every link, relative to the page's folder, is a file of the run
+        target = (path.parent / link).resolve()
+        assert target.is_file(), link
+        assert target.is_relative_to(finished_run.resolve()), link
+    # the page without its images is smaller than the page with them, per row
+    assert len(page.encode()) < embedded
+    assert len(page.encode()) / 4 < 3_000  # bytes per sample row, thumbnails linked
+    dom = chromium_dom(path.resolve().as_uri())
+    assert "4 of 4 samples shown" in dom
+    assert 'data-images-broken="0"' in dom  # every thumbnail the page loaded decoded
+
+
+def test_auto_embeds_small_runs_and_links_large_ones(finished_run, monkeypatch):
+    from slim_leakage import report
+
+    assert 'src="data:image/png;base64,' in report.render_report(finished_run)
+    monkeypatch.setattr(report, "EMBED_MAX_SAMPLES", 3)
+    page = report.render_report(finished_run)
+    assert "data:image" not in page and 'src="thumbs/images/' in page
+
+
+def test_a_thumbnail_of_a_512_image_is_small_and_kept(tmp_path):
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    from slim_leakage.report import THUMB_SIZE, make_thumbnail
+
+    # noise: the worst case for JPEG, so a drawn image only does better
+    pixels = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    source = tmp_path / "a.png"
+    Image.fromarray(pixels).save(source)
+    target = tmp_path / "thumbs" / "a.jpg"
+    assert make_thumbnail(source, target) == (THUMB_SIZE, THUMB_SIZE)
+    assert target.stat().st_size < 8_000
+    with Image.open(target) as thumb:
+        assert thumb.format == "JPEG" and thumb.size == (THUMB_SIZE, THUMB_SIZE)
+    # kept while newer than its source: not written again
+    stamp = target.stat().st_mtime_ns
+    make_thumbnail(source, target)
+    assert target.stat().st_mtime_ns == stamp
+    os.utime(source, ns=(stamp + 10**9, stamp + 10**9))
+    make_thumbnail(source, target)
+    assert target.stat().st_mtime_ns != stamp
+
+
+def test_an_unknown_image_mode_is_named(finished_run):
+    from slim_leakage.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="images='inline' is not one of auto, embed"):
+        render_report(finished_run, images="inline")

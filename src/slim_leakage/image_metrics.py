@@ -57,18 +57,23 @@ def lpips_distance(
 ) -> float:
     """Mean LPIPS between each (vanilla, method) image pair.
 
+    torchmetrics' ``LearnedPerceptualImagePatchSimilarity``: the LPIPS v0.1 linear layers ship
+    inside torchmetrics (``functional/image/lpips_models``), the AlexNet features come from
+    torchvision's checkpoint in the torch hub cache (the file the unmaintained ``lpips``
+    package loaded too).
+
     Raises:
         MetricUnavailableError: When the backbone weights are not available locally (and
             downloads are not allowed, or fail).
     """
-    import lpips
     import torch
     import torch.nn.functional as F
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
     if not allow_download and net == "alex":
         _require_local(LPIPS_ALEXNET_FILE, "LPIPS")
     try:
-        model = lpips.LPIPS(net=net, verbose=False)
+        model = LearnedPerceptualImagePatchSimilarity(net_type=net, reduction="mean")
     except Exception as exc:  # offline: torchvision cannot download the backbone
         raise MetricUnavailableError(
             f"LPIPS {net} weights are not available ({type(exc).__name__})",
@@ -84,7 +89,8 @@ def lpips_distance(
                 scale = LPIPS_MIN_SIDE / min(a.shape[-2:])
                 a = F.interpolate(a, scale_factor=scale, mode="bilinear", align_corners=False)
                 b = F.interpolate(b, scale_factor=scale, mode="bilinear", align_corners=False)
-            values.append(float(model(a, b).mean()))
+            # float rounding can step a pixel just outside [-1, 1], which torchmetrics refuses
+            values.append(float(model(a.clamp(-1, 1), b.clamp(-1, 1))))
     return sum(values) / len(values)
 
 

@@ -26,14 +26,8 @@ from ._io import sha256_bytes
 from .errors import ConfigError, OutputWriteError, RunError
 from .image_metrics import check_metric_names
 from .records import RunMetrics, Sample, StageResult, Verdict
-from .rundir import (
-    SEED_POLICY,
-    WRITE_ERRNOS,
-    RunDir,
-    Shard,
-    reference_id,
-    write_error,
-)
+from .rundir import SEED_POLICY, WRITE_ERRNOS, RunDir, Shard, reference_id, write_error
+from .rundir import processes as procs
 
 if TYPE_CHECKING:
     from .judge import JudgeLike
@@ -56,7 +50,8 @@ class RunConfig:
         backbone_path: Local folder or hub id overriding the preset's weights.
         backbone_args: Generation-setting overrides (height, num_inference_steps, ...).
         device: Torch device: ``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``xpu`` (default: CUDA
-            when available).
+            when available; under a launcher each process takes ``cuda:LOCAL_RANK``).
+        share_gpus: Under a launcher, allow more processes than visible GPUs (shared GPUs).
         dtype: ``float32``/``float16``/``bfloat16`` (default: the preset's on GPU, float32 on CPU).
         judge: Judge backend name, or ``none`` to generate only.
         judge_args: Judge options (model, base_url, concurrency, ...).
@@ -80,6 +75,7 @@ class RunConfig:
     backbone_path: str | None = None
     backbone_args: dict = dataclasses.field(default_factory=dict)
     device: str | None = None
+    share_gpus: bool = False
     dtype: str | None = None
     judge: str = "oracle"
     judge_args: dict = dataclasses.field(default_factory=dict)
@@ -211,6 +207,7 @@ class Run:
         self.backbone = None
         self._load_backbone = backbone
         self._resolved = False
+        self.placement = procs.Placement()
 
     # resolution (cheap, before any weights load) ---------------------------------------------
     def resolve(self) -> None:
@@ -236,8 +233,15 @@ class Run:
         check = preflight.Preflight()
         check.attempt(preflight.check_out_dir, self.dir.root)
         self.method = check.attempt(get_method, cfg.method, **cfg.method_args)
+        # each process of a launcher takes its own GPU before its memory is planned
+        place = check.attempt(procs.place_process, cfg.device, share_gpus=cfg.share_gpus)
+        self.placement = place or self.placement
         preset, memory = check.attempt(
-            preflight.check_backbone, cfg.backbone, cfg.backbone_args, cfg.device, cfg.dtype
+            preflight.check_backbone,
+            cfg.backbone,
+            cfg.backbone_args,
+            place and place.device,
+            cfg.dtype,
         ) or (None, None)
         # The preset knows its family: an unsupported pairing fails before any weights load.
         if self.method is not None and hasattr(preset, "family"):
@@ -339,6 +343,7 @@ class Run:
             if self._missing_images(mine, done):
                 self._generate(mine, done)
             self._judge_pending(mine, done)
+            run.record_process(self._process_record())
             run.wait_for_ranks("judged")
             if run.shard.rank != 0:
                 return None
@@ -373,7 +378,7 @@ class Run:
                 else load_backbone(
                     cfg.backbone,
                     path=cfg.backbone_path,
-                    device=cfg.device,
+                    device=self.placement.device,
                     dtype=cfg.dtype,
                     **cfg.backbone_args,
                 )
@@ -401,12 +406,12 @@ class Run:
         ) as bar:
             for start in range(0, len(todo), bs):
                 batch = todo[start : start + bs]
-                _reset_peak_memory(self.backbone.device)
+                procs.reset_peak_memory(self.backbone.device)
                 t0 = time.perf_counter()
                 outputs = method.generate(self.backbone, batch)
                 # each image's record keeps its timing, so the cost survives a resume
                 seconds = (time.perf_counter() - t0) / len(batch)
-                peak = _peak_memory(self.backbone.device)
+                peak = procs.peak_memory(self.backbone.device)
                 for sample, output in zip(batch, outputs):
                     done[(role, sample.id, None)] = run.save_generation(
                         sample, role, method.name, output, seconds=seconds, peak_memory_bytes=peak
@@ -487,6 +492,11 @@ class Run:
             progress=progress_enabled(self.config.progress),
         )
 
+    def _process_record(self) -> dict:
+        loaded = self.backbone.device if self.backbone is not None else None
+        gpu = procs.device_name(self.placement.device or loaded)
+        return self.placement.describe(loaded, gpu=gpu)
+
     # the end ----------------------------------------------------------------------------------
     def _finish(self, manifest: dict) -> dict:
         """Complete the manifest, compute the image metrics, write metrics.json and the report.
@@ -507,6 +517,7 @@ class Run:
         if self.backbone is not None:
             manifest["backbone"] = self.backbone.describe()
         manifest["cost"] = cost
+        manifest["processes"] = run.processes(self._process_record())
         manifest["judge"] = (
             self._judge.describe() if self._judge is not None else manifest.get("judge")
         )
@@ -563,22 +574,6 @@ def _reference_key(entity: str) -> tuple[str, str, str]:
     It matches ``(role, sample_id, entity)`` of every other generation.
     """
     return ("reference", reference_id(entity), entity)
-
-
-# -- peak memory --------------------------------------------------------------------------------
-def _reset_peak_memory(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def _peak_memory(device: str) -> int | None:
-    if device.startswith("cuda"):
-        import torch
-
-        return int(torch.cuda.max_memory_allocated(device))
-    return None
 
 
 def evaluate(config: RunConfig | None = None, *, judge: Any = None, **options: Any) -> dict | None:

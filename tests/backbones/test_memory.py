@@ -140,7 +140,9 @@ def test_sizes_parse_with_units():
 @pytest.mark.parametrize(
     "args, needle, hint",
     [
-        ({"offload": "disk"}, "offload='disk' is not an offload mode", "none|model|sequential"),
+        ({"offload": "disk"}, "offload='disk' is not an offload mode", "none|model|group|seq"),
+        ({"cast": "int4"}, "cast='int4' is not a layerwise casting mode", "none|float8"),
+        ({"cast": "float8", "quantize": "bnb-nf4"}, "do not combine", "Give one of them"),
         ({"quantize": "int3"}, "quantize='int3' is not a quantisation scheme", "torchao-int8"),
         ({"max_memory": "big"}, "max_memory='big' is not a size", "max_memory=24GB"),
         ({"text_dtype": "int8"}, "text_dtype='int8' is not a dtype", "bfloat16"),
@@ -167,10 +169,12 @@ def test_a_24gb_card_gets_int8_and_a_large_one_everything_exact():
     assert (fixed.offload, fixed.quantize) == ("model", "none")
 
 
-def test_fp16_text_encoders_run_in_fp32_unless_asked():
-    plan = _plan()
-    assert (plan.dtype, plan.text_dtype) == ("float16", "float32")
-    assert _plan(text_dtype="float16").text_dtype == "float16"
+def test_the_paper_preset_is_all_float16_and_float32_text_is_one_option_away():
+    plan = _plan()  # flux-dev: every component float16, as the official code
+    assert (plan.dtype, plan.text_dtype) == ("float16", "float16")
+    assert _plan(text_dtype="float32").text_dtype == "float32"
+    # another FLUX checkpoint in float16 keeps diffusers' advice: text encoders in float32
+    assert _plan("tiny-random", dtype="float16").text_dtype == "float32"
     bf16 = _plan(dtype="bfloat16")
     assert (bf16.dtype, bf16.text_dtype) == ("bfloat16", "bfloat16")
     assert _plan("sana").text_dtype == "float16"  # the fp16 T5 advice is FLUX's
@@ -180,7 +184,7 @@ def test_fp16_text_encoders_run_in_fp32_unless_asked():
 
 def test_a_setting_that_cannot_fit_is_refused_with_the_numbers():
     with pytest.raises(ConfigError) as info:
-        _plan(max_memory="24GB", offload="none", quantize="none")
+        _plan(max_memory="24GB", offload="none", quantize="none", cast="none", text_dtype="float32")
     message = info.value.message
     assert "does not fit 24.0 GB (max_memory=24GB)" in message
     assert "transformer 23.8 GB" in message and "text_encoder_2 19.0 GB" in message
@@ -305,7 +309,9 @@ def test_a_run_says_its_memory_setting_first(tmp_path, monkeypatch):
 
 
 def test_a_run_refuses_a_setting_that_cannot_fit_before_writing(tmp_path, monkeypatch):
-    run, _ = _run(tmp_path, monkeypatch, max_memory="24GB", quantize="none", offload="none")
+    run, _ = _run(
+        tmp_path, monkeypatch, max_memory="24GB", quantize="none", offload="none", cast="none"
+    )
     with pytest.raises(ConfigError, match="does not fit 24.0 GB"):
         run.resolve()
     assert not (tmp_path / "run").exists()
@@ -318,12 +324,14 @@ def test_the_memory_table_in_the_docs_is_what_the_estimate_gives():
     text = (Path(__file__).parents[2] / "docs" / "run.md").read_text()
     table = text.split("Estimated peak GPU memory in GB", 1)[1].split("\n\n", 2)[1]
     columns = [
-        ("none", "none"),
-        ("model", "none"),
-        ("none", "torchao-int8"),
-        ("model", "torchao-int8"),
-        ("none", "bnb-nf4"),
-        ("sequential", "none"),
+        ("none", "none", "none"),
+        ("model", "none", "none"),
+        ("none", "torchao-int8", "none"),
+        ("model", "torchao-int8", "none"),
+        ("none", "bnb-nf4", "none"),
+        ("none", "none", "float8"),
+        ("group", "none", "none"),
+        ("sequential", "none", "none"),
     ]
     rows = [r for r in table.splitlines()[2:] if r.startswith("|")]
     assert len(rows) >= 5
@@ -332,12 +340,13 @@ def test_the_memory_table_in_the_docs_is_what_the_estimate_gives():
         dtype, text_dtype = (d.split()[0] for d in dtypes.split("/"))
         width, height = (int(n) for n in size.split("x"))
         p = BACKBONES.get(preset)
-        for (offload, quantize), shown in zip(columns, figures, strict=True):
+        for (offload, quantize, cast), shown in zip(columns, figures, strict=True):
             setting = estimate(
                 COMPONENTS[preset],
                 family=p.family,
                 offload=offload,
                 quantize=quantize,
+                cast=cast,
                 dtype=dtype,
                 text_dtype=text_dtype,
                 height=height,
@@ -345,3 +354,121 @@ def test_the_memory_table_in_the_docs_is_what_the_estimate_gives():
                 text_len=p.settings.max_sequence_length,
             )
             assert f"{setting.peak_bytes / GB:.1f}" == shown, (row, offload, quantize)
+
+
+# -- group offload, layerwise casting and the bfloat16 text step ---------------------------------
+def test_the_ladder_steps_through_text_bf16_casting_and_group_offload(monkeypatch):
+    # 36 GB: everything resident does not fit in float16 (37.8), bfloat16 text encoders do
+    step = _plan(max_memory="36GB")
+    got = (step.offload, step.quantize, step.cast, step.text_dtype)
+    assert got == ("none", "none", "none", "bfloat16")
+    assert "text_dtype=bfloat16" in step.estimate.name()
+    # a given text dtype is kept: no text step
+    assert _plan(max_memory="36GB", text_dtype="float16").offload == "model"
+    # without torchao the int8 rung is passed over for float8 storage
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torchao" else real(name, *a)
+    )
+    cast = _plan(max_memory="30GB", offload="none", text_dtype="float16")
+    assert (cast.quantize, cast.cast) == ("none", "float8")
+    assert cast.describe()["cast"] == "float8"
+    # exact weights on a 16 GB card: group offload, before sequential
+    group = _plan(max_memory="16GB", quantize="none", cast="none")
+    assert (group.offload, group.quantize) == ("group", "none")
+    assert dict(group.estimate.parts)["text_encoder_2 group"] > 0  # T5 moves whole
+
+
+def test_group_and_cast_estimates_follow_the_table():
+    comps = COMPONENTS["flux-dev"]
+    kwargs = dict(family="flux", dtype="float16", text_dtype="float16", height=512, width=512)
+    cast = estimate(comps, offload="none", quantize="none", cast="float8", text_len=256, **kwargs)
+    parts = dict(cast.parts)
+    assert parts["transformer"] == 8_653_744_128 + (11_901_408_320 - 8_653_744_128) * 2
+    group = estimate(comps, offload="group", quantize="none", text_len=256, **kwargs)
+    t5 = (4_762_310_656 - 1_006_632_960) * 2 + 1_006_632_960 * 4
+    assert dict(group.parts)["text_encoder_2 group"] == t5  # no top-level block list: whole
+
+
+def test_group_and_cast_counts_are_the_real_models():
+    """The FLUX transformer's block-level group and castable parameters, recounted on meta."""
+    import re
+
+    torch = pytest.importorskip("torch")
+    from diffusers import FluxTransformer2DModel
+    from diffusers.hooks._common import _GO_LC_SUPPORTED_PYTORCH_LAYERS
+    from diffusers.hooks.layerwise_casting import DEFAULT_SKIP_MODULES_PATTERN
+
+    def count(module):
+        return sum(p.numel() for p in module.parameters())
+
+    for preset, guidance in (("flux-dev", True), ("flux-schnell", False)):
+        with torch.device("meta"):
+            model = FluxTransformer2DModel(guidance_embeds=guidance)
+        lists = [c for _, c in model.named_children() if isinstance(c, torch.nn.ModuleList)]
+        rest = count(model) - sum(count(c) for c in lists)
+        largest = max(count(b) for c in lists for b in c)
+        skip = (*DEFAULT_SKIP_MODULES_PATTERN, *model._skip_layerwise_casting_patterns)
+
+        def castable(module, prefix="", skip=skip):
+            if any(re.search(p, prefix) for p in skip):
+                return 0
+            if isinstance(module, _GO_LC_SUPPORTED_PYTORCH_LAYERS):
+                return count(module)
+            return sum(
+                castable(c, f"{prefix}.{n}" if prefix else n) for n, c in module.named_children()
+            )
+
+        transformer = COMPONENTS[preset][0]
+        assert transformer.group_params == rest + largest, preset
+        assert transformer.castable_params == castable(model), preset
+
+
+def test_place_installs_group_offload_and_layerwise_casting():
+    """What place() asks of diffusers, recorded on a stand-in pipeline (no GPU here)."""
+    torch = pytest.importorskip("torch")
+    from slim_leakage.backbones.memory import MemoryPlan
+
+    calls = []
+
+    class Model:
+        def enable_layerwise_casting(self, **kwargs):
+            calls.append(("cast", kwargs))
+
+    class Pipe:
+        transformer = Model()
+
+        def enable_group_offload(self, **kwargs):
+            calls.append(("group", kwargs))
+
+    plan = MemoryPlan(offload="group", dtype="float16", cast="float8")
+    BACKBONES.get("flux-dev").place(Pipe(), "cuda:1", plan)
+    assert calls == [
+        ("cast", {"storage_dtype": torch.float8_e4m3fn, "compute_dtype": torch.float16}),
+        (
+            "group",
+            {
+                "onload_device": torch.device("cuda:1"),
+                "offload_device": torch.device("cpu"),
+                "offload_type": "block_level",
+                "num_blocks_per_group": 1,
+            },
+        ),
+    ]
+
+
+def test_tiny_pipeline_generates_with_float8_weights_on_the_cpu():
+    """Layerwise casting for real (diffusers' hooks) on the tiny FLUX, against full precision."""
+    pytest.importorskip("diffusers")
+    from slim_leakage.backbones import load_backbone
+
+    plain = load_backbone("tiny-random", device="cpu")
+    cast = load_backbone("tiny-random", device="cpu", cast="float8")
+    weight = cast.pipe.transformer.transformer_blocks[0].attn.to_q.weight
+    assert str(weight.dtype) == "torch.float8_e4m3fn"
+    assert cast.describe()["memory"]["cast"] == "float8"
+    a = np.asarray(plain.generate(["a cow and a horse"], [1])[0]).astype(int)
+    b = np.asarray(cast.generate(["a cow and a horse"], [1])[0]).astype(int)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 40  # close, not equal

@@ -159,3 +159,38 @@ def test_cli_import_official(tmp_path, cli):
     data = json.loads(out.strip().splitlines()[-1])
     assert data["rows_read"] == 6 and data["rows_written"] == 1
     assert data["per_subset"] == {"two_entities": {"prompts": 1, "rows": 1}}
+
+
+def test_a_hub_import_passes_the_revision_and_records_the_commit(tmp_path, monkeypatch):
+    import datasets
+    import huggingface_hub.constants as constants
+
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    # the hub cache layout of huggingface_hub: refs/<revision> -> snapshots/<commit>
+    repo = tmp_path / "hub" / "datasets--someone--slim-dataset"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "v1").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    release = _write(tmp_path / "release.parquet", GOOD)
+    asked = []
+
+    def load_dataset(repo_id, split, revision=None):
+        asked.append((repo_id, split, revision))
+        return datasets.Dataset.from_parquet(str(release))
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    report = import_official("someone/slim-dataset", tmp_path / "out", revision="v1")
+    assert asked == [("someone/slim-dataset", "train", "v1")]
+    assert (report.revision, report.commit) == ("v1", commit)
+    meta = pq.read_schema(tmp_path / "out" / "data" / "official-pairs.parquet").metadata
+    written = json.loads(meta[b"slim"])
+    assert written["revision"] == "v1" and written["commit"] == commit
+
+
+def test_a_revision_for_a_local_file_is_refused(tmp_path):
+    release = _write(tmp_path / "release.parquet", GOOD)
+    with pytest.raises(ConfigError, match="is not a hub id"):
+        import_official(str(release), tmp_path / "out", revision="v1")
+    with pytest.raises(ConfigError, match="revision='a b' is not a commit hash"):
+        import_official("someone/slim-dataset", tmp_path / "out", revision="a b")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import warnings
 from collections.abc import Sequence
@@ -9,11 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from .._config import build_config, check_range
+from .._hub import check_revision, is_hub_id, resolved_commit
 from ..errors import ConfigError
-from .memory import MemoryOptions, MemoryPlan, free_cuda_memory
+from .memory import _DTYPE_ALIASES, MemoryOptions, MemoryPlan, free_cuda_memory
 
 #: Prefix of the model id of presets whose weights are built in code (nothing to download).
 BUILT_IN = "built-in:"
+
+#: The hub revision of the preset being loaded, read by :meth:`Preset.from_pretrained` (so
+#: every preset's ``build`` passes it on without a parameter of its own).
+_REVISION: contextvars.ContextVar[str | None] = contextvars.ContextVar("revision", default=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +86,8 @@ class Backbone:
         weights_sha256: Digest of the weight files, where a preset can afford to compute it
             (recorded in the manifest, so results name the exact weights).
         memory: The memory options it was loaded with (offload, quantisation, text dtype).
+        revision: The hub revision asked for (``--backbone-arg revision=``, or the preset's).
+        commit: The hub commit the weights came from, when the local hub cache says.
     """
 
     def __init__(
@@ -94,6 +102,8 @@ class Backbone:
         model_id: str,
         weights_sha256: str | None = None,
         memory: MemoryPlan | None = None,
+        revision: str | None = None,
+        commit: str | None = None,
     ) -> None:
         self.name = name
         self.family = family
@@ -104,6 +114,8 @@ class Backbone:
         self.model_id = model_id
         self.weights_sha256 = weights_sha256
         self.memory = memory
+        self.revision = revision
+        self.commit = commit
 
     def describe(self) -> dict:
         """Provenance of this backbone for the run manifest."""
@@ -119,6 +131,8 @@ class Backbone:
             out["weights_sha256"] = self.weights_sha256
         if self.memory is not None:
             out["memory"] = self.memory.describe()
+        if self.revision is not None or self.commit is not None:
+            out["revision"], out["commit"] = self.revision, self.commit
         return out
 
     @property
@@ -185,6 +199,11 @@ class Preset:
             (presets that build through :meth:`from_pretrained` and :meth:`place`).
         components: Its models' sizes (:data:`~slim_leakage.backbones.memory.COMPONENTS`), for
             the fit check; empty when not tabulated (nothing is checked).
+        revision: The hub revision loaded by default (``None``: the hub's ``main``);
+            ``--backbone-arg revision=COMMIT`` overrides it.
+        text_dtype: The text encoders' dtype when none is given and the run is in the preset's
+            ``dtype`` (``None``, or another dtype: the family's rule,
+            :meth:`~slim_leakage.backbones.memory.MemoryOptions.plan`).
     """
 
     name: str = ""
@@ -195,6 +214,8 @@ class Preset:
     description: str = ""
     memory_options: bool = False
     components: tuple = ()
+    revision: str | None = None
+    text_dtype: str | None = None
 
     @property
     def offline(self) -> bool:
@@ -237,7 +258,9 @@ class Preset:
             ConfigError: An unknown or invalid argument, a conflicting dtype, or a setting that
                 does not fit, with the numbers.
         """
-        memory, rest = MemoryOptions.split(overrides)
+        rest = dict(overrides)
+        check_revision(rest.pop("revision", None), owner=f"backbone {self.name}")
+        memory, rest = MemoryOptions.split(rest)
         settings = build_config(
             GenerationSettings,
             {**dataclasses.asdict(self.settings), **rest},
@@ -271,6 +294,10 @@ class Preset:
             text_len=settings.max_sequence_length,
             free_bytes=None if free is None else free[0],
             free_source=None if free is None else free[1],
+            # the preset's text dtype goes with its own dtype (another dtype: the family's rule)
+            default_text=self.text_dtype
+            if _DTYPE_ALIASES.get(dtype, dtype) == self.dtype
+            else None,
         )
         return settings, plan
 
@@ -301,6 +328,8 @@ class Preset:
         from ..errors import ModelNotFoundError
 
         kwargs: dict[str, Any] = {"torch_dtype": torch_dtype(dtype)}
+        if _REVISION.get() is not None and is_hub_id(path):
+            kwargs["revision"] = _REVISION.get()
         if memory is not None and memory.text_dtype != dtype and text_encoders:
             # diffusers takes one dtype per component, with "default" for the rest
             # (DiffusionPipeline.from_pretrained, pipeline_loading_utils.py)
@@ -371,10 +400,29 @@ class Preset:
             return loaded
 
     def place(self, pipe: Any, device: str, memory: MemoryPlan | None) -> Any:
-        """Put the pipeline on ``device``, or install diffusers' CPU offload for ``device``."""
+        """Put the pipeline on ``device``, or install diffusers' CPU offload for ``device``;
+        with ``cast=float8`` the transformer stores its weights in float8 first."""
         offload = memory.offload if memory is not None else "none"
+        if memory is not None and memory.cast == "float8":
+            import torch
+
+            # diffusers ModelMixin.enable_layerwise_casting: float8 storage, upcast per layer
+            pipe.transformer.enable_layerwise_casting(
+                storage_dtype=torch.float8_e4m3fn, compute_dtype=torch_dtype(memory.dtype)
+            )
         if offload == "model":
             pipe.enable_model_cpu_offload(device=device)
+        elif offload == "group":
+            import torch
+
+            # DiffusionPipeline.enable_group_offload: every model's top-level blocks, one group
+            # each, moved to the device as they run (docs: "Group offloading")
+            pipe.enable_group_offload(
+                onload_device=torch.device(device),
+                offload_device=torch.device("cpu"),
+                offload_type="block_level",
+                num_blocks_per_group=1,
+            )
         elif offload == "sequential":
             pipe.enable_sequential_cpu_offload(device=device)
         else:
@@ -389,10 +437,15 @@ class Preset:
         require("diffusers", "flux", feature=f"The {self.name} backbone")
         device = device or default_device()
         settings, memory = self.check_args(overrides, device=device, dtype=dtype)
+        revision = overrides.get("revision") or self.revision
         dtype = memory.dtype
         torch_dtype(dtype)  # validate early
         extra = {"memory": memory} if self.memory_options else {}
-        pipe = self.build(path=path or self.model_id, device=device, dtype=dtype, **extra)
+        token = _REVISION.set(revision)
+        try:
+            pipe = self.build(path=path or self.model_id, device=device, dtype=dtype, **extra)
+        finally:
+            _REVISION.reset(token)
         return Backbone(
             name=self.name,
             family=self.family,
@@ -402,6 +455,8 @@ class Preset:
             dtype=dtype,
             model_id=path or self.model_id,
             memory=memory if self.memory_options else None,
+            revision=revision,
+            commit=resolved_commit(path or self.model_id, revision),
         )
 
 

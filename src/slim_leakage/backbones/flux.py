@@ -1,10 +1,12 @@
 """FLUX.1 presets loading real weights with ``from_pretrained``.
 
 Both take the memory options of :mod:`slim_leakage.backbones.memory` (offload, quantisation of
-the transformer and T5, dtype, text-encoder dtype). In float16 the text encoders run in float32
-by default and their embeddings are cast to float16, as diffusers' FLUX documentation
-recommends ("Running FP16 inference"); ``text_dtype=float16`` loads everything in float16 as the
-official DeLeaker code does.
+the transformer and T5, layerwise casting, dtype, text-encoder dtype). ``flux-dev``, the paper's
+preset, loads every component in float16 by default, as the official DeLeaker code does
+(``torch_dtype=torch.float16`` for the whole pipeline; the SLIM images were made that way).
+``text_dtype=float32`` runs the text encoders in float32 with their embeddings cast to float16,
+as diffusers' FLUX documentation recommends ("Running FP16 inference": some T5 activations are
+clipped in float16).
 """
 
 from __future__ import annotations
@@ -26,13 +28,20 @@ class FluxPreset(Preset):
     memory_options = True
 
     def __init__(
-        self, name: str, model_id: str, settings: GenerationSettings, dtype: str, description: str
+        self,
+        name: str,
+        model_id: str,
+        settings: GenerationSettings,
+        dtype: str,
+        description: str,
+        text_dtype: str | None = None,
     ):
         self.name = name
         self.model_id = model_id
         self.settings = settings
         self.dtype = dtype
         self.description = description
+        self.text_dtype = text_dtype
         self.components = COMPONENTS[name]
 
     def build(self, *, path: str, device: str, dtype: str, memory: MemoryPlan | None = None):
@@ -44,7 +53,7 @@ class FluxPreset(Preset):
             dtype,
             hint=(
                 f"Accept the licence of {self.model_id} on the Hugging Face hub and run "
-                "`huggingface-cli login`, or download it and pass --backbone-path /local/folder."
+                "`hf auth login`, or download it and pass --backbone-path /local/folder."
             ),
             memory=memory,
             quantized=FLUX_QUANTIZED,
@@ -60,8 +69,9 @@ FLUX_DEV = FluxPreset(
         height=512, width=512, num_inference_steps=20, guidance_scale=3.5, max_sequence_length=256
     ),
     "float16",
-    "FLUX.1-dev, 512x512, 20 steps, guidance 3.5, T5 length 256, fp16 (the paper's setting); "
-    "offload=, quantize=, max_memory= for smaller GPUs",
+    "FLUX.1-dev, 512x512, 20 steps, guidance 3.5, T5 length 256, every component fp16 (the "
+    "paper's setting); text_dtype=float32, offload=, quantize=, cast=, max_memory= for others",
+    text_dtype="float16",
 )
 FLUX_SCHNELL = FluxPreset(
     "flux-schnell",

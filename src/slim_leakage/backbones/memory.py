@@ -1,8 +1,10 @@
 """Memory options of the diffusers presets: CPU offload, quantisation, dtype, and a fit check.
 
-``--backbone-arg offload=none|model|sequential`` uses diffusers' own CPU offload
-(``DiffusionPipeline.enable_model_cpu_offload`` / ``enable_sequential_cpu_offload``, which install
-accelerate hooks); ``--backbone-arg quantize=<scheme>`` loads the transformer and the large text
+``--backbone-arg offload=none|model|group|sequential`` uses diffusers' own CPU offload
+(``DiffusionPipeline.enable_model_cpu_offload``, ``enable_group_offload`` at block level with one
+block per group, ``enable_sequential_cpu_offload``); ``--backbone-arg cast=float8`` stores the
+transformer's weights in float8 and computes in the run's dtype (diffusers'
+``ModelMixin.enable_layerwise_casting``); ``--backbone-arg quantize=<scheme>`` loads the transformer and the large text
 encoder through diffusers' ``PipelineQuantizationConfig`` with one backend's config class (see
 :data:`SCHEMES`); ``--backbone-arg max_memory=24GB`` (or ``auto``: the free memory of the CUDA
 device) picks the cheapest setting that fits from :func:`estimate`. Everything here is decided
@@ -25,9 +27,11 @@ from typing import Any
 from ..errors import ConfigError, MissingDependencyError
 from .memory_table import DTYPE_BYTES, Component
 
-OFFLOAD_MODES = ("none", "model", "sequential")
+OFFLOAD_MODES = ("none", "model", "group", "sequential")
+#: Layerwise casting of the transformer's weights (storage dtype; compute stays ``dtype``).
+CAST_MODES = ("none", "float8")
 #: The backbone arguments that :class:`MemoryOptions` reads (the others are generation settings).
-MEMORY_KEYS = ("offload", "quantize", "max_memory", "dtype", "text_dtype")
+MEMORY_KEYS = ("offload", "quantize", "max_memory", "dtype", "text_dtype", "cast")
 
 _DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 GB = 10**9
@@ -164,20 +168,28 @@ def _dtype(value: str, key: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
-    """One offload/quantisation combination and its estimated peak."""
+    """One offload/quantisation/casting/text-dtype combination and its estimated peak."""
 
     offload: str
     quantize: str
     peak_bytes: int
     parts: tuple[tuple[str, int], ...]
+    cast: str = "none"
+    text_dtype: str | None = None
+
+    def name(self) -> str:
+        """``offload=model, quantize=none`` (and ``cast=``/``text_dtype=`` when they step)."""
+        out = f"offload={self.offload}, quantize={self.quantize}"
+        if self.cast != "none":
+            out += f", cast={self.cast}"
+        if self.text_dtype is not None:
+            out += f", text_dtype={self.text_dtype}"
+        return out
 
     def describe(self) -> str:
         """``offload=model, quantize=none: about 27.3 GB (transformer 23.8 GB fp16 + ...)``."""
         parts = " + ".join(f"{name} {_gb(b)}" for name, b in self.parts)
-        return (
-            f"offload={self.offload}, quantize={self.quantize}: about {_gb(self.peak_bytes)} "
-            f"({parts})"
-        )
+        return f"{self.name()}: about {_gb(self.peak_bytes)} ({parts})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +205,7 @@ class MemoryPlan:
         budget_source: Where the budget comes from (``max_memory=24GB``, ``free on cuda:0`` ...).
         estimate: The chosen setting's estimate (``None`` without a component table).
         chosen: Whether ``max_memory`` picked the offload/quantize values.
+        cast: ``none`` or ``float8`` (layerwise casting of the transformer's weights).
     """
 
     offload: str = "none"
@@ -203,6 +216,7 @@ class MemoryPlan:
     budget_source: str | None = None
     estimate: Setting | None = None
     chosen: bool = False
+    cast: str = "none"
 
     @property
     def scheme(self) -> Scheme | None:
@@ -214,7 +228,8 @@ class MemoryPlan:
         how = "chosen for" if self.chosen else "checked against"
         line = (
             f"backbone {name}: offload={self.offload}, quantize={self.quantize}, "
-            f"dtype={self.dtype}, text encoders {self.text_dtype}"
+            + (f"cast={self.cast}, " if self.cast != "none" else "")
+            + f"dtype={self.dtype}, text encoders {self.text_dtype}"
         )
         if self.estimate is not None:
             line += f"; needs about {_gb(self.estimate.peak_bytes)}"
@@ -229,6 +244,7 @@ class MemoryPlan:
             "quantize": self.quantize,
             "dtype": self.dtype,
             "text_dtype": self.text_dtype,
+            "cast": self.cast,
             "chosen_by_max_memory": self.chosen,
         }
         if self.scheme is not None:
@@ -252,20 +268,27 @@ def estimate(
     height: int,
     width: int,
     text_len: int,
+    cast: str = "none",
+    text_step: bool = False,
 ) -> Setting:
     """The estimated peak device memory of one setting.
 
     - ``none``: every model's weights plus the larger of the denoising and decoding activations.
     - ``model``: one model on the device at a time (diffusers' model offload moves each to the
       device when it runs): the largest of (a model's weights + its phase's activations).
+    - ``group``: one group of each model at a time (diffusers' block-level group offloading,
+      one block per group): the largest of (a model's group + its phase's activations), where
+      a group is the model's :attr:`~.memory_table.Component.group_params` share of its weights.
     - ``sequential``: one tensor at a time (accelerate's hooks load each submodule's weights for
       its forward only): the largest tensor plus the larger activation allowance.
 
-    A context allowance (:data:`CONTEXT_BYTES`) is added to every setting.
+    ``cast="float8"`` stores the transformer's castable weights in one byte; ``text_step``
+    marks a setting whose text dtype is a step of the ladder (shown in its name). A context
+    allowance (:data:`CONTEXT_BYTES`) is added to every setting.
     """
     scheme = SCHEMES.get(quantize)
     act = activation_bytes(family, height, width, text_len, dtype)
-    weights = {c.name: c.weight_bytes(dtype, text_dtype, scheme) for c in components}
+    weights = {c.name: c.weight_bytes(dtype, text_dtype, scheme, cast=cast) for c in components}
     phase = {c.name: (act["decode"] if c.name == "vae" else 0) for c in components}
     phase["transformer"] = act["denoise"]
     if offload == "none":
@@ -274,6 +297,12 @@ def estimate(
     elif offload == "model":
         name = max(weights, key=lambda n: weights[n] + phase.get(n, 0))
         parts = [(name, weights[name]), ("activations", phase.get(name, 0))]
+    elif offload == "group":
+        group = {
+            c.name: weights[c.name] * (c.group_params or c.params) // c.params for c in components
+        }
+        name = max(group, key=lambda n: group[n] + phase.get(n, 0))
+        parts = [(f"{name} group", group[name]), ("activations", phase.get(name, 0))]
     else:
         largest = max(components, key=lambda c: c.largest_tensor)
         unit = DTYPE_BYTES[text_dtype if largest.text else dtype]
@@ -282,25 +311,51 @@ def estimate(
             ("activations", max(act.values())),
         ]
     parts.append(("context", CONTEXT_BYTES))
-    return Setting(offload, quantize, sum(b for _, b in parts), tuple(parts))
+    step = text_dtype if text_step else None
+    return Setting(offload, quantize, sum(b for _, b in parts), tuple(parts), cast, step)
 
 
-def candidates(device: str, offload: str | None, quantize: str | None) -> list[tuple[str, str]]:
-    """Settings in order of cost, fixed values kept: exact weights before quantised ones,
-    fewer transfers before more (no offload, model offload), and sequential offload, exact but
-    by far the slowest, last."""
-    ladder = [
-        ("none", "none"),
-        ("model", "none"),
-        ("none", DEFAULT_SCHEME),
-        ("model", DEFAULT_SCHEME),
-        ("sequential", "none"),
+#: One rung of the ladder: (offload, quantize, cast, text step). The text step is ``True`` on
+#: the rung that loads the text encoders in bfloat16 instead of their default dtype.
+Rung = tuple[str, str, str, bool]
+
+
+def candidates(
+    device: str,
+    offload: str | None,
+    quantize: str | None,
+    cast: str | None = None,
+    *,
+    text_step: bool = False,
+) -> list[Rung]:
+    """Settings in order of cost, fixed values kept: exact weights before changed ones, fewer
+    transfers before more. The text encoders in bfloat16 (when their dtype was not given:
+    ``text_step``) come first, as the smallest change; then model offload (exact, one transfer
+    per model and image); int8 weights, float8 storage of the transformer (layerwise casting,
+    no extra package), int8 with model offload; group offload (exact, a transfer per block and
+    step); and sequential offload, exact but by far the slowest, last."""
+    ladder: list[Rung] = [
+        ("none", "none", "none", False),
+        ("none", "none", "none", True),
+        ("model", "none", "none", False),
+        ("none", DEFAULT_SCHEME, "none", False),
+        ("none", "none", "float8", False),
+        ("model", DEFAULT_SCHEME, "none", False),
+        ("group", "none", "none", False),
+        ("sequential", "none", "none", False),
     ]
     if quantize not in (None, "none"):
-        ladder = [(o, quantize) for o in ("none", "model")]
-    out = [(o, q) for o, q in ladder if offload in (None, o) and quantize in (None, q)]
+        ladder = [(o, quantize, "none", False) for o in ("none", "model")]
+    out = [
+        r
+        for r in ladder
+        if offload in (None, r[0])
+        and quantize in (None, r[1])
+        and cast in (None, r[2])
+        and (text_step or not r[3])
+    ]
     if device == "cpu":
-        out = [(o, q) for o, q in out if o == "none"]
+        out = [r for r in out if r[0] == "none"]
     return out
 
 
@@ -314,6 +369,7 @@ class MemoryOptions:
         max_memory: A size (``24GB``) or ``auto`` (the free memory of the CUDA device).
         dtype: The denoiser's dtype.
         text_dtype: The text encoders' dtype.
+        cast: ``none`` or ``float8`` (layerwise casting of the transformer's weights).
     """
 
     offload: str | None = None
@@ -321,6 +377,7 @@ class MemoryOptions:
     max_memory: str | None = None
     dtype: str | None = None
     text_dtype: str | None = None
+    cast: str | None = None
 
     @classmethod
     def split(cls, overrides: Mapping[str, Any]) -> tuple[MemoryOptions, dict]:
@@ -342,6 +399,18 @@ class MemoryOptions:
                 f"quantize={self.quantize!r} is not a quantisation scheme.",
                 hint=f"Use quantize=none or one of: {listed}.",
             )
+        if self.cast is not None and self.cast not in CAST_MODES:
+            raise ConfigError(
+                f"cast={self.cast!r} is not a layerwise casting mode.",
+                hint=f"Use cast={'|'.join(CAST_MODES)} (float8: the transformer's weights are "
+                "stored in float8 and computed in the run's dtype).",
+            )
+        if self.cast == "float8" and self.quantize not in (None, "none"):
+            raise ConfigError(
+                f"cast=float8 and quantize={self.quantize} both store the transformer's weights "
+                "in fewer bytes; they do not combine.",
+                hint="Give one of them.",
+            )
         if self.max_memory is not None and self.max_memory != "auto":
             parse_bytes(self.max_memory)
         for key in ("dtype", "text_dtype"):
@@ -351,7 +420,7 @@ class MemoryOptions:
     @property
     def given(self) -> bool:
         """Whether any offload/quantize/max_memory option was given."""
-        return any(v is not None for v in (self.offload, self.quantize, self.max_memory))
+        return any(v is not None for v in (self.offload, self.quantize, self.max_memory, self.cast))
 
     def plan(
         self,
@@ -366,6 +435,7 @@ class MemoryOptions:
         text_len: int,
         free_bytes: int | None = None,
         free_source: str | None = None,
+        default_text: str | None = None,
     ) -> MemoryPlan:
         """Resolve the options into a plan, or refuse a setting that cannot fit.
 
@@ -381,6 +451,8 @@ class MemoryOptions:
             free_bytes: Free memory of the device when detected (``max_memory=auto``, or the
                 check of an explicit setting on CUDA).
             free_source: Where ``free_bytes`` was read.
+            default_text: The preset's text-encoder dtype when none is given (``None``: the
+                family's rule below).
 
         Raises:
             ConfigError: A setting that cannot fit, with the numbers; ``max_memory=auto``
@@ -392,8 +464,15 @@ class MemoryOptions:
         # diffusers' FLUX docs ("Running FP16 inference", docs/source/en/api/pipelines/flux.md):
         # in fp16 some text-encoder activations must be clipped, which changes the image; running
         # the text encoders in FP32 removes the difference.
-        default_text = "float32" if (family == "flux" and dtype == "float16") else dtype
+        if default_text is None:
+            default_text = "float32" if (family == "flux" and dtype == "float16") else dtype
         text_dtype = _dtype(self.text_dtype or default_text, "text_dtype")
+        # the bfloat16 text step: only when the text dtype is the default and bfloat16 is smaller
+        text_step = (
+            self.text_dtype is None
+            and device != "cpu"
+            and (text_dtype == "float32" or (text_dtype == "float16" and family == "flux"))
+        )
         on_cpu = device == "cpu"
         if on_cpu and self.offload not in (None, "none"):
             raise ConfigError(
@@ -428,50 +507,68 @@ class MemoryOptions:
                 quantize=self.quantize or "none",
                 dtype=dtype,
                 text_dtype=text_dtype,
+                cast=self.cast or "none",
             )
 
-        def cost(o: str, q: str) -> Setting:
+        def cost(o: str, q: str, c: str = "none", step: bool = False) -> Setting:
             return estimate(
                 components,
                 family=family,
                 offload=o,
                 quantize=q,
                 dtype=dtype,
-                text_dtype=text_dtype,
+                text_dtype="bfloat16" if step else text_dtype,
                 height=height,
                 width=width,
                 text_len=text_len,
+                cast=c,
+                text_step=step,
             )
 
-        pick = self.max_memory is not None and (self.offload is None or self.quantize is None)
-        options = candidates(device, self.offload, self.quantize)
+        def plan_of(setting: Setting, chosen: bool) -> MemoryPlan:
+            return MemoryPlan(
+                offload=setting.offload,
+                quantize=setting.quantize,
+                dtype=dtype,
+                text_dtype=setting.text_dtype or text_dtype,
+                budget_bytes=budget,
+                budget_source=source,
+                estimate=setting,
+                chosen=chosen,
+                cast=setting.cast,
+            )
+
+        pick = self.max_memory is not None and (
+            self.offload is None or self.quantize is None or self.cast is None
+        )
+        options = candidates(device, self.offload, self.quantize, self.cast, text_step=text_step)
         if pick:
-            for o, q in options:
-                setting = cost(o, q)
+            for rung in options:
+                if rung[1] != "none" and importlib.util.find_spec(SCHEMES[rung[1]].package) is None:
+                    continue  # its backend is not installed: the next rung (float8 casting) fits
+                setting = cost(*rung)
                 if setting.peak_bytes <= budget:  # type: ignore[operator]
-                    if q != "none":
-                        _require_backend(SCHEMES[q])
-                    return MemoryPlan(o, q, dtype, text_dtype, budget, source, setting, True)
-            tried = "\n  ".join(cost(o, q).describe() for o, q in options)
+                    return plan_of(setting, True)
+            tried = "\n  ".join(cost(*rung).describe() for rung in options)
             raise ConfigError(
                 f"No memory setting of {name} fits {_gb(budget)} ({source}) at "  # type: ignore[arg-type]
                 f"{width}x{height} with dtype={dtype}; estimates:\n  {tried}",
                 hint="Free memory on the device, give a larger max_memory, lower the resolution "
                 "(--backbone-arg height=512 width=512), or try quantize=bnb-nf4.",
             )
-        setting = cost(self.offload or "none", self.quantize or "none")
+        setting = cost(self.offload or "none", self.quantize or "none", self.cast or "none")
         if budget is not None and setting.peak_bytes > budget:
             better = next(
                 (
-                    cost(o, q)
-                    for o, q in candidates(device, None, None)
-                    if cost(o, q).peak_bytes <= budget
+                    cost(*rung)
+                    for rung in candidates(device, None, None, text_step=text_step)
+                    if cost(*rung).peak_bytes <= budget
                 ),
                 None,
             )
             fix = (
                 f"--backbone-arg max_memory={self.max_memory or 'auto'} picks the cheapest "
-                f"setting that fits (here {better.describe().split(':')[0]})"
+                f"setting that fits (here {better.name()})"
                 if better is not None
                 else "no setting of the table fits: lower the resolution or free memory"
             )
@@ -479,16 +576,7 @@ class MemoryOptions:
                 f"{name} with {setting.describe()} does not fit {_gb(budget)} ({source}).",
                 hint=f"{fix}; or set offload=/quantize= yourself (docs/run.md, memory table).",
             )
-        return MemoryPlan(
-            setting.offload,
-            setting.quantize,
-            dtype,
-            text_dtype,
-            budget,
-            source,
-            setting,
-            False,
-        )
+        return plan_of(setting, False)
 
 
 def _require_backend(scheme: Scheme) -> None:

@@ -30,6 +30,16 @@ class Component:
         fp32_in_fp16: Parameters transformers keeps in float32 when the model is loaded in
             float16 (T5's ``wo`` projections, ``T5EncoderModel._keep_in_fp32_modules``).
         config: Where the configuration counted comes from.
+        group_params: Parameters on the device at once under diffusers' block-level group
+            offloading (``enable_group_offload(offload_type="block_level")``): the largest
+            block of a top-level ``ModuleList`` plus every top-level module outside one (kept
+            on the device for the whole forward). ``0``: the whole model (a model with no
+            top-level ``ModuleList``, as T5, CLIP and the VAEs, is one group).
+        castable_params: Parameters that diffusers' layerwise casting stores in float8
+            (``ModelMixin.enable_layerwise_casting``: the weights of Linear, Conv and Embedding
+            layers whose names match none of its skip patterns, hooks/layerwise_casting.py
+            ``DEFAULT_SKIP_MODULES_PATTERN`` plus the model's
+            ``_skip_layerwise_casting_patterns``); ``0``: not cast.
     """
 
     name: str
@@ -40,12 +50,17 @@ class Component:
     quantize: bool = False
     fp32_in_fp16: int = 0
     config: str = ""
+    group_params: int = 0
+    castable_params: int = 0
 
-    def weight_bytes(self, dtype: str, text_dtype: str, scheme: Any) -> int:
+    def weight_bytes(self, dtype: str, text_dtype: str, scheme: Any, *, cast: str = "none") -> int:
         """Bytes of this component's weights at these dtypes under ``scheme`` (a
-        :class:`~slim_leakage.backbones.memory.Scheme`, or ``None``: unquantised)."""
+        :class:`~slim_leakage.backbones.memory.Scheme`, or ``None``: unquantised), with
+        ``cast="float8"`` storing the castable weights in one byte each (layerwise casting)."""
         dt = text_dtype if self.text else dtype
         unit = DTYPE_BYTES[dt]
+        if cast == "float8" and self.castable_params and scheme is None:
+            return int(self.castable_params + (self.params - self.castable_params) * unit)
         kept = self.fp32_in_fp16 if dt == "float16" else 0
         if scheme is not None and self.quantize:
             # kept-in-fp32 layers are left unquantised by the quantisers (modules_to_not_convert)
@@ -95,6 +110,9 @@ COMPONENTS: dict[str, tuple[Component, ...]] = {
             quantize=True,
             config="FluxTransformer2DModel defaults with guidance_embeds=True "
             "(transformer/config.json of FLUX.1-dev)",
+            # one double block (339,831,296) + the embedders, norm_out and proj_out (64,124,992)
+            group_params=403_956_288,
+            castable_params=8_653_744_128,
         ),
         *_FLUX_TEXT,
     ),
@@ -106,6 +124,9 @@ COMPONENTS: dict[str, tuple[Component, ...]] = {
             56_623_104,
             quantize=True,
             config="FluxTransformer2DModel defaults (transformer/config.json of FLUX.1-schnell)",
+            # no guidance embedder: 10,229,760 parameters fewer outside the blocks, all castable
+            group_params=393_726_528,
+            castable_params=8_643_514_368,
         ),
         *_FLUX_TEXT,
     ),

@@ -279,6 +279,7 @@ class SanaPreset(Preset):
         plain = super().load(path=path, device=device, dtype=dtype, **overrides)
         backbone = self._wrap(plain.pipe, plain.settings, plain.device, plain.dtype, plain.model_id)
         backbone.memory = plain.memory
+        backbone.revision, backbone.commit = plain.revision, plain.commit
         return backbone
 
     def from_pipeline(

@@ -142,13 +142,20 @@ def _import_args(p) -> None:
         help="malformed rows: reject the import (default) or skip them (each one is reported)",
     )
     p.add_argument("--prefix", default="official", help="config name prefix (default: official)")
+    p.add_argument(
+        "--revision",
+        default=None,
+        help="hub commit (or branch, tag) of a hub id source; the commit read is recorded",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object last")
 
 
 def _import(args) -> int:
     from ..slim.official import import_official
 
-    report = import_official(args.source, args.out, on_error=args.on_error, prefix=args.prefix)
+    report = import_official(
+        args.source, args.out, on_error=args.on_error, prefix=args.prefix, revision=args.revision
+    )
     for number, reason in report.skipped:
         print(f"skipped row {number}: {reason}", file=sys.stderr)
     for value, counts in report.per_subset.items():
@@ -169,6 +176,8 @@ def _import(args) -> int:
                 "skipped": [list(s) for s in report.skipped],
                 "per_subset": report.per_subset,
                 "configs": report.configs,
+                "revision": report.revision,
+                "commit": report.commit,
             }
         )
     return 0

@@ -63,6 +63,12 @@ def add_run_options(p, *, out_help: str) -> None:
         "--device", default=None, help="torch device (default: cuda if available, else cpu)"
     )
     p.add_argument(
+        "--share-gpus",
+        action="store_true",
+        help="under accelerate launch/torchrun, allow more processes than visible GPUs "
+        "(default: each process takes cuda:LOCAL_RANK, and too many processes are refused)",
+    )
+    p.add_argument(
         "--dtype",
         default=None,
         choices=["float32", "float16", "bfloat16"],
@@ -223,6 +229,8 @@ def build_run_config(args):
         values["references"] = False
     if args.no_report:
         values["report"] = False
+    if getattr(args, "share_gpus", False):
+        values["share_gpus"] = True
     if args.allow_downloads:
         values["allow_downloads"] = True
     if args.no_progress:

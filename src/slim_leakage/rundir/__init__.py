@@ -13,9 +13,10 @@ is the unit of resumption::
     DIR/judgements.jsonl     StageResult records, appended as each judge stage finishes
     DIR/verdicts.jsonl       one Verdict per sample, appended as each exists
     DIR/metrics.json         RunMetrics
-    DIR/report.html          the self-contained report
+    DIR/report.html          the report
+    DIR/thumbs/              the report's thumbnails of images/ (runs over 50 samples)
     DIR/.lock                held while a process works on the run
-    DIR/shards/rank-R/       each rank's record files under ``accelerate launch``
+    DIR/shards/rank-R/       each rank's record files and process.json under ``accelerate launch``
     DIR/judged/<judge>/      ``slim-eval judge``: the same run judged again by another judge
     DIR/judge-batches.json   batches a judge submitted in batch mode (``BatchBook``)
 
@@ -56,9 +57,20 @@ from .layout import (
     sample_id_problem,
     sample_problems,
     slug,
+    thumbnail_file,
 )
 from .manifest import differences, edited_fields, seal
-from .processes import WRITE_ERRNOS, RunLock, Shard, write_error
+from .processes import (
+    WRITE_ERRNOS,
+    Placement,
+    RunLock,
+    Shard,
+    device_name,
+    peak_memory,
+    place_process,
+    reset_peak_memory,
+    write_error,
+)
 from .reader import RunData, load_run
 from .writer import Records, RunDir, git_commit, library_versions
 
@@ -76,11 +88,13 @@ __all__ = [
     "SEED_POLICY",
     "VERDICTS",
     "WRITE_ERRNOS",
+    "Placement",
     "Records",
     "RunData",
     "RunDir",
     "RunLock",
     "Shard",
+    "device_name",
     "differences",
     "edited_fields",
     "git_commit",
@@ -89,11 +103,15 @@ __all__ = [
     "library_versions",
     "load_run",
     "mask_file",
+    "peak_memory",
+    "place_process",
     "reference_file",
     "reference_id",
+    "reset_peak_memory",
     "sample_id_problem",
     "sample_problems",
     "seal",
     "slug",
+    "thumbnail_file",
     "write_error",
 ]

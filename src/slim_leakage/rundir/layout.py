@@ -23,6 +23,8 @@ JUDGEMENTS = "judgements.jsonl"
 VERDICTS = "verdicts.jsonl"
 METRICS = "metrics.json"
 REPORT = "report.html"
+#: The report's small copies of the run's images (``thumbs/<image path>.jpg``).
+THUMBS = "thumbs"
 #: What the manifest says about seeds (every image has its own generator).
 SEED_POLICY = "each image uses its sample's seed through its own torch.Generator"
 
@@ -68,6 +70,11 @@ def reference_file(entity: str) -> str:
 def mask_file(sample_id: str, entity: str) -> str:
     """Where a method's mask overlay of one entity of a sample lives."""
     return f"images/masks/{slug(sample_id)}/{slug(entity)}.png"
+
+
+def thumbnail_file(image: str) -> str:
+    """Where the report keeps the thumbnail of the run image ``image`` (a relative path)."""
+    return f"{THUMBS}/{Path(image).with_suffix('.jpg').as_posix()}"
 
 
 def judged_folder(backend: str, model_id: str) -> str:

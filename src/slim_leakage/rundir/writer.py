@@ -66,15 +66,36 @@ def git_commit() -> str | None:
 
 
 def library_versions() -> dict[str, str | None]:
-    """Versions of Python and the libraries that shape the numbers."""
+    """Versions of Python, the libraries and judge SDKs that shape the numbers, CUDA and cuDNN.
+
+    ``cuda`` is the CUDA version torch was built with and ``cudnn`` the cuDNN it loads
+    (``None`` on a CPU-only build); the GPU each process used is in the manifest's
+    ``processes``.
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in ("torch", "diffusers", "transformers", "datasets", "accelerate"):
+    for name in (
+        "torch",
+        "diffusers",
+        "transformers",
+        "datasets",
+        "accelerate",
+        "huggingface_hub",
+        "openai",
+        "google-genai",
+    ):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
             out[name] = None
+    out["cuda"] = out["cudnn"] = None
+    if out["torch"] is not None:
+        import torch
+
+        out["cuda"] = torch.version.cuda
+        cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+        out["cudnn"] = str(cudnn) if cudnn is not None else None
     return out
 
 
@@ -226,6 +247,28 @@ class RunDir:
         """The exclusive lock of this process (one per rank under ``accelerate launch``)."""
         name = ".lock" if self.shard.world == 1 else f".lock.rank-{self.shard.rank}"
         return RunLock(self.root / name)
+
+    def record_process(self, record: dict[str, Any]) -> None:
+        """Keep this rank's process record (its device) for rank 0's manifest (several ranks)."""
+        if self.shard.world > 1:
+            atomic_write_json(self._shard_dir(self.shard.rank) / "process.json", record)
+
+    def processes(self, own: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every rank's process record in rank order (``own`` is this process's).
+
+        A rank whose record is missing (it had nothing left to do on a resume and an older
+        version ran it) is listed with its rank only.
+        """
+        if self.shard.world == 1:
+            return [own]
+        out = []
+        for rank in range(self.shard.world):
+            path = self._shard_dir(rank) / "process.json"
+            try:
+                out.append(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                out.append(own if rank == self.shard.rank else {"rank": rank})
+        return out
 
     def wait_for_ranks(self, step: str, timeout: float = 24 * 3600) -> None:
         """A barrier through files: return once every rank has reached ``step``.

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .._hub import check_revision, resolved_commit
 from ..errors import ConfigError, DatasetError
 from ..records import Sample
 from . import hub_format as _folder
@@ -53,6 +54,8 @@ class ImportReport:
         skipped: ``(row number, reason)`` of each row left out (1-based, source order).
         per_subset: Official ``dataset`` value -> ``{"rows": n, "prompts": m}`` written.
         configs: Config name -> rows written.
+        revision: The hub revision asked for (a hub id source only).
+        commit: The hub commit read, when the local hub cache says (a hub id source only).
     """
 
     out: str | None
@@ -61,9 +64,11 @@ class ImportReport:
     skipped: tuple[tuple[int, str], ...]
     per_subset: dict
     configs: dict
+    revision: str | None = None
+    commit: str | None = None
 
 
-def _iter_official_rows(source: str) -> Iterator[dict[str, Any]]:
+def _iter_official_rows(source: str, revision: str | None = None) -> Iterator[dict[str, Any]]:
     path = Path(source).expanduser()
     if path.is_dir():
         files = sorted(path.rglob("*.parquet"))
@@ -75,7 +80,7 @@ def _iter_official_rows(source: str) -> Iterator[dict[str, Any]]:
     elif path.is_file():
         files = [path]
     elif _looks_like_hub_id(source):
-        yield from _iter_hub_rows(source)
+        yield from _iter_hub_rows(source, revision)
         return
     else:
         raise DatasetError(
@@ -109,11 +114,11 @@ def _looks_like_hub_id(source: str) -> bool:
     )
 
 
-def _iter_hub_rows(repo_id: str) -> Iterator[dict[str, Any]]:
+def _iter_hub_rows(repo_id: str, revision: str | None = None) -> Iterator[dict[str, Any]]:
     import datasets
 
     try:
-        ds = datasets.load_dataset(repo_id, split="train")
+        ds = datasets.load_dataset(repo_id, split="train", revision=revision)
     except Exception as exc:
         raise DatasetError(
             f"Could not load {repo_id!r} from the hub: {str(exc).splitlines()[0]}",
@@ -226,6 +231,7 @@ def import_official(
     on_error: str = "reject",
     prefix: str = "official",
     taxonomy: Taxonomy = SLIM_TAXONOMY,
+    revision: str | None = None,
 ) -> ImportReport:
     """Convert the published release at ``source`` into configs in ``out_dir``.
 
@@ -236,9 +242,12 @@ def import_official(
             bad rows out and list them in the report).
         prefix: Config name prefix.
         taxonomy: Where entity families are looked up.
+        revision: The hub commit (or branch, tag) to import, for a hub id ``source``; the
+            commit read is recorded in each written file's provenance and the report.
 
     Raises:
-        ConfigError: For an unknown ``on_error``.
+        ConfigError: For an unknown ``on_error``, or a bad ``revision`` (or one given for a
+            local source).
         DatasetError: For an unreadable source, or malformed rows with ``on_error="reject"``.
     """
     if on_error not in ("reject", "skip"):
@@ -246,11 +255,19 @@ def import_official(
             f"on_error={on_error!r} is not 'reject' or 'skip'.",
             hint="Use --on-error reject (write nothing) or --on-error skip (leave bad rows out).",
         )
+    revision = check_revision(revision, owner="import-official")
+    from_hub = not Path(source).expanduser().exists() and _looks_like_hub_id(source)
+    if revision is not None and not from_hub:
+        raise ConfigError(
+            f"--revision {revision} was given, but {source!r} is not a hub id.",
+            hint="A revision picks a commit of a hub data set (ORG/NAME); leave it out for a "
+            "local file or folder.",
+        )
     converted: list[tuple[int, str, Sample, bytes | None, bool | None]] = []
     bad: list[tuple[int, str]] = []
     seen: dict[tuple[str, int], int] = {}
     number = 0
-    for number, row in enumerate(_iter_official_rows(source), 1):
+    for number, row in enumerate(_iter_official_rows(source, revision), 1):
         try:
             sample, image, leakage = convert_row(row, taxonomy=taxonomy)
         except DatasetError as exc:
@@ -275,6 +292,10 @@ def import_official(
     for item in converted:
         config = f"{prefix}-{OFFICIAL_SUBSETS[item[1]][0]}"
         by_config[config].setdefault(item[2].prompt, []).append(item)
+    commit = resolved_commit(source, revision, repo_type="dataset") if from_hub else None
+    provenance = {"imported_from": str(source)}
+    if from_hub:
+        provenance.update(revision=revision, commit=commit)
     configs: dict[str, int] = {}
     counts: Counter = Counter()
     prompts: dict[str, set[str]] = defaultdict(set)
@@ -300,7 +321,7 @@ def import_official(
             rows,
             kind=kind,
             description=_DESCRIPTIONS[suffix],
-            provenance={"imported_from": str(source)},
+            provenance=provenance,
         )
         configs[config] = len(rows)
     if configs:
@@ -317,6 +338,8 @@ def import_official(
         skipped=tuple(bad),
         per_subset=per_subset,
         configs=configs,
+        revision=revision,
+        commit=commit,
     )
 
 

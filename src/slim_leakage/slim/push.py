@@ -83,7 +83,7 @@ def push_folder(
         repo_id: ``ORG/NAME`` on the hub.
         to_dir: Write to ``<to_dir>/<ORG>/<NAME>`` instead of the hub.
         private: Create the hub repository as private.
-        token: A hub token (defaults to the login of ``huggingface-cli``).
+        token: A hub token (defaults to the login of ``hf auth login``).
         message: The commit message on the hub.
 
     Raises:
@@ -118,8 +118,8 @@ def push_folder(
         raise DatasetError(
             f"Could not publish {root} to the hub as {repo_id!r}: {str(exc).splitlines()[0]}",
             hint=(
-                "Check the network (and unset HF_HUB_OFFLINE), log in with `huggingface-cli "
-                "login` or pass a token, or use --to-dir to write a local copy instead."
+                "Check the network (and unset HF_HUB_OFFLINE), log in with `hf auth login` "
+                "or pass a token, or use --to-dir to write a local copy instead."
             ),
         ) from exc
     return PushReport(

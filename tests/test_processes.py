@@ -172,3 +172,24 @@ def test_each_rank_of_a_launched_run_records_its_device(tmp_path):
 
 def iter_lines(path: Path):
     return [line for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_an_existing_accelerate_state_chooses_the_device(monkeypatch):
+    """A caller that created accelerate's PartialState keeps the device it set."""
+    import types
+
+    class PartialState:
+        _shared_state = {"device": "cuda:3"}  # what accelerate's set_device chose
+
+        @property
+        def device(self):
+            return self._shared_state["device"]
+
+    monkeypatch.setitem(
+        sys.modules, "accelerate.state", types.SimpleNamespace(PartialState=PartialState)
+    )
+    place = place_process(None, env=accelerate_env(1, 4), visible=4)
+    assert (place.device, place.source) == ("cuda:3", "accelerate")
+    # never created: the local rank decides (creating it would start a process group)
+    PartialState._shared_state = {}
+    assert place_process(None, env=accelerate_env(1, 4), visible=4).device == "cuda:1"

@@ -127,12 +127,17 @@ def test_server_delay_never_waits_less_than_asked_nor_more_than_its_limit():
 
 def test_retry_after_as_an_http_date_is_honoured(api, tmp_path):
     with ScriptedServer() as server:
-        when = email.utils.formatdate(time.time() + 2, usegmt=True)
-        server.push(Reply.error(503, headers={"Retry-After": when}))
         judge = make(api, server, tmp_path)
+        when = int(time.time()) + 3  # an HTTP date has whole seconds
+        server.push(
+            Reply.error(503, headers={"Retry-After": email.utils.formatdate(when, usegmt=True)})
+        )
+        # the server records monotonic times: the date on that clock
+        due = time.monotonic() + (when - time.time())
         verdicts = judge.judge(build_items(tmp_path / "img", 1), progress=False)
     assert verdicts[0].label is not None and judge.stats.retries == 1
-    assert server.requests[1].time - server.requests[0].time >= 0.9  # whole seconds in a date
+    assert server.requests[0].reply == "status:503"
+    assert server.requests[1].time >= due - 0.05  # nothing was sent again before the date
 
 
 def test_retry_after_headers_in_every_documented_form():

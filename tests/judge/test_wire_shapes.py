@@ -105,14 +105,15 @@ def test_limit_zero_is_read_from_the_details_or_the_message():
 def test_server_given_waits_grow_and_are_capped_across_retries(tmp_path):
     with ScriptedServer(shapes="real") as server:
         stage = "extraction-text"
-        server.push(*[Reply.real("retry_info", retry_after=0.1, stage=stage)] * 3)
-        judge = make("gemini", server, tmp_path, backoff_cap=0.25)
+        server.push(*[Reply.real("retry_info", retry_after=0.2, stage=stage)] * 3)
+        judge = make("gemini", server, tmp_path, backoff_cap=0.5)
         verdicts = judge.judge(build_items(tmp_path / "img", 1), progress=False)
     assert verdicts[0].label is not None and judge.stats.retries == 3
     times = [r.time for r in server.requests if r.stage == stage]
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert gaps[0] >= 0.1 - 0.01 and gaps[1] >= 0.2 - 0.01  # doubled after it was honoured
-    assert 0.25 - 0.01 <= gaps[2] <= 0.25 * 1.1 + 0.15  # capped at backoff_cap
+    assert gaps[0] >= 0.2 - 0.01 and gaps[1] >= 0.4 - 0.01  # doubled after it was honoured
+    # capped at backoff_cap (0.5 s, up to 10 % jitter): grown unchecked it would be 0.8 s
+    assert 0.5 - 0.01 <= gaps[2] < 0.8
 
 
 def test_server_delay_never_waits_less_than_asked_nor_more_than_its_limit():
@@ -126,12 +127,17 @@ def test_server_delay_never_waits_less_than_asked_nor_more_than_its_limit():
 
 def test_retry_after_as_an_http_date_is_honoured(api, tmp_path):
     with ScriptedServer() as server:
-        when = email.utils.formatdate(time.time() + 2, usegmt=True)
-        server.push(Reply.error(503, headers={"Retry-After": when}))
         judge = make(api, server, tmp_path)
+        when = int(time.time()) + 3  # an HTTP date has whole seconds
+        server.push(
+            Reply.error(503, headers={"Retry-After": email.utils.formatdate(when, usegmt=True)})
+        )
+        # the server records monotonic times: the date on that clock
+        due = time.monotonic() + (when - time.time())
         verdicts = judge.judge(build_items(tmp_path / "img", 1), progress=False)
     assert verdicts[0].label is not None and judge.stats.retries == 1
-    assert server.requests[1].time - server.requests[0].time >= 0.9  # whole seconds in a date
+    assert server.requests[0].reply == "status:503"
+    assert server.requests[1].time >= due - 0.05  # nothing was sent again before the date
 
 
 def test_retry_after_headers_in_every_documented_form():

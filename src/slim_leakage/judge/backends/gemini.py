@@ -4,15 +4,17 @@ Images go as inline bytes; the answer schema as ``response_json_schema`` with a 
 on the pinned API version :data:`API_VERSION`. What each model takes (a thinking level or
 budget, sampling parameters, the output allowance for thinking) comes from the model table
 (:mod:`slim_leakage.judge.models`). The SDK's own retries stay off: the judge retries with its
-shared limits.
+shared limits, treating as transient only what the SDK itself would retry
+(:data:`~._common.GEMINI_RETRY`).
 
 Answers and errors are read as the API documents them (google-genai ``types.py`` and
 ``errors.py``, and the rate-limit and error pages): an answer that ends with ``MAX_TOKENS`` and
 no text raises :class:`~slim_leakage.errors.OutputLimitError` (asked once more with a larger
-budget); a ``SAFETY``-class finish or a blocked prompt is final; a 429 waits what its
-``google.rpc.RetryInfo`` says, and one whose ``google.rpc.QuotaFailure`` names only per-day
-quotas (or a limit of 0) raises :class:`~slim_leakage.errors.QuotaExhaustedError`, which
-stops the run.
+budget); a ``SAFETY``-class finish (and ``IMAGE_RECITATION``, ``ESCALATION``,
+``PUP_LIMITED_DISABLED``) or a blocked prompt is final; a 429 waits what its
+``google.rpc.RetryInfo`` says, and one whose ``google.rpc.QuotaFailure`` names a per-day
+quota or a limit of 0 raises :class:`~slim_leakage.errors.QuotaExhaustedError`, which stops
+the run.
 """
 
 from __future__ import annotations

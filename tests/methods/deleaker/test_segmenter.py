@@ -229,8 +229,9 @@ def test_a_model_that_is_not_here_fails_before_any_image_with_the_way_to_get_it(
         pinned.prepare(tiny_backbone, samples)
     assert "--revision 0123abc" in info.value.hint
     missing = get_method("deleaker", masks=f"segmenter:model={tmp_path / 'absent'}")
-    with pytest.raises(ModelNotFoundError, match="absent"):
+    with pytest.raises(ModelNotFoundError, match="absent") as info:
         missing.prepare(tiny_backbone, samples)
+    assert "hf download" not in info.value.hint and "save_pretrained" in info.value.hint
 
 
 def test_without_transformers_the_extra_is_named(monkeypatch, tiny_clipseg):

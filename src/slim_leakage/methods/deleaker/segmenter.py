@@ -186,13 +186,23 @@ class SegmenterSource:
                 hint="pip install 'slim-leakage[flux]'",
             ) from exc
         except (OSError, ValueError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            # the libraries' messages run on: their first sentence names what failed
+            first = first.split(". ")[0].rstrip(".")[:200]
             pinned = f" --revision {revision}" if revision else ""
+            hint = (
+                f"Download it while online (`hf download {model_id}{pinned}`), then run again "
+                "(offline runs read the hub cache), or give masks=segmenter:model=<local folder "
+                "of a CLIPSeg checkpoint>."
+            )
+            if model_id.startswith((".", "/", "~")) or "\\" in model_id:
+                hint = (
+                    "Give masks=segmenter:model=<folder> with a CLIPSeg checkpoint and its "
+                    "processor (as save_pretrained writes them), or a hub id."
+                )
             raise ModelNotFoundError(
                 f"masks=segmenter cannot load the CLIPSeg model {model_id!r} ({first}).",
-                hint=f"Download it while online (`hf download {model_id}{pinned}`), then run "
-                "again (offline runs read the hub cache), or give masks=segmenter:model=<local "
-                "folder of a CLIPSeg checkpoint>.",
+                hint=hint,
             ) from exc
         return processor, model.to(device).eval()
 

@@ -158,24 +158,18 @@ def kid_score(
     return float(mean), float(std)
 
 
-def vqa_score(
-    images: Sequence[Path], prompts: Sequence[str], *, model: str = "clip-flant5-xxl"
-) -> float:
-    """Mean VQAScore of images against their prompts (needs the optional ``t2v_metrics``).
+def vqa_score(images: Sequence[Path], prompts: Sequence[str], **options: Any) -> float:
+    """Mean VQAScore of images against their own prompts, one forward pass per image.
+
+    See :mod:`slim_leakage.vqascore` (a local VLM through the ``hf-local`` judge's loading);
+    ``options`` are those of :func:`slim_leakage.vqascore.vqa_score`.
 
     Raises:
-        MetricUnavailableError: If ``t2v_metrics`` is not installed.
+        MetricUnavailableError: When the model is not on this machine or does not load.
     """
-    try:
-        import t2v_metrics
-    except ImportError as exc:
-        raise MetricUnavailableError(
-            "VQAScore needs the optional package t2v_metrics",
-            hint="Install t2v_metrics, or leave vqascore out of --image-metrics.",
-        ) from exc
-    scorer = t2v_metrics.VQAScore(model=model)
-    scores = scorer(images=[str(p) for p in images], texts=list(prompts))
-    return float(scores.diagonal().mean()) if hasattr(scores, "diagonal") else float(scores.mean())
+    from .vqascore import vqa_score as score
+
+    return score(images, prompts, **options)
 
 
 # -- the registry ---------------------------------------------------------------------------------
@@ -205,11 +199,10 @@ def _kid(pairs, *, prompts, kid_feature, allow_download) -> dict[str, float]:
 
 
 def _vqascore(pairs, *, prompts, kid_feature, allow_download) -> dict[str, float]:
-    if not allow_download:
-        raise MetricUnavailableError(
-            "VQAScore fetches its scoring model", hint="Pass --allow-downloads to use it."
-        )
-    return {"vqascore": vqa_score([b for _, b in pairs], prompts[: len(pairs)])}
+    method_images = [b for _, b in pairs]
+    return {
+        "vqascore": vqa_score(method_images, prompts[: len(pairs)], allow_download=allow_download)
+    }
 
 
 #: Name -> metric, in the order their fields appear in ``metrics.json``.

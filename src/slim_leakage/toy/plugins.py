@@ -14,5 +14,9 @@ from __future__ import annotations
 REGISTRATIONS = {
     "slim_leakage.backbones": {"toy": "slim_leakage.toy.backbone:TOY"},
     "slim_leakage.judges": {"oracle": "slim_leakage.toy.oracle:OracleBackend"},
-    "slim_leakage.mask_sources": {"oracle": "slim_leakage.toy.masks:oracle_masks"},
+    "slim_leakage.mask_sources": {
+        "oracle": "slim_leakage.toy.masks:oracle_masks",
+        "oracle-coarse": "slim_leakage.toy.masks:oracle_coarse_masks",
+        "oracle-boxes": "slim_leakage.toy.masks:oracle_box_masks",
+    },
 }

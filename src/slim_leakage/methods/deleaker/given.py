@@ -13,10 +13,12 @@ Two levels take them:
   mask}``. A mask is a 2-D array, tensor or PIL image of any size with the image's aspect ratio.
 - The registered method's option ``masks`` (``--method-arg masks=...``): ``attention`` (the
   paper's method, the default), a folder of mask images laid out as :data:`FOLDER_LAYOUT`, a
-  name registered in :data:`MASK_SOURCES` (the toy world registers ``oracle``), or
-  ``package.module:function``. A source is a callable ``source(backbone, samples)`` returning one
-  ``{entity: mask}`` per sample, with an optional ``check(backbone, samples)`` run before any
-  image is generated.
+  name registered in :data:`MASK_SOURCES` (``segmenter``, :mod:`.segmenter`; the toy world
+  registers ``oracle``, ``oracle-coarse`` and ``oracle-boxes``), optionally followed by its
+  options (``segmenter:threshold=0.4,revision=...``), or ``package.module:function``. A source is
+  a callable ``source(backbone, samples)`` returning one ``{entity: mask}`` per sample, with an
+  optional ``check(backbone, samples)`` run before any image is generated; one that takes
+  options has ``with_options(mapping) -> source``.
 
 A pixel is on when it is at least half of full scale (0.5 for floats, 128 for 8-bit images); a
 token is on when at least half of the pixels it covers are (area averaging to the token grid).
@@ -31,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._config import parse_kv
 from ..._registry import Registry
 from ...errors import ConfigError, UnknownNameError, did_you_mean
 from ...rundir import slug
@@ -41,7 +44,11 @@ ATTENTION = "attention"
 #: Named mask sources for the method's ``masks`` option: name -> ``source(backbone, samples)``.
 #: Plug-in packages add theirs through the ``slim_leakage.mask_sources`` group (the toy world's
 #: ``oracle`` among them); user code with ``@MASK_SOURCES.register("name")``.
-MASK_SOURCES: Registry = Registry("mask source", group="slim_leakage.mask_sources")
+MASK_SOURCES: Registry = Registry(
+    "mask source",
+    group="slim_leakage.mask_sources",
+    builtins={"segmenter": "slim_leakage.methods.deleaker.segmenter:SEGMENTER"},
+)
 
 #: Where a folder source looks for the mask of one entity of one sample.
 FOLDER_LAYOUT = "<folder>/<sample id>/<entity>.png (ids and entities as file names: lowercase, "
@@ -238,6 +245,9 @@ def resolve_source(spec: str) -> MaskSource | None:
     names = MASK_SOURCES.names()
     if spec in names:
         return MASK_SOURCES.get(spec)
+    name, _, options = spec.partition(":")
+    if name in names and "=" in options:
+        return _with_options(name, MASK_SOURCES.get(name), options)
     path = Path(spec)
     looks_like_path = "/" in spec or "\\" in spec or spec.startswith(".") or path.exists()
     if ":" in spec and not looks_like_path:
@@ -260,3 +270,19 @@ def resolve_source(spec: str) -> MaskSource | None:
         f"({', '.join(names) or 'none'}), a folder laid out as {FOLDER_LAYOUT}, or "
         "package.module:function.",
     )
+
+
+def _with_options(name: str, source: Any, text: str) -> MaskSource:
+    """The registered source ``name`` with the options ``key=value,...`` of ``masks=name:...``.
+
+    Raises:
+        ConfigError: A source that takes no options, or a malformed or unknown option.
+    """
+    configure = getattr(source, "with_options", None)
+    if not callable(configure):
+        raise ConfigError(
+            f"masks={name}:{text}: the mask source {name!r} takes no options.",
+            hint=f"Give masks={name} alone.",
+        )
+    options = parse_kv([part for part in text.split(",") if part.strip()], option=f"masks={name}:")
+    return configure(options)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ._io import atomic_write_text
 from .errors import RunError
+from .leakage import leakage_rows
 from .records import LABELS, Generation
 from .rundir import RunDir, inside_run, load_run
 
@@ -123,6 +124,7 @@ def render_report(run_dir: str | Path) -> str:
         ),
         ("dataset", (manifest.get("dataset") or {}).get("config")),
     ]
+    rows_metrics += leakage_rows(metrics.leakage)
     table = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in rows_metrics
     )

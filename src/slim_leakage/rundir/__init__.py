@@ -12,6 +12,7 @@ is the unit of resumption::
     DIR/generations.jsonl    Generation records, appended as each image is saved
     DIR/judgements.jsonl     StageResult records, appended as each judge stage finishes
     DIR/verdicts.jsonl       one Verdict per sample, appended as each exists
+    DIR/leakage.jsonl        one single-image leakage check per vanilla and method image
     DIR/metrics.json         RunMetrics
     DIR/report.html          the self-contained report
     DIR/.lock                held while a process works on the run
@@ -40,6 +41,7 @@ from .batches import BATCHES, BatchBook
 from .layout import (
     GENERATIONS,
     JUDGEMENTS,
+    LEAKAGE,
     MANIFEST,
     MANIFEST_SCHEMA,
     METRICS,
@@ -67,6 +69,7 @@ __all__ = [
     "BatchBook",
     "GENERATIONS",
     "JUDGEMENTS",
+    "LEAKAGE",
     "MANIFEST",
     "MANIFEST_SCHEMA",
     "METRICS",

@@ -172,3 +172,30 @@ def test_evaluate_takes_a_ready_pipeline_or_backbone(tmp_path):
         evaluate(out=str(tmp_path / "x"), backbone=backbone, backbone_args=SMALL, **common)
     with pytest.raises(ConfigError, match="not a preset name, a Backbone or a diffusers"):
         evaluate(out=str(tmp_path / "y"), backbone=42, **common)
+
+
+def test_deleaker_runs_on_a_pipeline_of_its_family(flux_folder, tmp_path):
+    from slim_leakage.run import RunConfig, evaluate
+    from slim_leakage.rundir import load_run
+
+    folder, _ = flux_folder
+    out = tmp_path / "deleaker"
+    evaluate(
+        RunConfig(
+            out=str(out),
+            method="deleaker",
+            backbone="diffusers",
+            backbone_args={"pretrained": str(folder), "max_sequence_length": 32, **SMALL},
+            judge="none",
+            config="toy-pairs",
+            limit=1,
+            references=False,
+            image_metrics=(),
+            report=False,
+            progress=False,
+            device="cpu",
+        )
+    )
+    run = load_run(out)
+    assert {g.role for g in run.generations} == {"vanilla", "method"}
+    assert run.manifest["backbone"]["family"] == "flux"

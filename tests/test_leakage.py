@@ -261,3 +261,22 @@ def test_estimate_names_the_extra_calls():
     asked = ("extraction-text", "extraction-images", "typicality")
     assert leak["calls_with_cache"] == 0
     assert leak["calls_without_cache"] == sum(result["calls"][q] for q in asked) > 0
+
+
+def test_the_entry_carries_the_checks_and_the_models_table_recomputes_them(toy_run):
+    import types
+
+    from slim_leakage.leaderboard.build import build_entry
+    from slim_leakage.leaderboard.models_table import model_rows
+    from slim_leakage.leaderboard.schema import ENTRY_V2, check_structure
+    from slim_leakage.rundir import load_run
+
+    out, _, metrics = toy_run
+    entry = build_entry(load_run(out), submitted="2026-12-07")
+    assert check_structure(entry, ENTRY_V2) == []
+    for key in ("vanilla", "method", "difference"):  # judge_usage grows with each resume
+        assert entry["metrics"]["leakage"][key] == metrics["leakage"][key]
+    flags = [r["vanilla_leaks"] for r in entry["verdicts"]]
+    assert sum(flags) == metrics["leakage"]["vanilla"]["images"]["k"]
+    (model,) = model_rows([types.SimpleNamespace(file="e.json", entry=entry, verified=True)])
+    assert model.recomputed and model.images == metrics["leakage"]["vanilla"]["images"]

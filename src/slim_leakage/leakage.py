@@ -105,6 +105,11 @@ def _ratio_figure(k, n, *, n_boot: int, seed: int) -> dict[str, Any]:
     return out
 
 
+def rate_figure(flags: Sequence[bool], *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """``rate``, ``k``, ``n`` and bootstrap ``ci95`` of per-sample leak flags (as in a run)."""
+    return _ratio_figure([int(bool(f)) for f in flags], [1] * len(flags), n_boot=n_boot, seed=seed)
+
+
 def _role_figures(rows: Sequence[dict], *, n_boot: int, seed: int) -> dict[str, Any]:
     checked = [r for r in rows if r.get("leaky") is not None]
     ent_k = [

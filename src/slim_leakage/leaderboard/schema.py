@@ -196,6 +196,17 @@ ENTRY_V2 = _with_fields(
     ),
     cost=(_with_fields(_V1_FIELDS["cost"][0], judge=(_JUDGE_COST, False)), True),
     metrics=(_with_fields(_V1_FIELDS["metrics"][0], leakage=(_LEAKAGE, False)), True),
+    verdicts=(
+        T(
+            "list",
+            item=_with_fields(
+                (_V1_FIELDS["verdicts"][0].item),  # type: ignore[arg-type]
+                vanilla_leaks=(T("bool", nullable=True), False),
+                method_leaks=(T("bool", nullable=True), False),
+            ),
+        ),
+        True,
+    ),
 )
 
 SCHEMAS: dict[int, T] = {1: ENTRY_V1, 2: ENTRY_V2}

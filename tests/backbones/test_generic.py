@@ -199,3 +199,16 @@ def test_deleaker_runs_on_a_pipeline_of_its_family(flux_folder, tmp_path):
     run = load_run(out)
     assert {g.role for g in run.generations} == {"vanilla", "method"}
     assert run.manifest["backbone"]["family"] == "flux"
+
+
+def test_a_method_checks_the_family_once_the_pipeline_is_loaded(flux_folder):
+    from slim_leakage.methods import get_method
+
+    deleaker = get_method("deleaker")
+    deleaker.check_backbone(BACKBONES.get("diffusers"))  # "auto": not known before loading
+    _, pipe = flux_folder
+    backbone = wrap_pipeline(pipe, overrides=SMALL)
+    deleaker.check_backbone(backbone)
+    backbone.family = "other"
+    with pytest.raises(ConfigError, match="family 'other'"):
+        deleaker.check_backbone(backbone)

@@ -264,16 +264,15 @@ class DiffusersPreset(Preset):
         "family read from its class"
     )
 
-    @property
-    def family(self) -> str:  # type: ignore[override]
-        """Unknown until the pipeline is loaded: the run checks a method's families then."""
-        raise AttributeError("the diffusers backbone's family is read from the loaded pipeline")
+    #: Unknown until the pipeline is loaded: methods accept ``auto`` before loading and check
+    #: the loaded backbone's own family in ``prepare``, before any image.
+    family = "auto"
 
     def describe(self) -> dict:
         """What the preset is (family: read from the pipeline class at load time)."""
         return {
             "name": self.name,
-            "family": "detected from the pipeline class",
+            "family": "auto (read from the pipeline class when loaded)",
             "model_id": self.model_id,
             "dtype": self.dtype,
             "settings": dataclasses.asdict(self.settings),

@@ -354,6 +354,8 @@ class RunMetrics(Record):
         kid_std: Standard deviation of the KID estimate.
         vqascore: Mean VQAScore of the method images, if measured.
         extra: Further figures (cost, mask sizes).
+        leakage: The absolute leakage rates of the vanilla and method images and their paired
+            difference (``slim_leakage.leakage.leakage_summary``), when the run checked them.
     """
 
     record_type: ClassVar[str] = "metrics"
@@ -373,6 +375,7 @@ class RunMetrics(Record):
     kid_std: float | None = None
     vqascore: float | None = None
     extra: dict = dataclasses.field(default_factory=dict)
+    leakage: dict | None = None
 
     @classmethod
     def unjudged(cls, method: str, n_samples: int) -> RunMetrics:

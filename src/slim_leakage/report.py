@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ._io import atomic_write_bytes, atomic_write_text
 from .errors import ConfigError, RunError
+from .leakage import leakage_rows
 from .records import LABELS, Generation
 from .rundir import RunDir, inside_run, load_run, thumbnail_file
 
@@ -221,6 +222,7 @@ def render_report(run_dir: str | Path, *, images: str = "auto", base: str = "") 
         ),
         ("dataset", (manifest.get("dataset") or {}).get("config")),
     ]
+    rows_metrics += leakage_rows(metrics.leakage)
     table = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in rows_metrics
     )

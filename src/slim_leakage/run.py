@@ -506,6 +506,7 @@ class Run:
                 judgement failed), with the first error as the cause.
         """
         from .image_metrics import compute_image_metrics
+        from .leakage_stage import with_leakage
         from .metrics import aggregate, cost_summary, judge_usage
 
         run = self.dir
@@ -545,6 +546,7 @@ class Run:
             else RunMetrics.unjudged(name, len(self.samples))
         )
         metrics = labels.with_run_figures(image_figures, cost, judged=bool(verdicts))
+        metrics = with_leakage(self, metrics, self._judge if verdicts else None)
         run.write_metrics(metrics)
         if self.config.report:
             from .report import write_report
@@ -582,14 +584,9 @@ def evaluate(config: RunConfig | None = None, *, judge: Any = None, **options: A
     Args:
         config: A :class:`RunConfig`; or pass its fields as keyword arguments.
         judge: A ready judge object (e.g. with a custom backend), overriding ``config.judge``.
-
-    Example:
-        >>> from slim_leakage import evaluate
-        >>> metrics = evaluate(method="deleaker", backbone="flux-dev", judge="gemini",
-        ...                    config="pairs", out="runs/deleaker-flux")  # doctest: +SKIP
+        **options: :class:`RunConfig` fields; ``backbone`` may also be a loaded ``Backbone``
+            or a diffusers pipeline (see :func:`slim_leakage.ready.ready_run`, with an example).
     """
-    if config is None:
-        config = RunConfig(**options)
-    elif options:
-        config = dataclasses.replace(config, **options)
-    return Run(config, judge=judge).execute()
+    from .ready import ready_run
+
+    return ready_run(Run, RunConfig, config, judge=judge, **options).execute()

@@ -265,6 +265,7 @@ def test_version_1_entries_are_read_and_their_flag_is_informational(entry, fake_
     v1["unverified"] = False  # the forgery the flag allowed: claiming verification
     del v1["dataset"]["sample_ids_sha256"]
     v1["verdicts"][3]["method_sha256"] = None  # version 1 let a judge error go without images
+    v1["metrics"].pop("leakage", None)  # version 1 predates the leakage rates
     report = validate_entry(v1, dataset=fake_slim)
     assert report.ok and not report.verified, report.problems
     assert report.notes[0].startswith(

@@ -21,6 +21,8 @@ BACKBONES: Registry = Registry(
         "flux-schnell": "slim_leakage.backbones.flux:FLUX_SCHNELL",
         "sana": "slim_leakage.backbones.sana:SANA",
         "tiny-sana": "slim_leakage.backbones.sana:TINY_SANA",
+        "diffusers": "slim_leakage.backbones.generic:DIFFUSERS",
+        "images": "slim_leakage.backbones.folder:FOLDER",
     },
 )
 

@@ -22,6 +22,7 @@ DATASET_COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("slim_leakage.cli.dataset_cmd:VERIFY", "generate each sample's image and keep those a judge finds leaky"),
     "push": ("slim_leakage.cli.dataset_cmd:PUSH", "publish a SLIM folder to the hub (or a local mirror)"),
     "layouts": ("slim_leakage.methods.layouts", "write a layout file (boxes per entity) for layout methods"),
+    "export-prompts": ("slim_leakage.cli.export_prompts_cmd", "write id, prompt, seed, size per image for an external generator (--backbone images)"),
 }  # fmt: skip
 
 

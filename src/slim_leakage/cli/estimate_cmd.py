@@ -77,6 +77,11 @@ def run(args) -> int:
         f"{result['output_tokens_total']:>14} {result['thinking_tokens_total']:>9} "
         f"{result['cost_usd']:>9.4f}"
     )
+    leak = result["leakage"]
+    print(
+        f"  leakage rate checks: {leak['calls_with_cache']} extra calls with the cache, "
+        f"{leak['calls_without_cache']} without (${leak['cost_usd_without_cache']:.2f})"
+    )
     a = result["assumptions"]
     print(
         f"  image tokens: {result['image_tokens']} ({a['tokens_per_image']} per "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..leakage import leakage_rows
 from ..records import LABELS
 
 
@@ -28,6 +29,8 @@ def print_summary(metrics: dict, out: Path) -> None:
             print(f"  order-flip rate    {100 * flip:5.1f}%")
     else:
         print("  not judged (judge 'none'): images and generations.jsonl only")
+    for name, text in leakage_rows(metrics.get("leakage")):
+        print(f"  {name:<48} {text}")
     for key, name in (("lpips", "LPIPS"), ("kid", "KID"), ("vqascore", "VQAScore")):
         value = metrics.get(key)
         if value is not None:

@@ -182,6 +182,7 @@ def estimate(
         if batch_price is None or backend in pricing.FREE_BACKENDS
         else {"input": batch_price[0], "output": batch_price[1], "source": batch_source},
         "model_info": None if spec is None else spec.describe(),
+        "leakage": _leakage_extra(calls, cost_by_stage),
         "assumptions": {
             "image_size": list(image_size),
             "tokens_per_image": per_image,
@@ -189,4 +190,19 @@ def estimate(
             "references": references,
             "repairs_and_retries": "not included",
         },
+    }
+
+
+def _leakage_extra(calls: Mapping[str, int], cost_by_stage: Mapping[str, float]) -> dict:
+    """The extra judge calls of the run's absolute leakage rate (one check per image).
+
+    A check runs extraction and the blind typicality rating of one image: with the cache on
+    (the default) these are the very requests the comparison made, so they cost no call;
+    without it they are asked again, as many as the comparison's extraction and typicality.
+    """
+    stages = [EXTRACTION_TEXT.name, EXTRACTION_IMAGES.name, TYPICALITY_QUESTION.name]
+    return {
+        "calls_with_cache": 0,
+        "calls_without_cache": sum(calls.get(s, 0) for s in stages),
+        "cost_usd_without_cache": round(sum(cost_by_stage.get(s, 0.0) for s in stages), 4),
     }

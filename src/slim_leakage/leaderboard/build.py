@@ -35,6 +35,21 @@ def _cost(slot: Any) -> dict[str, Any] | None:
     return out
 
 
+def _leak_checks(run: RunData) -> dict:
+    """The run's single-image leakage checks, ``(role, sample_id) -> row`` (empty without)."""
+    from .._io import iter_jsonl
+    from ..leakage import latest_checks
+    from ..rundir import LEAKAGE
+
+    path = run.path / LEAKAGE
+    return latest_checks(iter_jsonl(path)) if path.exists() else {}
+
+
+def _leaks(checks: dict, role: str, sample_id: str) -> bool | None:
+    row = checks.get((role, sample_id))
+    return None if row is None else row.get("leaky")
+
+
 def build_entry(
     run: RunData,
     *,
@@ -76,6 +91,7 @@ def build_entry(
     dataset = manifest.get("dataset") or {}
     judge = judge_identity(manifest.get("judge"))
     cost = manifest.get("cost") or {}
+    checks = _leak_checks(run)
     rows = []
     for sample in run.samples:
         v = verdicts[sample.id]
@@ -93,6 +109,11 @@ def build_entry(
                 "method_sha256": met.sha256 if met else None,
             }
         )
+        if checks:  # the single-image checks behind metrics.leakage, so it can be recomputed
+            rows[-1]["vanilla_leaks"] = _leaks(checks, "vanilla", sample.id)
+            rows[-1]["method_leaks"] = _leaks(
+                checks, "vanilla" if run.method == "vanilla" else "method", sample.id
+            )
     entry: dict[str, Any] = {
         "schema": SCHEMA_NAME,
         "schema_version": CURRENT_VERSION,

@@ -508,7 +508,8 @@ def render(
     readme: str | Path | None = None,
     key: KeyCheck | None = None,
 ) -> list[Row]:
-    """Validate the entries of ``folder`` and write ``out/index.html`` and ``out/leaderboard.md``.
+    """Validate the entries of ``folder`` and write ``out/index.html`` and ``out/leaderboard.md``
+    (and the models table, ``out/models.md`` and ``out/models.html``).
 
     Args:
         folder: The leaderboard folder (entries in ``folder/entries/*.json``).
@@ -526,6 +527,11 @@ def render(
     table = markdown_table(rows)
     atomic_write_text(out / "index.html", html_page(rows))
     atomic_write_text(out / "leaderboard.md", table)
+    from .models_table import model_rows, models_html, models_markdown
+
+    models = model_rows(rows)  # the second table: which backbone leaks (models.md, models.html)
+    atomic_write_text(out / "models.md", models_markdown(models))
+    atomic_write_text(out / "models.html", models_html(models))
     if readme is not None:
         update_readme(readme, table)
     return rows

@@ -90,6 +90,19 @@ _JUDGE_COST = obj(
     cost_usd=(FLOAT, True),
 )
 
+#: The run's absolute leakage rates (``metrics.json``'s ``leakage``: ``slim_leakage.leakage``),
+#: optional: entries made before it and runs without a judge have none.
+_LEAKAGE = obj(
+    "the leakage rates of the vanilla and method images and their paired difference",
+    nullable=True,
+    vanilla=(T("any", nullable=True), True),
+    method=(T("any", nullable=True), True),
+    difference=(T("any", nullable=True), True),
+    bootstrap=(ANY, False),
+    judge=(OPT_STR, False),
+    judge_usage=(ANY, False),
+)
+
 #: The entry format, version 1.
 ENTRY_V1 = obj(
     schema=(STR, True),
@@ -182,6 +195,18 @@ ENTRY_V2 = _with_fields(
         True,
     ),
     cost=(_with_fields(_V1_FIELDS["cost"][0], judge=(_JUDGE_COST, False)), True),
+    metrics=(_with_fields(_V1_FIELDS["metrics"][0], leakage=(_LEAKAGE, False)), True),
+    verdicts=(
+        T(
+            "list",
+            item=_with_fields(
+                (_V1_FIELDS["verdicts"][0].item),  # type: ignore[arg-type]
+                vanilla_leaks=(T("bool", nullable=True), False),
+                method_leaks=(T("bool", nullable=True), False),
+            ),
+        ),
+        True,
+    ),
 )
 
 SCHEMAS: dict[int, T] = {1: ENTRY_V1, 2: ENTRY_V2}

@@ -71,7 +71,9 @@ class Method:
 
     def check_backbone(self, backbone: Any) -> None:
         """Raise a clear error if this method does not support ``backbone``'s family."""
-        if self.families is not None and backbone.family not in self.families:
+        # "auto": a preset whose family is read from the loaded pipeline (--backbone diffusers);
+        # prepare() checks the loaded backbone's own family
+        if self.families is not None and backbone.family not in (*self.families, "auto"):
             raise ConfigError(
                 f"Method {self.name!r} does not support the {backbone.name!r} backbone "
                 f"(family {backbone.family!r}).",

@@ -12,6 +12,7 @@ is the unit of resumption::
     DIR/generations.jsonl    Generation records, appended as each image is saved
     DIR/judgements.jsonl     StageResult records, appended as each judge stage finishes
     DIR/verdicts.jsonl       one Verdict per sample, appended as each exists
+    DIR/leakage.jsonl        one single-image leakage check per vanilla and method image
     DIR/metrics.json         RunMetrics
     DIR/report.html          the report
     DIR/thumbs/              the report's thumbnails of images/ (runs over 50 samples)
@@ -41,6 +42,7 @@ from .batches import BATCHES, BatchBook
 from .layout import (
     GENERATIONS,
     JUDGEMENTS,
+    LEAKAGE,
     MANIFEST,
     MANIFEST_SCHEMA,
     METRICS,
@@ -79,6 +81,7 @@ __all__ = [
     "BatchBook",
     "GENERATIONS",
     "JUDGEMENTS",
+    "LEAKAGE",
     "MANIFEST",
     "MANIFEST_SCHEMA",
     "METRICS",

@@ -21,6 +21,8 @@ SAMPLES = "samples.jsonl"
 GENERATIONS = "generations.jsonl"
 JUDGEMENTS = "judgements.jsonl"
 VERDICTS = "verdicts.jsonl"
+#: One single-image leakage check per vanilla and method image (``leakage_stage``).
+LEAKAGE = "leakage.jsonl"
 METRICS = "metrics.json"
 REPORT = "report.html"
 #: The report's small copies of the run's images (``thumbs/<image path>.jpg``).

@@ -21,6 +21,8 @@ BACKBONES: Registry = Registry(
         "flux-schnell": "slim_leakage.backbones.flux:FLUX_SCHNELL",
         "sana": "slim_leakage.backbones.sana:SANA",
         "tiny-sana": "slim_leakage.backbones.sana:TINY_SANA",
+        "sd35-large": "slim_leakage.backbones.sd3:SD35_LARGE",
+        "tiny-sd3": "slim_leakage.backbones.sd3:TINY_SD3",
     },
 )
 

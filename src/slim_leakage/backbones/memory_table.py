@@ -136,4 +136,43 @@ COMPONENTS: dict[str, tuple[Component, ...]] = {
             config="AutoencoderDC f32c32 (dc-ae-f32c32-sana-1.0 vae/config.json)",
         ),
     ),
+    "sd35-large": (
+        Component(
+            "transformer",
+            8_056_627_520,
+            8_053_694_464,
+            35_487_744,  # a block's 2432 -> 6 x 2432 AdaLN-zero modulation (norm1.linear)
+            quantize=True,
+            config="SD3Transformer2DModel, 38 layers, 38 x 64 heads, caption 2432, "
+            "qk_norm rms_norm (transformer/config.json of stable-diffusion-3.5-large)",
+        ),
+        dataclasses.replace(
+            _FLUX_TEXT[0],
+            name="text_encoder_3",
+            config="T5 v1.1 XXL encoder: text_encoder_3/config.json of stable-diffusion-3.5-large",
+        ),
+        Component(
+            "text_encoder_2",
+            694_659_840,
+            630_784_000,
+            63_242_240,  # the 49408 x 1280 token embedding
+            text=True,
+            config="OpenCLIP bigG text model with projection (CLIPTextModelWithProjection: "
+            "32 layers, hidden 1280): text_encoder_2/config.json of stable-diffusion-3.5-large",
+        ),
+        Component(
+            "text_encoder",
+            123_650_304,
+            85_524_480,
+            37_945_344,  # the 49408 x 768 token embedding
+            text=True,
+            config="CLIP ViT-L/14 text model with projection: text_encoder/config.json of "
+            "stable-diffusion-3.5-large",
+        ),
+        dataclasses.replace(
+            _FLUX_TEXT[2],
+            config="AutoencoderKL, 16 latent channels, no quant convs: vae/config.json of "
+            "stable-diffusion-3.5-large",
+        ),
+    ),
 }

@@ -38,6 +38,8 @@ GEOMETRIES = {
         "grids": ((32, 32), (64, 64)),
         "blobs": True,
     },
+    # the full 38-block SD3.5 Large MMDiT at 1024^2 (benchmarks/gpu_check.sh)
+    "sd3-1024": {**SD35_LARGE, "num_layers": 38, "grid": (64, 64)},
     # a few seconds on a CPU: the SD3 path end to end (benchmarks/gpu_check.sh --cpu-smoke)
     "sd3-smoke": {
         **SD35_LARGE,

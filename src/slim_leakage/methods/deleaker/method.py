@@ -34,6 +34,7 @@ BACKBONE_FILES: dict[str, str] = {
     "flux": "slim_leakage.methods.deleaker.flux",
     "sana": "slim_leakage.methods.deleaker.sana",
     "sd3": "slim_leakage.methods.deleaker.sd3",
+    "flux2": "slim_leakage.methods.deleaker.flux2",
 }
 
 

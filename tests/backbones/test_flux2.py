@@ -45,3 +45,62 @@ def test_tiny_pipeline_is_the_flux2_klein_classes():
     )
     ids = backbone.tokenizer(text)["input_ids"]
     assert backbone.tokenizer.convert_ids_to_tokens(ids[:2]) == ["<|im_start|>", "user"]
+
+
+def test_memory_table_counts_the_published_configurations():
+    """Recount FLUX.2 [dev]'s models on the meta device (the [klein] presets are not tabulated:
+    their transformer configuration was not available, so they get no fit check)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    from diffusers import AutoencoderKLFlux2, Flux2Transformer2DModel
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration
+
+    from slim_leakage.backbones.memory_table import COMPONENTS
+
+    mistral = Mistral3Config(
+        spatial_merge_size=2,
+        multimodal_projector_bias=False,
+        projector_hidden_act="gelu",
+        text_config=dict(
+            model_type="mistral",
+            head_dim=128,
+            hidden_size=5120,
+            intermediate_size=32768,
+            num_attention_heads=32,
+            num_hidden_layers=40,
+            num_key_value_heads=8,
+            vocab_size=131072,
+            tie_word_embeddings=False,
+        ),
+        vision_config=dict(
+            model_type="pixtral",
+            head_dim=64,
+            hidden_size=1024,
+            image_size=1540,
+            intermediate_size=4096,
+            num_attention_heads=16,
+            num_hidden_layers=24,
+            patch_size=14,
+        ),
+        tie_word_embeddings=False,
+    )
+    builders = {
+        "transformer": Flux2Transformer2DModel,
+        "vae": AutoencoderKLFlux2,
+        "text_encoder": lambda: Mistral3ForConditionalGeneration(mistral),
+    }
+    assert BACKBONES.get("flux2-dev").components == COMPONENTS["flux2-dev"]
+    assert BACKBONES.get("flux2-klein").components == ()
+    with torch.device("meta"):
+        for name, build in builders.items():
+            model = build()
+            row = next(c for c in COMPONENTS["flux2-dev"] if c.name == name)
+            params = [p.numel() for p in model.parameters()]
+            linear = sum(
+                m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear)
+            )
+            assert (row.params, row.linear_params, row.largest_tensor) == (
+                sum(params),
+                linear,
+                max(params),
+            ), name

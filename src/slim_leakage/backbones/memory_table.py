@@ -175,4 +175,32 @@ COMPONENTS: dict[str, tuple[Component, ...]] = {
             "stable-diffusion-3.5-large",
         ),
     ),
+    "flux2-dev": (
+        Component(
+            "transformer",
+            32_223_281_152,
+            32_223_264_768,
+            339_738_624,  # a single block's fused 6144 -> q, k, v + 2 x 18432 MLP projection
+            quantize=True,
+            config="Flux2Transformer2DModel defaults, documented there as FLUX.2's: 8 double + "
+            "48 single blocks, 48 x 128 heads, text width 15360",
+        ),
+        Component(
+            "text_encoder",
+            24_011_361_280,
+            23_339_204_608,
+            671_088_640,  # the 131072 x 5120 token embedding (and the untied output head)
+            text=True,
+            quantize=True,
+            config="Mistral3ForConditionalGeneration (Mistral Small 3.1: text 40 layers, hidden "
+            "5120, 32/8 heads, 131072 tokens, untied head; Pixtral vision 24 x 1024)",
+        ),
+        Component(
+            "vae",
+            84_046_115,
+            2_097_152,
+            2_359_296,  # a 512-channel 3x3 convolution
+            config="AutoencoderKLFlux2 defaults (32 latent channels, latent batch norm)",
+        ),
+    ),
 }

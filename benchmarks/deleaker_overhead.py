@@ -32,6 +32,9 @@ speckle). Every block sits in both the history and the edit window (as at steps 
 ``--json`` the top-level ``fast_over_vanilla_time`` and ``fast_over_vanilla_peak_mem`` are the
 last (64x64) grid's; ``grids`` holds each grid's figures.
 
+``--geometry sd3-width`` and ``flux2-width`` measure Stable Diffusion 3.5 Large's and FLUX.2
+[dev]'s attention shapes the same way (``benchmarks/deleaker_families.py``).
+
 Usage:
     python benchmarks/deleaker_overhead.py [--json]
     python benchmarks/deleaker_overhead.py --geometry flux-dev-width --threads 1 --rounds 2 --json

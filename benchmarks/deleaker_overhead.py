@@ -32,6 +32,9 @@ speckle). Every block sits in both the history and the edit window (as at steps 
 ``--json`` the top-level ``fast_over_vanilla_time`` and ``fast_over_vanilla_peak_mem`` are the
 last (64x64) grid's; ``grids`` holds each grid's figures.
 
+``--geometry sd3-width`` and ``flux2-width`` measure Stable Diffusion 3.5 Large's and FLUX.2
+[dev]'s attention shapes the same way (``benchmarks/deleaker_families.py``).
+
 Usage:
     python benchmarks/deleaker_overhead.py [--json]
     python benchmarks/deleaker_overhead.py --geometry flux-dev-width --threads 1 --rounds 2 --json
@@ -48,7 +51,12 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import deleaker_families  # noqa: E402  (beside this script: the other families' geometries)
 
 #: FLUX.1-dev's widths (blocks and grid are the geometry's).
 FLUX_DEV = dict(
@@ -102,6 +110,7 @@ GEOMETRIES = {
         "blobs": True,
     },
 }
+GEOMETRIES.update(deleaker_families.GEOMETRIES)
 PROMPT = "a cow and a horse in a field"
 ENTITIES = ["cow", "horse"]
 STEPS, TIMED_STEP = 20, 5
@@ -196,6 +205,10 @@ def planted(masks: dict | None):
 def build(geometry: dict, device: str, dtype, seed: int = 0, grid=None):
     """A random-weight FluxTransformer2DModel and inputs of ``geometry`` (at ``grid``)."""
     import torch
+
+    if "family" in geometry:
+        model = deleaker_families.build(geometry, device, dtype, seed)
+        return model, build_inputs(geometry, device, dtype, grid or geometry["grid"])
     from diffusers import FluxTransformer2DModel
 
     g = geometry
@@ -227,6 +240,9 @@ def build(geometry: dict, device: str, dtype, seed: int = 0, grid=None):
 def build_inputs(geometry: dict, device: str, dtype, grid) -> dict:
     """Random inputs of ``geometry`` at an image grid of ``grid`` latent tokens."""
     import torch
+
+    if "family" in geometry:
+        return deleaker_families.build_inputs(geometry, device, dtype, grid)
 
     g = geometry
     rows, cols = grid
@@ -293,6 +309,11 @@ def measure(model, inputs, geometry: dict, grid, args, dtype) -> dict:
             **windows,
         )
 
+    if "family" in geometry:  # SD3, FLUX.2: the family's own clock and installation
+        forward, context = deleaker_families.runner(
+            geometry, model, inputs, steps=STEPS, prompt=PROMPT, entities=ENTITIES,
+            device=args.device, dtype=dtype, windows=windows,
+        )  # fmt: skip
     variants = ["vanilla", "fast"] + ([] if args.skip_reference else ["reference"])
     times: dict[str, list[float]] = {v: [] for v in variants}
     peaks_all: dict[str, list[int]] = {v: [] for v in variants}

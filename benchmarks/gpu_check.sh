@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # One prepared GPU check of DeLeaker and the memory options at FLUX.1-dev's full size, with random
-# weights and no downloads (about 8 minutes at most on one large GPU):
+# weights and no downloads (about 14 minutes at most on one large GPU):
 #
 #   1. overhead: the full 19 + 38-block FLUX.1-dev transformer at 1024^2 in bfloat16, planted blob
 #      masks: vanilla vs fast DeLeaker time and max_memory_allocated (targets 1.15 and 1.05);
 #   2. reference: the same at 512^2 with the explicit reference beside it (fast vs reference
 #      maximum difference, and their time and memory);
 #   3. memory: the flux-dev preset loaded from a random-weight folder with each offload /
-#      quantize setting: peak max_memory_allocated per setting beside its estimate.
+#      quantize setting: peak max_memory_allocated per setting beside its estimate;
+#   4. sd3: the full 38-block Stable Diffusion 3.5 Large MMDiT at 1024^2 in bfloat16 (38 x 64
+#      heads, 77 + 256 text tokens), planted blob masks: vanilla vs fast (same targets as 1.);
+#   5. flux2: the full 8 + 48-block FLUX.2 [dev] transformer at 1024^2 in bfloat16 (48 x 128
+#      heads, 512 text tokens; 64 GB of weights), planted blob masks: vanilla vs fast.
 #
 # Writes one JSON object: to $OUT/gpu_check.json when OUT is set, else to stdout. A phase that
 # fails or runs past its time limit is recorded as such; the others still run.
@@ -34,12 +38,16 @@ if [[ $mode == gpu ]]; then
     overhead=(--geometry flux-dev-1024 --device cuda --dtype bfloat16 --rounds 3 --skip-reference)
     reference=(--geometry flux-dev-512 --device cuda --dtype bfloat16 --rounds 1)
     memory=(--size flux-dev --device cuda --height 512)
-    limits=(200 90 180)
+    sd3=(--geometry sd3-1024 --device cuda --dtype bfloat16 --rounds 3 --skip-reference)
+    flux2=(--geometry flux2-1024 --device cuda --dtype bfloat16 --rounds 3 --skip-reference)
+    limits=(200 90 180 150 200)
 else
     overhead=(--geometry smoke --threads 1 --rounds 1 --skip-reference)
     reference=(--geometry smoke --threads 1 --rounds 1)
     memory=(--size tiny --device cpu --height 32)
-    limits=(120 120 240)
+    sd3=(--geometry sd3-smoke --threads 1 --rounds 1)
+    flux2=(--geometry flux2-smoke --threads 1 --rounds 1)
+    limits=(120 120 240 120 120)
 fi
 
 # phase NAME LIMIT_S SCRIPT ARGS...: the script's last stdout line (its JSON) into $work/NAME.json
@@ -53,13 +61,15 @@ phase() {
 phase overhead "${limits[0]}" deleaker_overhead.py "${overhead[@]}" --planted-masks
 phase reference "${limits[1]}" deleaker_overhead.py "${reference[@]}" --planted-masks
 phase memory "${limits[2]}" gpu_memory_settings.py "${memory[@]}"
+phase sd3 "${limits[3]}" deleaker_overhead.py "${sd3[@]}" --planted-masks
+phase flux2 "${limits[4]}" deleaker_overhead.py "${flux2[@]}" --planted-masks
 
 "$python" - "$work" "$mode" <<'EOF' >"$work/gpu_check.json"
 import json, os, sys, pathlib
 
 work, mode = pathlib.Path(sys.argv[1]), sys.argv[2]
 result = {"benchmark": "gpu_check", "mode": mode, "phases": {}}
-for name in ("overhead", "reference", "memory"):
+for name in ("overhead", "reference", "memory", "sd3", "flux2"):
     rc = int((work / f"{name}.rc").read_text())
     lines = (work / f"{name}.out").read_text().strip().splitlines()
     try:
@@ -75,6 +85,10 @@ summary = {
     "fast_over_vanilla_time": over.get("fast_over_vanilla_time"),
     "fast_over_vanilla_peak_mem": over.get("fast_over_vanilla_peak_mem"),
     "fast_vs_reference_max_abs_diff_rel": ref.get("fast_vs_reference_max_abs_diff_rel"),
+    "sd3_fast_over_vanilla_time": result["phases"]["sd3"].get("fast_over_vanilla_time"),
+    "sd3_fast_over_vanilla_peak_mem": result["phases"]["sd3"].get("fast_over_vanilla_peak_mem"),
+    "flux2_fast_over_vanilla_time": result["phases"]["flux2"].get("fast_over_vanilla_time"),
+    "flux2_fast_over_vanilla_peak_mem": result["phases"]["flux2"].get("fast_over_vanilla_peak_mem"),
     "memory_settings_peak_bytes": {
         f"offload={r['offload']},quantize={r['quantize']}": r.get("peak_bytes", r.get("error"))
         for r in result["phases"]["memory"].get("settings", [])
@@ -83,7 +97,10 @@ summary = {
 result["summary"] = summary
 result["ok"] = all("error" not in p for p in result["phases"].values())
 if mode == "gpu":
-    result["targets"] = {"fast_over_vanilla_time": 1.15, "fast_over_vanilla_peak_mem": 1.05}
+    result["targets"] = {"fast_over_vanilla_time": 1.15, "fast_over_vanilla_peak_mem": 1.05,
+                         "sd3_fast_over_vanilla_time": 1.15, "sd3_fast_over_vanilla_peak_mem": 1.05,
+                         "flux2_fast_over_vanilla_time": 1.15,
+                         "flux2_fast_over_vanilla_peak_mem": 1.05}
     result["meets_targets"] = all(
         summary[k] is not None and summary[k] <= v for k, v in result["targets"].items()
     )

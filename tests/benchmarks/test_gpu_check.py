@@ -47,6 +47,16 @@ def test_cpu_smoke_writes_one_json_with_every_phase(tmp_path):
     assert result["summary"]["fast_vs_reference_max_abs_diff_rel"] == pytest.approx(
         reference["fast_vs_reference_max_abs_diff_rel"]
     )
+    # the SD3 phase: SD3's processors on planted masks, equal to their explicit reference
+    sd3 = phases["sd3"]
+    assert sd3["family"] == "sd3" and sd3["fast_changes_output"]
+    assert all(0.25 <= share <= 0.45 for share in sd3["mask_share"].values())
+    assert sd3["fast_vs_reference_max_abs_diff_rel"] < 1e-5
+    assert result["summary"]["sd3_fast_over_vanilla_time"] == sd3["fast_over_vanilla_time"]
+    flux2 = phases["flux2"]  # the same for FLUX.2's double- and fused single-stream blocks
+    assert flux2["family"] == "flux2" and flux2["fast_changes_output"]
+    assert flux2["fast_vs_reference_max_abs_diff_rel"] < 1e-5
+    assert result["summary"]["flux2_fast_over_vanilla_time"] == flux2["fast_over_vanilla_time"]
     # the memory phase loaded the preset from a saved random-weight folder, plain and int8
     settings = {(r["offload"], r["quantize"]): r for r in memory["settings"]}
     assert ("none", "none") in settings

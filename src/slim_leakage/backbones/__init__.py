@@ -23,6 +23,11 @@ BACKBONES: Registry = Registry(
         "tiny-sana": "slim_leakage.backbones.sana:TINY_SANA",
         "diffusers": "slim_leakage.backbones.generic:DIFFUSERS",
         "images": "slim_leakage.backbones.folder:FOLDER",
+        "sd35-large": "slim_leakage.backbones.sd3:SD35_LARGE",
+        "tiny-sd3": "slim_leakage.backbones.sd3:TINY_SD3",
+        "flux2-dev": "slim_leakage.backbones.flux2:FLUX2_DEV",
+        "flux2-klein": "slim_leakage.backbones.flux2:FLUX2_KLEIN",
+        "tiny-flux2": "slim_leakage.backbones.flux2:TINY_FLUX2",
     },
 )
 

@@ -157,4 +157,71 @@ COMPONENTS: dict[str, tuple[Component, ...]] = {
             config="AutoencoderDC f32c32 (dc-ae-f32c32-sana-1.0 vae/config.json)",
         ),
     ),
+    "sd35-large": (
+        Component(
+            "transformer",
+            8_056_627_520,
+            8_053_694_464,
+            35_487_744,  # a block's 2432 -> 6 x 2432 AdaLN-zero modulation (norm1.linear)
+            quantize=True,
+            config="SD3Transformer2DModel, 38 layers, 38 x 64 heads, caption 2432, "
+            "qk_norm rms_norm (transformer/config.json of stable-diffusion-3.5-large)",
+        ),
+        dataclasses.replace(
+            _FLUX_TEXT[0],
+            name="text_encoder_3",
+            config="T5 v1.1 XXL encoder: text_encoder_3/config.json of stable-diffusion-3.5-large",
+        ),
+        Component(
+            "text_encoder_2",
+            694_659_840,
+            630_784_000,
+            63_242_240,  # the 49408 x 1280 token embedding
+            text=True,
+            config="OpenCLIP bigG text model with projection (CLIPTextModelWithProjection: "
+            "32 layers, hidden 1280): text_encoder_2/config.json of stable-diffusion-3.5-large",
+        ),
+        Component(
+            "text_encoder",
+            123_650_304,
+            85_524_480,
+            37_945_344,  # the 49408 x 768 token embedding
+            text=True,
+            config="CLIP ViT-L/14 text model with projection: text_encoder/config.json of "
+            "stable-diffusion-3.5-large",
+        ),
+        dataclasses.replace(
+            _FLUX_TEXT[2],
+            config="AutoencoderKL, 16 latent channels, no quant convs: vae/config.json of "
+            "stable-diffusion-3.5-large",
+        ),
+    ),
+    "flux2-dev": (
+        Component(
+            "transformer",
+            32_223_281_152,
+            32_223_264_768,
+            339_738_624,  # a single block's fused 6144 -> q, k, v + 2 x 18432 MLP projection
+            quantize=True,
+            config="Flux2Transformer2DModel defaults, documented there as FLUX.2's: 8 double + "
+            "48 single blocks, 48 x 128 heads, text width 15360",
+        ),
+        Component(
+            "text_encoder",
+            24_011_361_280,
+            23_339_204_608,
+            671_088_640,  # the 131072 x 5120 token embedding (and the untied output head)
+            text=True,
+            quantize=True,
+            config="Mistral3ForConditionalGeneration (Mistral Small 3.1: text 40 layers, hidden "
+            "5120, 32/8 heads, 131072 tokens, untied head; Pixtral vision 24 x 1024)",
+        ),
+        Component(
+            "vae",
+            84_046_115,
+            2_097_152,
+            2_359_296,  # a 512-channel 3x3 convolution
+            config="AutoencoderKLFlux2 defaults (32 latent channels, latent batch norm)",
+        ),
+    ),
 }

@@ -37,8 +37,19 @@ def _backbones() -> list[dict]:
         lambda preset: {
             "family": getattr(preset, "family", "?"),
             "model_id": getattr(preset, "model_id", ""),
+            "settings": _settings(getattr(preset, "settings", None)),
             "description": getattr(preset, "description", ""),
         }
+    )
+
+
+def _settings(settings) -> str:
+    """A preset's generation settings in one short cell: size, steps, guidance, text length."""
+    if settings is None:
+        return ""
+    return (
+        f"{settings.width}x{settings.height} {settings.num_inference_steps} steps "
+        f"g{settings.guidance_scale:g} text {settings.max_sequence_length}"
     )
 
 
@@ -73,7 +84,7 @@ def run(args) -> int:
     cols = {
         "methods": ["name", "needs", "backbones", "description"],
         "judges": ["name", "model_id", "description"],
-        "backbones": ["name", "family", "description"],
+        "backbones": ["name", "family", "settings", "model_id", "description"],
         "configs": ["name", "rows", "description"],
     }
     for key, rows in data.items():

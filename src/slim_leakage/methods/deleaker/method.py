@@ -33,6 +33,8 @@ from .overlays import PALETTE, mask_overlay
 BACKBONE_FILES: dict[str, str] = {
     "flux": "slim_leakage.methods.deleaker.flux",
     "sana": "slim_leakage.methods.deleaker.sana",
+    "sd3": "slim_leakage.methods.deleaker.sd3",
+    "flux2": "slim_leakage.methods.deleaker.flux2",
 }
 
 

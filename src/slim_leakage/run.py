@@ -34,6 +34,7 @@ from .rundir import (
     reference_id,
     write_error,
 )
+from .rundir.extend import resume_note
 
 if TYPE_CHECKING:
     from .judge import JudgeLike
@@ -94,8 +95,7 @@ class RunConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        # Paths may be given as Path objects; every value must then be of its field's type (a
-        # boolean or 2.5 for an integer, a text for a mapping are refused, not coerced).
+        # Paths may be Path objects; every value must then be of its field's type (not coerced).
         for name in ("out", "config", "backbone_path"):
             value = getattr(self, name)
             if isinstance(value, os.PathLike):
@@ -254,9 +254,9 @@ class Run:
 
             self._judge = check.attempt(get_judge, cfg.judge, **cfg.judge_args)
         if self._judge is not None:
-            # A missing API key or a server that is down must fail now, not after hours of
-            # generation.
+            # A missing key or a server that is down must fail now, not after hours of work.
             check.attempt(lambda: _require_judge(self._judge).check())
+        check.add(preflight.request_checks(self.method, preset, cfg, self._judge, self.samples))
         check.finish()
         if memory is not None and (memory.estimate is not None or memory.offload != "none"):
             # the memory setting (chosen or checked) is said before anything heavy happens
@@ -316,8 +316,7 @@ class Run:
         """Run every step that is not finished yet; returns the metrics dict (rank 0).
 
         Raises:
-            OutputWriteError: If the run directory cannot be written (full disk, read-only):
-                finished files are kept and the same command resumes once there is room.
+            OutputWriteError: If the run directory cannot be written (finished files are kept).
         """
         try:
             return self._execute()
@@ -336,6 +335,7 @@ class Run:
             run.records.repair()
             mine = run.shard.take(self.samples)
             done = run.finished_generations()
+            resume_note(run, self.samples, done, self.log)  # says what a resume keeps
             if self._missing_images(mine, done):
                 self._generate(mine, done)
             self._judge_pending(mine, done)

@@ -117,6 +117,9 @@ def load_slim(config: str, *, root: str | os.PathLike | None = None):
     Raises:
         UnknownNameError: For an unknown config name, listing the available ones.
     """
+    from .._api_checks import check_config
+
+    config = check_config(config)
     import datasets
     import pyarrow.parquet as pq
     from datasets.table import InMemoryTable
@@ -265,11 +268,16 @@ def load_samples(
     Raises:
         UnknownNameError: For an unknown config name.
         ConfigError: For requested ids that are not in the config (never silently dropped).
-        DatasetError: For a negative limit, or a file that is malformed or holds no samples
-            (every bad line or row is named).
+        ConfigError: For arguments of the wrong type, a limit below 1 (the same rule as
+            ``--limit`` everywhere) or ids given as one string.
+        DatasetError: For a file that is malformed or holds no samples (every bad line or row
+            is named).
     """
-    if limit is not None and limit < 0:
-        raise DatasetError(f"limit={limit} is negative.", hint="Give limit >= 0 or None.")
+    from .._api_checks import check_config, check_ids, check_limit
+
+    config = check_config(config)
+    limit = check_limit(limit)
+    ids = check_ids(ids)
     path = resolve(config, root=root)
     label = config_label(config)
     if path.suffix == ".jsonl":

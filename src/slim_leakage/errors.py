@@ -194,6 +194,14 @@ class ValidationError(SlimError):
     """A leaderboard entry or human-label file failed validation."""
 
 
+class MissingInputError(DatasetError, ValidationError, UsageError):
+    """A file or folder the command was given does not exist or is of the wrong kind (exit
+    code 2: the input). Also a :class:`DatasetError` and a :class:`ValidationError`, so the
+    readers' callers that catch those still do."""
+
+    exit_code = 2
+
+
 class MetricUnavailableError(SlimError):
     """An image metric cannot be computed here (weights not local, a package missing, ...).
 

@@ -34,9 +34,20 @@ SUBCOMMANDS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error shape: one ``error:`` line and a ``hint:`` line
+    (exit 2), like every other usage error; subcommand parsers inherit it."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        print(f"hint: see `{self.prog} --help` for the options it takes", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (each subcommand adds its own)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="slim-eval",
         description=(
             "Measure and fix semantic leakage in text-to-image models. "
@@ -73,6 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     0 ok, 1 the work failed, 2 usage error, 130 interrupted)."""
     args_list, debug = _take_debug(list(sys.argv[1:] if argv is None else argv))
     args_list = _normalise(args_list)
+    from .._quiet import quantizers_for, quiet_libraries, summarised_warnings
+
+    if not debug:
+        quiet_libraries()
+    # before diffusers is first imported: a quantisation is asked for as quantize=...
+    quantizers_for(any("quantize=" in a and "quantize=none" not in a for a in args_list))
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)
@@ -81,8 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    report = (lambda line: print(line, file=sys.stderr)) if not debug else None
     try:
-        return int(args.func(args) or 0)
+        if report is None:
+            return int(args.func(args) or 0)
+        with summarised_warnings(report):
+            return int(args.func(args) or 0)
     except SlimError as exc:
         if debug:
             raise

@@ -105,6 +105,12 @@ def guard_output(
         info = os.lstat(target)
     except FileNotFoundError:
         info = None
+    except NotADirectoryError:
+        file = next((p for p in target.parents if p.is_file()), target.parent)
+        raise ConfigError(
+            f"{flag} {str(target)!r}: {str(file)!r} is a file, not a folder.",
+            hint=f"Give {flag} a path in a folder.",
+        ) from None
     except OSError as exc:
         raise OutputWriteError(
             f"{flag} {str(target)!r} cannot be checked: {exc.strerror or exc}.",

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from .._io import sha256_file
-from ..errors import ConfigError, DatasetError, UnknownNameError, did_you_mean, one_error
+from ..errors import (
+    ConfigError,
+    DatasetError,
+    MissingInputError,
+    UnknownNameError,
+    did_you_mean,
+    one_error,
+)
 from ..records import Sample
 from . import hub_format as _folder
 
@@ -62,18 +69,18 @@ def resolve(config: str, *, root: str | os.PathLike | None = None) -> Path:
     if _is_file_config(config):
         path = Path(config).expanduser()
         if path.is_dir():
-            raise DatasetError(
+            raise MissingInputError(
                 f"Dataset file {str(path)!r} is a folder.",
                 hint="Give a .parquet or .jsonl file of samples (not the folder that holds it), "
                 "or a config name (slim-eval ls configs).",
             )
         if not path.is_file():
-            raise DatasetError(
+            raise MissingInputError(
                 f"Dataset file {str(path)!r} does not exist.",
                 hint="Give a config name (slim-eval ls configs) or an existing .parquet/.jsonl file.",
             )
         if path.suffix not in _FILE_SUFFIXES:
-            raise DatasetError(
+            raise MissingInputError(
                 f"Dataset file {str(path)!r} is neither .parquet nor .jsonl.",
                 hint="Save your samples as Parquet in the SLIM schema or as Sample JSON lines.",
             )

@@ -427,7 +427,9 @@ def check_bad_inputs(ws: Workspace, log=print, only: set[str] | None = None) -> 
         if guard is not None and tree_digest(guard) != before:
             wrong.append("finished output changed")
             lost.append(f"{guard.name} changed")
-        out_dir = Path(argv[argv.index("--out") + 1]) if argv[0] == "run" else None
+        out_dir = (
+            Path(argv[argv.index("--out") + 1]) if argv[0] == "run" and "--out" in argv else None
+        )
         if out_dir is not None and case["code"] == 2 and guard is None and out_dir.is_dir():
             wrong.append("a usage error left a run directory behind")
         if out_dir is not None and out_dir.is_dir() and out_dir != guard:

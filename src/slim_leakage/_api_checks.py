@@ -19,6 +19,16 @@ def _got(value: Any) -> str:
     return f"{shown[:60]}{'...' if len(shown) > 60 else ''} ({type(value).__name__})"
 
 
+def check_type(value: Any, types: type | tuple, what: str, takes: str) -> Any:
+    """``value`` if it is of ``types``, else a :class:`ConfigError` naming what it takes."""
+    if not isinstance(value, types):
+        raise ConfigError(
+            f"{what} takes {takes}, got {_got(value)}.",
+            hint="Pass the options by name, e.g. evaluate(method='deleaker', config='toy-pairs').",
+        )
+    return value
+
+
 def check_config(config: Any, *, what: str = "config") -> str:
     """``config`` as a string: a config name or a path (``str`` or ``os.PathLike``)."""
     if isinstance(config, os.PathLike):

@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterator
 
 #: Optional quantisation libraries, imported only when a quantisation is asked for.
 QUANTIZERS = ("bitsandbytes", "torchao")
+#: This package's import name (its own warnings are shown, not summarised).
+_OWN = __name__.split(".")[0]
 #: The libraries whose import decides whether the quantizers are seen as installed.
 _DECIDERS = ("diffusers", "transformers")
 
@@ -85,7 +87,7 @@ def summarised_warnings(report: Callable[[str], None]) -> Iterator[None]:
 
     def collect(message, category, filename, lineno, file=None, line=None):
         module = _package_of(filename)
-        if module == "slim_leakage":
+        if module == _OWN:
             shown(message, category, filename, lineno, file, line)
         else:
             counts[module] += 1
@@ -105,8 +107,8 @@ def summarised_warnings(report: Callable[[str], None]) -> Iterator[None]:
 
 def _package_of(filename: str) -> str:
     path = filename.replace("\\", "/")
-    if "/slim_leakage/" in path:
-        return "slim_leakage"
+    if f"/{_OWN}/" in path:
+        return _OWN
     if "site-packages/" in path:
         return path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
     return os.path.basename(path).removesuffix(".py") or "python"

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._api_checks import check_type
 from ._config import check_range, typed_fields
 from ._io import sha256_bytes
 from .errors import ConfigError, OutputWriteError, RunError
@@ -437,8 +438,7 @@ class Run:
         from .progress import progress_enabled
 
         records = self.dir.records
-        # A judge error is not a result: a resume asks again for such samples (their error
-        # stays in verdicts.jsonl; the newest verdict of a sample is the one that counts).
+        # A judge error is not a result: a resume asks again (the newest verdict counts).
         finished = {v.sample_id for v in records.verdicts() if v.label is not None}
         todo = [s for s in samples if s.id not in finished]
         if not todo:
@@ -478,8 +478,7 @@ class Run:
         keep = getattr(self._judge, "use_run_dir", None)
         if callable(keep):
             keep(records.folder)
-        # All pending items in one call, so the judge keeps its concurrency window full; each
-        # verdict is appended the moment it exists.
+        # All pending items in one call (a full concurrency window); verdicts appended at once.
         self._judge.judge(
             items,
             on_stage=on_stage,
@@ -593,6 +592,7 @@ def evaluate(config: RunConfig | None = None, *, judge: Any = None, **options: A
         >>> metrics = evaluate(method="deleaker", backbone="flux-dev", judge="gemini",
         ...                    config="pairs", out="runs/deleaker-flux")  # doctest: +SKIP
     """
+    check_type(config, (RunConfig, type(None)), "evaluate(config=...)", "a RunConfig")
     if config is None:
         config = RunConfig(**options)
     elif options:

@@ -199,3 +199,16 @@ def test_an_empty_prompt_is_named_as_such():
     state = DeLeakerState(DeLeakerConfig(), ["cow", "horse"], blocks_per_step=2)
     with pytest.raises(ConfigError, match="Prompt 0 is ''"):
         state.resolve_prompts([""], lambda prompt, entities: {})
+
+
+def test_registries_evaluate_and_deleaker_name_wrong_types():
+    import slim_leakage as api
+    from slim_leakage.errors import UnknownNameError
+
+    for call in (lambda: api.get_method(123), lambda: api.get_judge(None)):
+        with pytest.raises(UnknownNameError, match="is named by a string"):
+            call()
+    with pytest.raises(ConfigError, match=r"evaluate\(config=...\) takes a RunConfig"):
+        api.evaluate("toy-pairs")
+    with pytest.raises(ConfigError, match="must be a diffusers FluxPipeline"):
+        api.deleaker(None, ["cow", "horse"])

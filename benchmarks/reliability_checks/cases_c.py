@@ -213,7 +213,8 @@ def cases(k: dict) -> list[dict]:
             "name": "resume with another --ids (kept)",
             "argv": lambda: run("--ids", "s1,s2", out=_finished_run(ws, "guard-ids").name),
             "code": 2,
-            "names": ["sample_ids_sha256"],
+            # fewer samples than the run holds: refused with the counts and --limit/--ids
+            "names": ["holds a run of 4 samples", "selects 2", "--limit"],
             "guard": "guard-ids",
         },
         {

@@ -192,7 +192,7 @@ def _case(ws, tag: str, name: str, argv: list[str], code: int, names: list[str],
 
 def _rows(k: dict) -> list[tuple]:
     """Every data row as (name, argv template, code, names, extra)."""
-    run, swap = k["run"], k["swap"]
+    run, swap, replace = k["run"], k["swap"], k["replace"]
     rows: list[tuple] = []
     for what, argv in NO_RUN_COMMANDS:
         for kind, said in NO_RUN_PATHS:
@@ -241,8 +241,8 @@ def _rows(k: dict) -> list[tuple]:
         ("width the model cannot draw", plain() + ["--backbone-arg", "width=31"], 2, ["width=31", "width=30"], {}),
         ("a one-pixel height", plain() + ["--backbone-arg", "height=1"], 2, ["height=1"], {}),
         ("toy height not a multiple of 4", toy() + ["--backbone-arg", "height=62"], 2, ["height=62", "multiple of 4"], {}),
-        ("oracle on words outside the toy world", swap(toy(), "none", "oracle"), 2, ["toy-world entities", "cow"], {}),
-        ("oracle with tiny-random and a one-entity sample", swap(run(judge=False, samples=Path("{one}")), "none", "oracle"), 2, ["tiny-random", "fewer than two entities"], {}),
+        ("oracle on words outside the toy world", replace(toy(), "--judge", "oracle"), 2, ["toy-world entities", "cow"], {}),
+        ("oracle with tiny-random and a one-entity sample", replace(run(judge=False, samples=Path("{one}")), "--judge", "oracle"), 2, ["tiny-random", "fewer than two entities"], {}),
         ("a one-entity sample", run(judge=False, samples=Path("{one}")), 1, ["fewer than two entities", "solo"], {}),
         ("entity past the text length", swap(run(judge=False, method="deleaker"), "max_sequence_length=64", "max_sequence_length=4"), 2, ["falls past max_sequence_length=4"], {}),
         ("sweep --grid without =", [*swap(plain(), "run", "sweep"), "--grid", "alpha"], 2, ["alpha"], {}),

@@ -14,9 +14,9 @@ or transformers is first imported, the names are set to ``None`` unless a quanti
 for; asked for later in the same process, they are released and the libraries' availability
 flags read again.
 
-The libraries' log levels follow their documented environment variables, read when they are
-first imported: ``TRANSFORMERS_VERBOSITY`` and ``DIFFUSERS_VERBOSITY`` (``error``), set only
-where the user has not set them; ``--debug`` leaves them alone.
+The libraries' log records are kept to what a run's reader needs by
+:func:`slim_leakage.progress.library_output` (which turns some into one note of ours); what
+reaches Python's ``warnings`` from a library is counted here and said in one line.
 """
 
 from __future__ import annotations
@@ -70,12 +70,6 @@ def quantizers_for(quantize: object) -> None:
         allow_quantizers()
     else:
         keep_quantizers_out()
-
-
-def quiet_libraries() -> None:
-    """Model libraries log errors only (unless the user set their verbosity)."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 
 @contextlib.contextmanager

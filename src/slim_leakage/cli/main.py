@@ -84,10 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     0 ok, 1 the work failed, 2 usage error, 130 interrupted)."""
     args_list, debug = _take_debug(list(sys.argv[1:] if argv is None else argv))
     args_list = _normalise(args_list)
-    from .._quiet import quantizers_for, quiet_libraries, summarised_warnings
+    from .._quiet import quantizers_for, summarised_warnings
 
-    if not debug:
-        quiet_libraries()
     # before diffusers is first imported: a quantisation is asked for as quantize=...
     quantizers_for(any("quantize=" in a and "quantize=none" not in a for a in args_list))
     parser = build_parser()

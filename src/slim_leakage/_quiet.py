@@ -8,8 +8,9 @@ bitsandbytes on a CPU with AVX512-BF16 then asks the Hugging Face Hub for a kern
 (``bitsandbytes/backends/cpu/ops.py``: ``kernels.get_kernel("kernels-community/...")``), a
 network lookup nobody asked for, with a warning when it fails; torchao's import prints its own
 warnings. Both libraries decide availability with ``importlib.util.find_spec``, which returns
-``None`` for a name whose ``sys.modules`` entry is ``None`` (Python's import system reference,
-"The module cache": a ``None`` entry makes the import raise ``ImportError``). So before diffusers
+``None`` for a name whose ``sys.modules`` entry is ``None`` (CPython's ``importlib/util.py``),
+and Python's import system reference ("The module cache") says such an entry makes the import
+raise ``ModuleNotFoundError``. So before diffusers
 or transformers is first imported, the names are set to ``None`` unless a quantisation is asked
 for; asked for later in the same process, they are released and the libraries' availability
 flags read again.

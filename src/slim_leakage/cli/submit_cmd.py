@@ -63,13 +63,13 @@ def _check_whole_config(data) -> None:
     saying so now, with the way to finish the run, beats writing an entry that cannot pass.
     """
     from ..errors import SlimError, UsageError
-    from ..slim import load_samples
+    from ..leaderboard import validate  # the reference `validate` checks entries against
 
     config = (data.manifest.get("dataset") or {}).get("config")
     if not config:
         return
     try:
-        wanted = [s.id for s in load_samples(config)]
+        wanted = [s.id for s in validate.shipped_dataset(config).samples]
     except SlimError:
         return  # not a config this package knows: validate names the problem
     have = {s.id for s in data.samples}

@@ -338,6 +338,10 @@ def test_a_manifest_from_before_seals_is_read_and_its_identity_checked(tmp_path)
 
 def test_a_different_configuration_always_names_a_difference(tmp_path):
     run, identity = _opened(tmp_path, {"backbone": {"args": {"steps": 2}}})
+    # a run with finished work (one without any starts afresh under another configuration)
+    run.save_generation(
+        SAMPLES[0], "vanilla", "M", Output(_image(10)), seconds=0.1, peak_memory_bytes=None
+    )
     # equal in Python (2 == 2.0), different in the file: still named
     with pytest.raises(RunConfigMismatchError, match=r"backbone.args.steps was 2, now 2.0\."):
         run.open_manifest({"backbone": {"args": {"steps": 2.0}}}, samples=SAMPLES, describe=dict)

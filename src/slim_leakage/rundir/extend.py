@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import RunConfigMismatchError
 from ..records import Sample
+from .manifest import differences
 
 #: What :func:`reconcile` decided.
 FRESH = "fresh"
@@ -61,7 +62,8 @@ def reconcile(
     """
     if not has_work(run):
         return FRESH
-    if _without_samples(manifest.get("identity", {})) != _without_samples(identity):
+    # compared as written (2 and 2.0 differ in the file), as the identity's hash does
+    if differences(_without_samples(manifest.get("identity", {})), _without_samples(identity)):
         return None
     before = [s.id for s in run.samples()]
     wanted = [s.id for s in samples]

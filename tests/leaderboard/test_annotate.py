@@ -1,5 +1,4 @@
 import json
-import threading
 import time
 
 import pytest
@@ -8,7 +7,6 @@ from slim_leakage.annotate.server import (
     CHOICES,
     AnnotationSession,
     choice_to_label,
-    make_server,
     method_side,
 )
 from slim_leakage.errors import UsageError, ValidationError
@@ -63,23 +61,6 @@ def test_session_rejects_bad_names_and_empty_runs(run_factory, tmp_path):
         p.unlink()
     with pytest.raises(UsageError, match="no sample with both"):
         AnnotationSession(load_run(run.path), tmp_path / "l.csv", "ann")
-
-
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(session):
-        server = make_server(session, port=0)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        host, port = server.server_address[:2]
-        return f"http://{host}:{port}/"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def test_label_by_click_and_keyboard_in_chromium(run_factory, tmp_path, page, serve):

@@ -5,32 +5,20 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
 from slim_leakage.annotate.guards import request_problem
-from slim_leakage.annotate.server import AnnotationSession, make_server
+from slim_leakage.annotate.server import AnnotationSession
 from slim_leakage.errors import ValidationError
 from slim_leakage.judge.agreement import read_labels
 from slim_leakage.rundir import load_run
 
 
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(session):
-        server = make_server(session, port=0)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return server.server_address[1]
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+def _port(url: str) -> int:
+    return urlsplit(url).port
 
 
 def _post(port: int, path: str, body: bytes, headers: dict) -> tuple[int, dict]:
@@ -46,7 +34,7 @@ def _post(port: int, path: str, body: bytes, headers: dict) -> tuple[int, dict]:
 def test_only_same_origin_json_is_taken(run_factory, tmp_path, serve):
     run = load_run(run_factory(n=2))
     labels = tmp_path / "labels.csv"
-    port = serve(AnnotationSession(run, labels, "ann"))
+    port = _port(serve(AnnotationSession(run, labels, "ann")))
     body = json.dumps({"sample_id": "p000", "choice": "same"}).encode()
     own = f"http://127.0.0.1:{port}"
     refused = [
@@ -121,7 +109,7 @@ def test_two_sessions_on_one_labels_file_never_label_a_sample_twice(run_factory,
 def test_double_click_undo_in_chromium(run_factory, tmp_path, page, serve):
     run = load_run(run_factory(n=3))
     labels = tmp_path / "labels.csv"
-    port = serve(AnnotationSession(run, labels, "ann", min_view_s=0.3))
+    port = _port(serve(AnnotationSession(run, labels, "ann", min_view_s=0.3)))
     page.goto(f"http://127.0.0.1:{port}/")
     page.wait_for("document.body.dataset.sample === 'p000' && document.body.dataset.ready")
     # a double click: the second click lands while the next sample is being shown
@@ -150,7 +138,7 @@ def test_toy_samples_show_each_entitys_pattern(tmp_path, page, serve):
     session = AnnotationSession(load_run(out), tmp_path / "l.csv", "ann")
     legend = session.state()["item"]["legend"]
     assert [e["entity"] for e in legend] == list(load_run(out).samples[0].entities)
-    port = serve(session)
+    port = _port(serve(session))
     page.goto(f"http://127.0.0.1:{port}/")
     page.wait_for("document.querySelectorAll('#legend img').length === 2")
     page.wait_for(

@@ -133,7 +133,8 @@ def make_base(
     pinned = parse_pinned(raw)
     (folder / "pinned.json").write_text(json.dumps(raw, indent=2))
     entry_path = folder / "entries" / BASE
-    _must(["submit", str(run), "--out", str(entry_path), "--name", "deleaker (toy)"])
+    partial = ["--partial"] if limit else []  # a head of toy-pairs, checked against `dataset`
+    _must(["submit", str(run), "--out", str(entry_path), "--name", "deleaker (toy)", *partial])
     dataset = dataset or validate.shipped_dataset
     record = verify_entry_file(entry_path, run, pinned=pinned, dataset=dataset, image_metrics=())
     if not record["decision"]["verified"]:

@@ -131,8 +131,19 @@ def test_the_manifest_is_written_once_and_checked_on_resume(tmp_path):
     assert run.open_manifest(identity, samples=SAMPLES, describe=describe) == manifest
     assert len(calls) == 1  # described when written, not on resume
     other = {"method": {"name": "m", "config": {"alpha": 2.0}}}
+    run.save_generation(
+        SAMPLES[0], "vanilla", "M", Output(_image(10)), seconds=0.1, peak_memory_bytes=None
+    )
     with pytest.raises(RunConfigMismatchError, match="method.config.alpha was 1.0, now 2.0"):
         run.open_manifest(other, samples=SAMPLES, describe=describe)
+
+
+def test_a_run_with_no_finished_work_starts_afresh_under_another_configuration(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.open_manifest({"method": {"name": "a"}}, samples=SAMPLES, describe=dict)
+    manifest = run.open_manifest({"method": {"name": "b"}}, samples=SAMPLES[:1], describe=dict)
+    assert manifest["identity"] == {"method": {"name": "b"}}
+    assert run.samples() == SAMPLES[:1]
 
 
 def test_saved_images_are_finished_until_their_file_changes(tmp_path):
@@ -327,6 +338,10 @@ def test_a_manifest_from_before_seals_is_read_and_its_identity_checked(tmp_path)
 
 def test_a_different_configuration_always_names_a_difference(tmp_path):
     run, identity = _opened(tmp_path, {"backbone": {"args": {"steps": 2}}})
+    # a run with finished work (one without any starts afresh under another configuration)
+    run.save_generation(
+        SAMPLES[0], "vanilla", "M", Output(_image(10)), seconds=0.1, peak_memory_bytes=None
+    )
     # equal in Python (2 == 2.0), different in the file: still named
     with pytest.raises(RunConfigMismatchError, match=r"backbone.args.steps was 2, now 2.0\."):
         run.open_manifest({"backbone": {"args": {"steps": 2.0}}}, samples=SAMPLES, describe=dict)

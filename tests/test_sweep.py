@@ -204,3 +204,21 @@ def test_the_command_line_runs_a_sweep_and_resumes(cli, toy_sweep):
     printed = json.loads(out.strip().splitlines()[-1])
     assert printed["saved"]["images"] == 0 and printed["judge_calls"] == 0
     assert Path(root / "sweep.md").read_text() in out
+
+
+def test_another_grid_into_the_same_folder_keeps_the_earlier_rows(tmp_path):
+    import json
+
+    from slim_leakage.sweep import Variant, earlier_variants
+
+    (tmp_path / "runs" / "alpha-1").mkdir(parents=True)
+    (tmp_path / "runs" / "alpha-1" / "manifest.json").write_text("{}")
+    old = {"variants": [
+        {"name": "alpha=1", "method_args": {"alpha": "1"}},
+        {"name": "alpha=2", "method_args": {"alpha": "2"}},  # its run folder is gone
+        {"name": "beta=1", "method_args": {"beta": "1"}},
+    ]}  # fmt: skip
+    (tmp_path / "sweep.json").write_text(json.dumps(old))
+    kept = earlier_variants(tmp_path, [Variant("beta=1", {"beta": "1"})])
+    assert kept == [Variant("alpha=1", {"alpha": "1"})]
+    assert earlier_variants(tmp_path / "nothing", []) == []

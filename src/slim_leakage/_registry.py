@@ -236,6 +236,11 @@ class Registry(Generic[T]):
 
     def _miss_check(self, name: str) -> None:
         names = self.names()
+        if not isinstance(name, str):  # get_method(123) would fail deep inside difflib
+            raise UnknownNameError(
+                f"A {self.kind} is named by a string, got {name!r} ({type(name).__name__}).",
+                hint=f"Available {self.kind}s: {', '.join(names) or '(none)'}.",
+            )
         if name not in names:
             raise UnknownNameError(
                 f"Unknown {self.kind} {name!r}.{did_you_mean(name, names)}",

@@ -10,6 +10,17 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 
+#: The exit codes of ``slim-eval``, one table for every subcommand (docs/cli.md).
+EXIT_CODES = {
+    0: "success (for `validate`: every entry valid)",
+    1: "the work failed or found a problem: a judge, disk or record failure while running, "
+    "an invalid entry or label file, a run whose every judgement failed",
+    2: "the command was used wrong: an unknown option, name or value, a path that does not "
+    "exist or is not what the command takes, a refused overwrite, a run of another "
+    "configuration",
+    130: "interrupted (Ctrl-C); finished work is kept",
+}
+
 
 class SlimError(Exception):
     """Base class of every error raised on purpose by slim-leakage.
@@ -167,6 +178,12 @@ class OutputWriteError(RunError, OSError):
     """
 
 
+class NotARunError(RunError, UsageError):
+    """A path given as a run directory is missing or holds no run (exit code 2: the input)."""
+
+    exit_code = 2
+
+
 class RunConfigMismatchError(RunError):
     """A run directory exists with a different configuration."""
 
@@ -175,6 +192,14 @@ class RunConfigMismatchError(RunError):
 
 class ValidationError(SlimError):
     """A leaderboard entry or human-label file failed validation."""
+
+
+class MissingInputError(DatasetError, ValidationError, UsageError):
+    """A file or folder the command was given does not exist or is of the wrong kind (exit
+    code 2: the input). Also a :class:`DatasetError` and a :class:`ValidationError`, so the
+    readers' callers that catch those still do."""
+
+    exit_code = 2
 
 
 class MetricUnavailableError(SlimError):

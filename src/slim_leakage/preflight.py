@@ -229,3 +229,164 @@ def entities_in_prompts(
                 )
                 break
     return problems
+
+
+# -- checks that need the method, the preset and the judge together ------------------------------
+#: Pixel multiples of each family's pipeline, as its diffusers pipeline checks them: FLUX packs
+#: 2x2 latent pixels per token after an 8x autoencoder ("`height` and `width` have to be
+#: divisible by vae_scale_factor * 2", FluxPipeline.check_inputs, which otherwise resizes); SANA
+#: refuses sizes not divisible by 32 (SanaPipeline.check_inputs). A preset whose autoencoder
+#: differs sets ``pixel_multiple`` itself.
+FAMILY_PIXEL_MULTIPLE = {"flux": 16, "sana": 32, "sd3": 16, "flux2": 16, "qwenimage": 16}
+
+
+def pixel_multiple(preset: Any) -> int | None:
+    """The multiple the preset's image height and width must be (``None``: not known)."""
+    own = getattr(preset, "pixel_multiple", None)
+    if isinstance(own, int):
+        return own
+    return FAMILY_PIXEL_MULTIPLE.get(getattr(preset, "family", ""))
+
+
+def check_image_size(preset: Any, overrides: dict) -> list[SlimError]:
+    """Refuse a height or width the model cannot draw (it would be resized, and recorded
+    wrong), naming the nearest sizes it can."""
+    multiple = pixel_multiple(preset)
+    settings = getattr(preset, "settings", None)
+    if multiple is None or settings is None:
+        return []
+    problems: list[SlimError] = []
+    for name in ("height", "width"):
+        value = overrides.get(name, getattr(settings, name, None))
+        if isinstance(value, str) and value.strip().isdigit():  # --backbone-arg gives text
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            continue  # the settings check names it
+        if value % multiple:
+            low = max(multiple, value - value % multiple)
+            problems.append(
+                ConfigError(
+                    f"--backbone-arg {name}={value}: {getattr(preset, 'name', 'the backbone')} "
+                    f"draws images whose {name} is a multiple of {multiple}.",
+                    hint=f"Use {name}={low} or {name}={low + multiple}.",
+                )
+            )
+    return problems
+
+
+def entity_count_checks(samples: Sequence[Sample]) -> list[SlimError]:
+    """Refuse samples with fewer than two entities: leakage is between entities."""
+    from .errors import DatasetError
+
+    lonely = [s for s in samples if len(s.entities) < 2]
+    if not lonely:
+        return []
+    shown = ", ".join(f"{s.id!r} ({len(s.entities)})" for s in lonely[:5])
+    more = f" and {len(lonely) - 5} more" if len(lonely) > 5 else ""
+    return [
+        DatasetError(
+            f"{len(lonely)} sample(s) have fewer than two entities: {shown}{more}; leakage is "
+            "measured between the entities of a prompt.",
+            hint="Give each sample two or more entities (as SLIM's pairs and triplets), or "
+            "leave those samples out.",
+        )
+    ]
+
+
+def judge_checks(judge: Any, samples: Sequence[Sample], backbone: str | None) -> list[SlimError]:
+    """What the judge says it cannot judge in this request (words, backbone), if it says."""
+    backend = getattr(judge, "backend", judge)
+    check = getattr(backend, "check_request", None)
+    return list(check(samples, backbone)) if callable(check) else []
+
+
+def method_sample_checks(method: Any, samples: Sequence[Sample], preset: Any) -> list[SlimError]:
+    """The method's own check of the samples before any backbone loads (``images``: every
+    sample's file, readable and of the preset's size), if it has one."""
+    check = getattr(method, "check_samples", None)
+    if not callable(check):
+        return []
+    return list(check(samples, getattr(preset, "settings", None)))
+
+
+#: Methods that find each entity's tokens in the prompt as given (the others rewrite it).
+TOKEN_METHODS = frozenset({"deleaker", "regional-prompting"})
+
+
+def request_checks(
+    method: Any, preset: Any, config: Any, judge: Any, samples: Sequence[Sample]
+) -> list[SlimError]:
+    """Every check of a run request that needs the method, the preset, the judge and the
+    samples together, before anything is written or loaded: image sizes, entity counts, what
+    the judge can judge, the method's own files, and entities within the text length."""
+    overrides = dict(getattr(config, "backbone_args", {}) or {})
+    problems: list[SlimError] = []
+    if preset is not None:
+        problems += check_image_size(preset, overrides)
+    if samples:
+        problems += entity_count_checks(samples)
+        if judge is not None:
+            problems += judge_checks(judge, samples, getattr(config, "backbone", None))
+        if method is not None:
+            problems += method_sample_checks(method, samples, preset)
+            if preset is not None:
+                path = getattr(config, "backbone_path", None)
+                problems += text_length_checks(method, preset, path, overrides, samples)
+    return problems
+
+
+def _text_tokenizer(preset: Any, path: str | None):
+    """The tokenizer whose tokens a FLUX preset attends over, read without any weights:
+    the in-code one of ``tiny-random``, or ``tokenizer_2`` of a local pipeline folder."""
+    if getattr(preset, "family", None) != "flux":
+        return None
+    if getattr(preset, "name", None) == "tiny-random" and not path:
+        from .backbones.tiny import make_t5_tokenizer
+
+        return make_t5_tokenizer()
+    folder = Path(path or getattr(preset, "model_id", "") or "").expanduser()
+    if not (folder / "tokenizer_2").is_dir():
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(folder / "tokenizer_2"), local_files_only=True)
+
+
+def text_length_checks(
+    method: Any, preset: Any, path: str | None, overrides: dict, samples: Sequence[Sample]
+) -> list[SlimError]:
+    """Refuse samples whose entity falls past the text length the model reads, for methods
+    that find entity tokens (DeLeaker, regional prompting), with the preset's own tokenizer."""
+    if getattr(method, "name", None) not in TOKEN_METHODS:
+        return []
+    settings = getattr(preset, "settings", None)
+    length = overrides.get("max_sequence_length", getattr(settings, "max_sequence_length", None))
+    if isinstance(length, str) and length.strip().isdigit():
+        length = int(length)
+    if not isinstance(length, int) or isinstance(length, bool):
+        return []
+    try:
+        tokenizer = _text_tokenizer(preset, path)
+    except Exception:  # noqa: BLE001 - no tokenizer here: the loaded backbone checks it later
+        return []
+    if tokenizer is None:
+        return []
+    from .methods.deleaker.tokens import find_entity_spans
+
+    problems: list[SlimError] = []
+    for sample in samples:
+        try:
+            find_entity_spans(tokenizer, sample.prompt, sample.entities, max_sequence_length=length)
+        except EntityNotFoundError as exc:
+            problems.append(
+                EntityNotFoundError(
+                    f"Sample {sample.id!r}: {exc.message}",
+                    hint=exc.hint
+                    or f"Shorten the prompt, or raise --backbone-arg max_sequence_length={length}.",
+                )
+            )
+        except SlimError as exc:
+            problems.append(exc)
+        if len(problems) >= 20:
+            break
+    return problems

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ._api_checks import check_type
 from .errors import ConfigError
 
 
@@ -74,6 +75,12 @@ def ready_run(
         config, options = None, {**options, "config": config}
     if isinstance(judge, str):  # evaluate(judge="gemini"): the judge, by name
         judge, options = None, {**options, "judge": judge}
+    check_type(
+        config,
+        (config_cls, type(None)),
+        "evaluate(config=...)",
+        "a RunConfig or a SLIM config name",
+    )
     obj = options.get("backbone")
     ready = None
     if obj is not None and not isinstance(obj, str):

@@ -28,6 +28,7 @@ from .image_metrics import check_metric_names
 from .records import RunMetrics, Sample, StageResult, Verdict
 from .rundir import SEED_POLICY, WRITE_ERRNOS, RunDir, Shard, reference_id, write_error
 from .rundir import processes as procs
+from .rundir.extend import resume_note
 
 if TYPE_CHECKING:
     from .judge import JudgeLike
@@ -90,8 +91,7 @@ class RunConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        # Paths may be given as Path objects; every value must then be of its field's type (a
-        # boolean or 2.5 for an integer, a text for a mapping are refused, not coerced).
+        # Paths may be Path objects; every value must then be of its field's type (not coerced).
         for name in ("out", "config", "backbone_path"):
             value = getattr(self, name)
             if isinstance(value, os.PathLike):
@@ -258,9 +258,9 @@ class Run:
 
             self._judge = check.attempt(get_judge, cfg.judge, **cfg.judge_args)
         if self._judge is not None:
-            # A missing API key or a server that is down must fail now, not after hours of
-            # generation.
+            # A missing key or a server that is down must fail now, not after hours of work.
             check.attempt(lambda: _require_judge(self._judge).check())
+        check.add(preflight.request_checks(self.method, preset, cfg, self._judge, self.samples))
         check.finish()
         if memory is not None and (memory.estimate is not None or memory.offload != "none"):
             # the memory setting (chosen or checked) is said before anything heavy happens
@@ -320,8 +320,7 @@ class Run:
         """Run every step that is not finished yet; returns the metrics dict (rank 0).
 
         Raises:
-            OutputWriteError: If the run directory cannot be written (full disk, read-only):
-                finished files are kept and the same command resumes once there is room.
+            OutputWriteError: If the run directory cannot be written (finished files are kept).
         """
         try:
             return self._execute()
@@ -340,6 +339,7 @@ class Run:
             run.records.repair()
             mine = run.shard.take(self.samples)
             done = run.finished_generations()
+            resume_note(run, self.samples, done, self.log)  # says what a resume keeps
             if self._missing_images(mine, done):
                 self._generate(mine, done)
             self._judge_pending(mine, done)
@@ -442,8 +442,7 @@ class Run:
         from .progress import progress_enabled
 
         records = self.dir.records
-        # A judge error is not a result: a resume asks again for such samples (their error
-        # stays in verdicts.jsonl; the newest verdict of a sample is the one that counts).
+        # A judge error is not a result: a resume asks again (the newest verdict counts).
         finished = {v.sample_id for v in records.verdicts() if v.label is not None}
         todo = [s for s in samples if s.id not in finished]
         if not todo:
@@ -483,8 +482,7 @@ class Run:
         keep = getattr(self._judge, "use_run_dir", None)
         if callable(keep):
             keep(records.folder)
-        # All pending items in one call, so the judge keeps its concurrency window full; each
-        # verdict is appended the moment it exists.
+        # All pending items in one call (a full concurrency window); verdicts appended at once.
         self._judge.judge(
             items,
             on_stage=on_stage,

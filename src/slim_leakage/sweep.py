@@ -257,6 +257,23 @@ def run_sweep(
             )
         return shared["backbone"]
 
+    kept = earlier_variants(root, variants)
+    if kept:
+        log(
+            f"sweep: {root} holds {len(kept)} earlier variant(s) not in this grid "
+            f"({', '.join(v.name for v in kept[:5])}{' ...' if len(kept) > 5 else ''}); "
+            "they stay in the summary, marked earlier"
+        )
+    notes_seen: set[str] = set()
+
+    def run_log(msg: str) -> None:
+        # the same "not computed" note of every variant is said once per sweep
+        if ": not computed (" in msg:
+            if msg in notes_seen:
+                return
+            notes_seen.add(msg)
+        log(msg)
+
     runs = []
     for v in variants:
         config = dataclasses.replace(
@@ -264,7 +281,7 @@ def run_sweep(
             out=str(root / "runs" / v.folder),
             method_args={**base.method_args, **v.method_args},
         )
-        run = Run(config, judge=judge, log=log, backbone=load_backbone)
+        run = Run(config, judge=judge, log=run_log, backbone=load_backbone)
         run.resolve()
         runs.append(run)
     stats = getattr(judge, "stats", None)
@@ -277,7 +294,9 @@ def run_sweep(
             shared_images += run.dir.share_from(source)
         log(f"sweep: variant {i + 1}/{len(variants)} {v.name!r} -> {run.dir.root}")
         run.execute()
-        summary = summarise(root, base, variants[: i + 1], preset=preset)
+        summary = summarise(root, base, [*variants[: i + 1], *kept], preset=preset)
+        for entry in summary["variants"][i + 1 :]:
+            entry["earlier"] = True
         after = _judge_counts(stats)
         summary["saved"] = {
             "images": shared_images,
@@ -288,6 +307,27 @@ def run_sweep(
         summary["seconds"] = round(time.perf_counter() - started, 1)
         write_sweep(root, summary)
     return summary
+
+
+def earlier_variants(root: Path, variants: Sequence[Variant]) -> list[Variant]:
+    """The variants an earlier sweep into ``root`` summarised that this one does not run, whose
+    run folders still exist: kept in the summary, so another grid never drops their rows."""
+    import json
+
+    try:
+        old = json.loads((root / "sweep.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    names = {v.name for v in variants}
+    kept = []
+    for entry in old.get("variants") or []:
+        if not isinstance(entry, dict) or entry.get("name") in names:
+            continue
+        variant = Variant(str(entry.get("name")), dict(entry.get("method_args") or {}))
+        if (root / "runs" / variant.folder / "manifest.json").is_file():
+            kept.append(variant)
+            names.add(variant.name)
+    return kept
 
 
 def _judge_counts(stats: Any) -> dict[str, int]:

@@ -98,6 +98,10 @@ def test_bare_options_mean_run():
     from slim_leakage.cli.main import _normalise
 
     assert _normalise(["--method", "deleaker"]) == ["run", "--method", "deleaker"]
-    assert _normalise(["--debug", "--method", "x"]) == ["--debug", "run", "--method", "x"]
+    from slim_leakage.cli.main import _take_debug
+
+    assert _take_debug(["--debug", "--method", "x"]) == (["--method", "x"], True)
+    assert _take_debug(["run", "--debug", "--", "--debug"]) == (["run", "--", "--debug"], True)
+    assert _take_debug(["ls"]) == (["ls"], False)
     assert _normalise(["ls"]) == ["ls"]
     assert _normalise(["--help"]) == ["--help"]

@@ -262,7 +262,7 @@ def test_agree_cli_errors(tmp_path, cli):
     code, _, err = cli("agree", "--human", str(bad), "--run", str(run))
     assert code == 1 and ":2: unknown label 'great'" in err
     code, _, err = cli("agree", "--human", str(labels), "--run", str(tmp_path / "missing"))
-    assert code == 1 and "does not exist" in err
+    assert code == 2 and "does not exist" in err  # a path that is no run: the input
     code, _, _ = cli("agree", "--run", str(run))
     assert code == 2  # neither --human nor --reference-run
 

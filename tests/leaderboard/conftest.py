@@ -398,3 +398,25 @@ def page(browser):
     p = browser.new_page()
     yield p
     p.close()
+
+
+@pytest.fixture
+def serve():
+    """``serve(session) -> url``: a labelling server on 127.0.0.1, stopped after the test."""
+    import threading
+
+    from slim_leakage.annotate.server import make_server
+
+    servers = []
+
+    def start(session):
+        server = make_server(session, port=0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        host, port = server.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -1,5 +1,5 @@
 import json
-import threading
+import time
 
 import pytest
 
@@ -7,7 +7,6 @@ from slim_leakage.annotate.server import (
     CHOICES,
     AnnotationSession,
     choice_to_label,
-    make_server,
     method_side,
 )
 from slim_leakage.errors import UsageError, ValidationError
@@ -64,30 +63,13 @@ def test_session_rejects_bad_names_and_empty_runs(run_factory, tmp_path):
         AnnotationSession(load_run(run.path), tmp_path / "l.csv", "ann")
 
 
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(session):
-        server = make_server(session, port=0)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        host, port = server.server_address[:2]
-        return f"http://{host}:{port}/"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
 def test_label_by_click_and_keyboard_in_chromium(run_factory, tmp_path, page, serve):
     run = load_run(run_factory(n=3))
     labels = tmp_path / "labels.csv"
-    session = AnnotationSession(run, labels, "ann", seed=4)
+    session = AnnotationSession(run, labels, "ann", seed=4, min_view_s=0.3)
     url = serve(session)
     page.goto(url)
-    page.wait_for("document.body.dataset.sample === 'p000'")
+    page.wait_for("document.body.dataset.sample === 'p000' && document.body.dataset.ready")
     assert page.eval("document.getElementById('prompt').textContent") == run.samples[0].prompt
     # both images really load (decoded by the browser, 8x8 pixels)
     page.wait_for(
@@ -95,7 +77,7 @@ def test_label_by_click_and_keyboard_in_chromium(run_factory, tmp_path, page, se
         "document.getElementById(id).naturalWidth === 8)"
     )
     page.click("button[data-choice='left-minor']")
-    page.wait_for("document.body.dataset.sample === 'p001'")
+    page.wait_for("document.body.dataset.sample === 'p001' && document.body.dataset.ready")
     page.press("5")
     page.wait_for("document.body.dataset.sample === 'p002'")
     rows = read_labels(labels)
@@ -116,7 +98,7 @@ def test_resume_and_finish_in_chromium(run_factory, tmp_path, browser, serve):
     page = browser.new_page()
     try:
         page.goto(url)
-        page.wait_for("document.body.dataset.sample === 'p001'")
+        page.wait_for("document.body.dataset.sample === 'p001' && document.body.dataset.ready")
         page.press("3")
         page.wait_for("!document.getElementById('finished').hidden")
         assert page.eval("document.getElementById('task').hidden") is True
@@ -153,6 +135,13 @@ def test_annotate_cli_serves_on_localhost(run_factory, tmp_path):
         assert state["item"]["sample_id"] == "p000" and state["total"] == 2
         body = json.dumps({"sample_id": "p000", "choice": "same"}).encode()
         req = urllib.request.Request(url + "api/label", data=body, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as err:  # a form post: never taken
+            urllib.request.urlopen(req, timeout=10)
+        assert err.value.code == 403
+        time.sleep(0.4)  # the sample has been on screen long enough to be answered
+        req = urllib.request.Request(
+            url + "api/label", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=10) as res:
             assert json.loads(res.read())["label"] == "no-change"
         with pytest.raises(urllib.error.HTTPError) as err:

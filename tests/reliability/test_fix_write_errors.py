@@ -53,7 +53,12 @@ def test_lock_in_an_unwritable_folder_is_a_write_error(tmp_path, monkeypatch):
 
 
 def test_other_os_errors_get_one_line_naming_the_file(tmp_path, cli):
+    from slim_leakage.records import Sample
+    from slim_leakage.rundir import RunDir
+
     run = tmp_path / "run"
+    sample = Sample(id="s1", prompt="a cow and a horse", entities=("cow", "horse"), seed=1)
+    RunDir(run).open_manifest({"m": 1}, samples=[sample], describe=lambda: {})
     (run / "metrics.json").mkdir(parents=True)  # a folder where a file should be
     code, _, err = cli("report", str(run))
     assert code == 1

@@ -109,8 +109,9 @@ def test_load_samples_limit_ids_and_config_field():
         load_samples("pairs", ids=["nope", all_pairs[0].id])
     with pytest.raises(ConfigError, match="No samples selected: none of the 1 requested"):
         load_samples("pairs", ids=["nope"])
-    with pytest.raises(DatasetError, match="negative"):
-        load_samples("pairs", limit=-1)
+    for limit in (-1, 0):  # the rule of --limit everywhere: N >= 1, or None for all
+        with pytest.raises(ConfigError, match=f"limit={limit} selects no samples"):
+            load_samples("pairs", limit=limit)
 
 
 def test_unknown_config_lists_the_available_ones():

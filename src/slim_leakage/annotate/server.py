@@ -17,17 +17,23 @@ import io
 import json
 import os
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from .._io import append_jsonl
+from .._io import append_jsonl, atomic_write_text
 from ..errors import UsageError, ValidationError
 from ..judge.agreement import CSV_COLUMNS, read_labels
 from ..rundir import RunData
+from .guards import legend_png, locked, request_problem, toy_legend
 from .page import PAGE
+
+#: Seconds a sample must be on screen before its answer counts (a double click otherwise
+#: labels the next sample unseen); the page waits as long before it takes a click or key.
+MIN_VIEW_S = 0.35
 
 #: The five answers, in button / key order (1-5), as seen by the annotator.
 CHOICES: tuple[str, ...] = (
@@ -88,7 +94,15 @@ class AnnotationSession:
         ValidationError: If the existing labels file is malformed.
     """
 
-    def __init__(self, run: RunData, labels_path: str | Path, annotator: str, seed: int = 0):
+    def __init__(
+        self,
+        run: RunData,
+        labels_path: str | Path,
+        annotator: str,
+        seed: int = 0,
+        *,
+        min_view_s: float = 0.0,
+    ):
         annotator = annotator.strip()
         if not annotator or any(c in annotator for c in ',\n\r"'):
             raise UsageError(
@@ -102,6 +116,9 @@ class AnnotationSession:
         self.labels_path = Path(labels_path)
         self.log_path = self.labels_path.with_name(self.labels_path.name + ".log.jsonl")
         self._lock = threading.Lock()
+        self.min_view_s = min_view_s
+        self._shown: dict[str, float] = {}
+        self._answered: list[tuple[str, str]] = []  # (sample id, label) of this session
         self.samples = [
             s
             for s in run.samples
@@ -115,10 +132,16 @@ class AnnotationSession:
             )
         self._by_id = {s.id: s for s in self.samples}
         self.done: set[str] = set()
+        self._reload()
+
+    def _reload(self) -> None:
+        """Read which samples this annotator labelled (another server may share the file)."""
         if self.labels_path.exists():
-            for label in read_labels(self.labels_path):
-                if label.annotator == annotator and label.method == self.method:
-                    self.done.add(label.sample_id)
+            self.done = {
+                label.sample_id
+                for label in read_labels(self.labels_path)
+                if label.annotator == self.annotator and label.method == self.method
+            }
 
     def pending(self) -> list[str]:
         """Sample ids this annotator has not labelled yet, in run order."""
@@ -137,7 +160,9 @@ class AnnotationSession:
                     "entities": list(sample.entities),
                     "left": f"/image/{sample.id}/left",
                     "right": f"/image/{sample.id}/right",
+                    "legend": toy_legend(list(sample.entities)),
                 }
+                self._shown.setdefault(sample.id, time.monotonic())
             return {
                 "annotator": self.annotator,
                 "method": self.method,
@@ -145,6 +170,8 @@ class AnnotationSession:
                 "total": len(self.samples),
                 "choices": list(CHOICES),
                 "item": item,
+                "can_undo": bool(self._answered),
+                "min_view_ms": int(self.min_view_s * 1000),
             }
 
     def image(self, sample_id: str, side: str) -> Path:
@@ -170,31 +197,70 @@ class AnnotationSession:
             )
         if sample_id not in self._by_id:
             raise ValidationError(f"Sample {sample_id!r} is not part of this session.")
-        with self._lock:
+        with self._lock, locked(self.labels_path):
+            self._reload()
             if sample_id in self.done:
                 raise ValidationError(
                     f"Sample {sample_id!r} is already labelled by {self.annotator!r}.",
                     hint="Each annotator labels a sample once.",
                 )
+            if self.min_view_s:
+                shown = self._shown.get(sample_id)
+                if shown is None or time.monotonic() - shown < self.min_view_s:
+                    raise ValidationError(
+                        f"Sample {sample_id!r} was answered before it was shown for "
+                        f"{self.min_view_s:g} s (a double click?); the answer was not taken.",
+                        hint="Look at the two images, then answer.",
+                    )
             side = method_side(self.seed, self.annotator, sample_id)
             label = choice_to_label(choice, side)
             self._append_csv([sample_id, self.method, self.annotator, label])
-            append_jsonl(
-                self.log_path,
-                json.dumps(
-                    {
-                        "sample_id": sample_id,
-                        "method": self.method,
-                        "annotator": self.annotator,
-                        "method_side": side,
-                        "choice": choice,
-                        "label": label,
-                        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                    }
-                ),
-            )
+            self._log(sample_id, method_side=side, choice=choice, label=label)
             self.done.add(sample_id)
+            self._answered.append((sample_id, label))
             return label
+
+    def undo(self) -> str:
+        """Take back this session's last answer: its row leaves the CSV (the log keeps both
+        the answer and the undo), and the sample is shown again. Returns its id.
+
+        Raises:
+            ValidationError: If this session has no answer to take back.
+        """
+        with self._lock, locked(self.labels_path):
+            if not self._answered:
+                raise ValidationError(
+                    "There is no answer of this session to undo.",
+                    hint="Undo takes back answers given since the page was served.",
+                )
+            sample_id, label = self._answered[-1]
+            row = [sample_id, self.method, self.annotator, label]
+            lines = self.labels_path.read_text(encoding="utf-8").splitlines(keepends=True)
+            for index in range(len(lines) - 1, 0, -1):
+                if next(csv.reader([lines[index]]), None) == row:
+                    del lines[index]
+                    break
+            else:
+                raise ValidationError(
+                    f"The answer for {sample_id!r} is no longer in {self.labels_path}.",
+                    hint="The labels file was edited; fix it by hand.",
+                )
+            atomic_write_text(self.labels_path, "".join(lines))
+            self._log(sample_id, undo=True, label=label)
+            self._answered.pop()
+            self.done.discard(sample_id)
+            self._shown[sample_id] = time.monotonic()
+            return sample_id
+
+    def _log(self, sample_id: str, **fields: Any) -> None:
+        record = {
+            "sample_id": sample_id,
+            "method": self.method,
+            "annotator": self.annotator,
+            **fields,
+            "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        append_jsonl(self.log_path, json.dumps(record))
 
     def _append_csv(self, row: list[str]) -> None:
         buf = io.StringIO()
@@ -236,6 +302,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, PAGE.encode(), "text/html; charset=utf-8")
         elif path == "/api/state":
             self._json(HTTPStatus.OK, self.session.state())
+        elif path.startswith("/legend/") and path.endswith(".png"):
+            try:
+                self._send(HTTPStatus.OK, legend_png(unquote(path[8:-4])), "image/png")
+            except KeyError:
+                self._json(HTTPStatus.NOT_FOUND, {"error": "not a toy entity"})
         elif path.startswith("/image/"):
             parts = path.split("/")
             if len(parts) != 4:
@@ -250,8 +321,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no page {path!r}"})
 
     def do_POST(self) -> None:  # noqa: N802
-        if urlparse(self.path).path != "/api/label":
+        path = urlparse(self.path).path
+        if path not in ("/api/label", "/api/undo"):
             self._json(HTTPStatus.NOT_FOUND, {"error": "no such endpoint"})
+            return
+        problem = request_problem(self.headers, self.server.server_address[1])
+        if problem is not None:
+            self._json(HTTPStatus.FORBIDDEN, {"error": f"refused: {problem}"})
+            return
+        if path == "/api/undo":
+            try:
+                sample_id = self.session.undo()
+            except ValidationError as exc:
+                self._json(HTTPStatus.CONFLICT, {"error": exc.message})
+                return
+            self._json(HTTPStatus.OK, {"undone": sample_id, "state": self.session.state()})
             return
         try:
             length = int(self.headers.get("Content-Length") or 0)

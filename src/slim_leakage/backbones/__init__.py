@@ -49,6 +49,9 @@ def load_backbone(
         dtype: ``float32``, ``float16`` or ``bfloat16``; defaults to the preset's.
         **overrides: Generation settings to override (``height``, ``num_inference_steps``, ...).
     """
+    from .._quiet import quantizers_for
+
+    quantizers_for(overrides.get("quantize"))  # bitsandbytes/torchao only when asked for
     preset = BACKBONES.get(name)
     return preset.load(path=path, device=device, dtype=dtype, **overrides)
 

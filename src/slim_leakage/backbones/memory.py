@@ -580,6 +580,9 @@ class MemoryOptions:
 
 
 def _require_backend(scheme: Scheme) -> None:
+    from .._quiet import allow_quantizers
+
+    allow_quantizers()  # a quantisation is asked for or chosen: its library may load now
     if importlib.util.find_spec(scheme.package) is None:
         raise MissingDependencyError(
             f"quantize={scheme.name} needs the package {scheme.package!r}, which is not installed.",

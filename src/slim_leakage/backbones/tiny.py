@@ -317,6 +317,8 @@ def build_tiny_flux_pipeline(
 class _TinyRandomPreset(Preset):
     name = "tiny-random"
     family = "flux"
+    #: FluxPipeline needs sizes divisible by 2 x its autoencoder's scale (1 here: one block)
+    pixel_multiple = 2
     memory_options = True
     model_id = BUILT_IN + "tiny-random-flux"
     dtype = "float32"

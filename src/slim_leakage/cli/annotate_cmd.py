@@ -27,12 +27,18 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     """Serve until interrupted."""
     from ..annotate import AnnotationSession, make_server
+    from ..annotate.server import MIN_VIEW_S
     from ..errors import UsageError
     from ..rundir import load_run
+    from ..rundir.outputs import guard_output
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a port number.", hint="Use e.g. 8765.")
-    session = AnnotationSession(load_run(args.run), args.labels, args.annotator, seed=args.seed)
+    run_data = load_run(args.run)
+    guard_output(args.labels, flag="--labels", append=True)  # appended to: resumes labelling
+    session = AnnotationSession(
+        run_data, args.labels, args.annotator, seed=args.seed, min_view_s=MIN_VIEW_S
+    )
     try:
         server = make_server(session, port=args.port)
     except OSError as exc:

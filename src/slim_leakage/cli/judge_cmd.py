@@ -59,8 +59,9 @@ def load_items(run_dir: Path, method: str | None = None, limit: int | None = Non
             )
     samples = list(run.samples())
     if limit is not None:
-        if limit < 0:
-            raise UsageError(f"--limit {limit} is negative.", hint="Pass --limit 10")
+        from .._api_checks import check_limit
+
+        check_limit(limit, what="--limit")  # N >= 1, as everywhere
         samples = samples[:limit]
     gens = run.merged.generations()
     methods = sorted({g.method for g in gens if g.role == "method"})

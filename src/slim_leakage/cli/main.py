@@ -34,9 +34,20 @@ SUBCOMMANDS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error shape: one ``error:`` line and a ``hint:`` line
+    (exit 2), like every other usage error; subcommand parsers inherit it."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        print(f"hint: see `{self.prog} --help` for the options it takes", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (each subcommand adds its own)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="slim-eval",
         description=(
             "Measure and fix semantic leakage in text-to-image models. "
@@ -52,19 +63,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _take_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """``argv`` without ``--debug`` wherever it stands (before a ``--``), and whether it was
+    there: error hints say "run again with --debug", which must work after the subcommand
+    too."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    kept = [a for a in argv[:end] if a != "--debug"]
+    return kept + argv[end:], len(kept) != end
+
+
 def _normalise(argv: list[str]) -> list[str]:
-    # `slim-eval --method X` is `slim-eval run --method X`; --debug may come first.
-    head = [a for a in argv[:1] if a == "--debug"]
-    rest = argv[len(head) :]
-    if rest and rest[0].startswith("-") and rest[0] not in ("-h", "--help", "--version"):
-        return head + ["run"] + rest
+    # `slim-eval --method X` is `slim-eval run --method X`.
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        return ["run", *argv]
     return argv
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``slim-eval`` and return its exit code (0 ok, 1 run failure, 2 usage error)."""
-    args_list = _normalise(list(sys.argv[1:] if argv is None else argv))
-    debug = "--debug" in args_list
+    """Run ``slim-eval`` and return its exit code (:data:`slim_leakage.errors.EXIT_CODES`:
+    0 ok, 1 the work failed, 2 usage error, 130 interrupted)."""
+    args_list, debug = _take_debug(list(sys.argv[1:] if argv is None else argv))
+    args_list = _normalise(args_list)
+    from .._quiet import quantizers_for, summarised_warnings
+
+    # before diffusers is first imported: a quantisation is asked for as quantize=...
+    quantizers_for(any("quantize=" in a and "quantize=none" not in a for a in args_list))
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)
@@ -73,8 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    report = (lambda line: print(line, file=sys.stderr)) if not debug else None
     try:
-        return int(args.func(args) or 0)
+        if report is None:
+            return int(args.func(args) or 0)
+        with summarised_warnings(report):
+            return int(args.func(args) or 0)
     except SlimError as exc:
         if debug:
             raise

@@ -19,19 +19,34 @@ def add_parser(sub) -> None:
     p.add_argument("--name", help="display name (default: the method name)")
     p.add_argument("--notes", default="", help="free text shown with the entry")
     p.add_argument("--pinned", metavar="FILE", help="pinned config (default: shipped)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing file at --out (never a run record)",
+    )
+    p.add_argument(
+        "--partial",
+        action="store_true",
+        help="write the entry of a run that covers part of its config (--limit/--ids) anyway: "
+        "a preview, which `validate` rejects against the shipped config",
+    )
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     """Build and write the entry."""
-    from .._io import atomic_write_json
     from ..leaderboard.build import build_entry
     from ..leaderboard.pinned import load_pinned
     from ..rundir import load_run
+    from ..rundir.outputs import guard_output, json_text, write_output
 
+    guard_output(args.out, force=args.force)  # before any work: an existing entry is kept
     pinned = load_pinned(args.pinned)
-    entry = build_entry(load_run(args.run), name=args.name, notes=args.notes)
-    atomic_write_json(args.out, entry)
+    data = load_run(args.run)
+    entry = build_entry(data, name=args.name, notes=args.notes)  # an unfinished run: named
+    if not args.partial:
+        _check_whole_config(data)
+    write_output(args.out, json_text(entry), force=args.force)
     m = entry["metrics"]
     print(
         f"wrote {args.out}: {entry['name']} on {entry['dataset']['config']} "
@@ -46,3 +61,31 @@ def run(args) -> int:
     for diff in pin.differences(entry["judge"]) if pin else ():
         print(f"note: {diff}; the entry can be listed but not verified or ranked")
     return 0
+
+
+def _check_whole_config(data) -> None:
+    """Refuse a run that covers part of its config (``--limit``, ``--ids``) before writing.
+
+    The leaderboard compares methods on whole configs, so ``validate`` rejects such an entry;
+    saying so now, with the way to finish the run, beats writing an entry that cannot pass.
+    """
+    from ..errors import SlimError, UsageError
+    from ..leaderboard import validate  # the reference `validate` checks entries against
+
+    config = (data.manifest.get("dataset") or {}).get("config")
+    if not config:
+        return
+    try:
+        wanted = [s.id for s in validate.shipped_dataset(config).samples]
+    except SlimError:
+        return  # not a config this package knows: validate names the problem
+    have = {s.id for s in data.samples}
+    if set(wanted) != have:
+        raise UsageError(
+            f"The run {str(data.path)!r} covers {len(have)} of the {len(wanted)} samples of "
+            f"{config!r} (it was made with --limit or --ids); a leaderboard entry covers a "
+            "whole config.",
+            hint="Extend the run to the whole config: run the same command again without "
+            "--limit/--ids (finished samples are kept, only the rest is generated and judged), "
+            "then submit (--partial writes a preview entry that validate rejects).",
+        )

@@ -52,6 +52,7 @@ def add_parser(sub) -> None:
     m.add_argument("--no-masks", action="store_true", help="skip DeLeaker's mask measurement")
     m.add_argument("--oracle-n", type=int, default=240, help="renders per injected strength")
     m.add_argument("--out", help="also write the figures to this JSON file")
+    m.add_argument("--force", action="store_true", help="replace an existing --out file")
     m.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     m.set_defaults(func=run_measure)
 
@@ -66,6 +67,7 @@ def add_parser(sub) -> None:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", required=True, help="PNG path")
     r.add_argument("--scale", type=int, default=1, help="enlarge by this integer factor")
+    r.add_argument("--force", action="store_true", help="replace an existing --out file")
     r.set_defaults(func=run_render)
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
@@ -96,11 +98,14 @@ def run_train(args) -> int:
 def run_measure(args) -> int:
     import json
 
-    from .._io import atomic_write_json
     from ..errors import UsageError
 
     if args.path and args.checkpoint:
         raise UsageError("Give --path or --checkpoint, not both.")
+    if args.out:  # before minutes of measuring: an existing file is kept
+        from ..rundir.outputs import guard_output
+
+        guard_output(args.out, force=args.force)
     figures: dict = {}
     if args.what in ("oracle", "all"):
         from ..toy.lab.measure import measure_oracle
@@ -142,7 +147,9 @@ def run_measure(args) -> int:
             masks=not args.no_masks,
         )
     if args.out:
-        atomic_write_json(args.out, figures)
+        from ..rundir.outputs import json_text, write_output
+
+        write_output(args.out, json_text(figures), force=args.force)
     if args.json:
         print_json_last(figures)
     else:
@@ -176,18 +183,20 @@ def run_render(args) -> int:
     import numpy as np
     from PIL import Image
 
+    from ..errors import UsageError
+    from ..rundir.outputs import guard_output, write_output
     from ..toy.world import place, render
 
+    if args.scale < 1:
+        raise UsageError(f"--scale {args.scale} must be 1 or more.", hint="Pass --scale 4.")
+    guard_output(args.out, force=args.force)
     rng = np.random.default_rng(args.seed)
     scene = render(place(tuple(args.entities), rng))
     image = Image.fromarray(scene.image)
     if args.scale > 1:
         image = image.resize((image.width * args.scale, image.height * args.scale), Image.NEAREST)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     buf = __import__("io").BytesIO()
     image.save(buf, format="PNG")
-    from .._io import atomic_write_bytes
-
-    atomic_write_bytes(args.out, buf.getvalue())
+    write_output(args.out, buf.getvalue(), force=args.force)
     print(f"{scene.caption} -> {args.out}")
     return 0

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ValidationError, require
+from ..errors import MissingInputError, ValidationError, require
 from ..records import LABEL_CODES, LABELS
 
 #: The columns of a human-label CSV, in order.
@@ -108,7 +108,7 @@ def read_labels(path: str | Path) -> list[HumanLabel]:
     """Read a human-label CSV file (see :func:`parse_labels` for what is rejected)."""
     path = Path(path)
     if not path.is_file():
-        raise ValidationError(
+        raise MissingInputError(
             f"Labels file {str(path)!r} does not exist.",
             hint="Give a CSV with columns " + ",".join(CSV_COLUMNS) + ".",
         )

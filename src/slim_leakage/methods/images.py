@@ -130,6 +130,30 @@ class Images(Method):
     def _size(backbone) -> tuple[int, int]:
         return (int(backbone.settings.width), int(backbone.settings.height))
 
+    def check_samples(self, samples: Sequence[Sample], settings=None) -> list:
+        """The problems of ``samples``' image files, found before any backbone loads.
+
+        Args:
+            samples: The run's samples.
+            settings: The backbone's generation settings, to check each image's size too.
+
+        Returns:
+            One error per sample whose image is missing, doubled, unreadable or mis-sized.
+        """
+        from ..errors import SlimError
+
+        size = (int(settings.width), int(settings.height)) if settings is not None else None
+        problems: list[SlimError] = []
+        for sample in samples:
+            try:
+                if size is None:
+                    self.find(sample)
+                else:
+                    self._load(sample, size)
+            except SlimError as exc:
+                problems.append(exc)
+        return problems
+
     def prepare(self, backbone, samples: Sequence[Sample]) -> None:
         """Check that every sample has exactly one readable image of the right size."""
         super().prepare(backbone, samples)

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..errors import RunError
+from ..errors import NotARunError, RunError
 from ..records import Generation, RunMetrics, Sample, Verdict
 from .layout import MANIFEST, image_file, inside_run, reference_file
 from .writer import RunDir
@@ -89,14 +89,19 @@ def load_run(path: str | Path) -> RunData:
         DatasetError: If a record is malformed (naming the file and the line).
     """
     run = RunDir(path)
+    if run.root.exists() and not run.root.is_dir():
+        raise NotARunError(
+            f"{str(run.root)!r} is a file, not a run directory.",
+            hint="Give the --out directory of `slim-eval run`.",
+        )
     if not run.root.is_dir():
-        raise RunError(
+        raise NotARunError(
             f"Run directory {str(run.root)!r} does not exist.",
             hint="Give the --out directory of `slim-eval run`.",
         )
     manifest = run.read_manifest()
     if manifest is None:
-        raise RunError(
+        raise NotARunError(
             f"{str(run.root)!r} has no manifest.json, so it is not a run directory.",
             hint="Give the --out directory of `slim-eval run`.",
         )

@@ -353,8 +353,14 @@ class RunDir:
         """
         digest = config_hash(identity)
         if self.manifest_path.exists():
+            from .extend import FRESH, reconcile
+
             manifest = self.read_manifest() or {}
-            if manifest.get("config_hash") != digest:
+            changed = manifest.get("config_hash") != digest and self.shard.rank == 0
+            decided = reconcile(self, manifest, identity, digest, samples) if changed else None
+            if isinstance(decided, dict):
+                return decided
+            if decided != FRESH and manifest.get("config_hash") != digest:
                 diff = differences(manifest.get("identity", {}), identity) or [
                     f"config_hash was {manifest.get('config_hash')!r}, now {digest!r}"
                 ]
@@ -362,8 +368,9 @@ class RunDir:
                     f"{self.root} holds a run with a different configuration: {'; '.join(diff)}.",
                     hint="Resume with the original options, or choose a new --out directory.",
                 )
-            self._check_same_samples(samples)
-            return manifest
+            if decided != FRESH:
+                self._check_same_samples(samples)
+                return manifest
         if self.shard.rank != 0:  # rank 0 writes the manifest; wait for it
             deadline = time.monotonic() + 600
             while not self.manifest_path.exists():

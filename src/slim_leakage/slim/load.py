@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from .._io import sha256_file
-from ..errors import ConfigError, DatasetError, UnknownNameError, did_you_mean, one_error
+from ..errors import (
+    ConfigError,
+    DatasetError,
+    MissingInputError,
+    UnknownNameError,
+    did_you_mean,
+    one_error,
+)
 from ..records import Sample
 from . import hub_format as _folder
 
@@ -62,18 +69,18 @@ def resolve(config: str, *, root: str | os.PathLike | None = None) -> Path:
     if _is_file_config(config):
         path = Path(config).expanduser()
         if path.is_dir():
-            raise DatasetError(
+            raise MissingInputError(
                 f"Dataset file {str(path)!r} is a folder.",
                 hint="Give a .parquet or .jsonl file of samples (not the folder that holds it), "
                 "or a config name (slim-eval ls configs).",
             )
         if not path.is_file():
-            raise DatasetError(
+            raise MissingInputError(
                 f"Dataset file {str(path)!r} does not exist.",
                 hint="Give a config name (slim-eval ls configs) or an existing .parquet/.jsonl file.",
             )
         if path.suffix not in _FILE_SUFFIXES:
-            raise DatasetError(
+            raise MissingInputError(
                 f"Dataset file {str(path)!r} is neither .parquet nor .jsonl.",
                 hint="Save your samples as Parquet in the SLIM schema or as Sample JSON lines.",
             )
@@ -117,6 +124,9 @@ def load_slim(config: str, *, root: str | os.PathLike | None = None):
     Raises:
         UnknownNameError: For an unknown config name, listing the available ones.
     """
+    from .._api_checks import check_config
+
+    config = check_config(config)
     import datasets
     import pyarrow.parquet as pq
     from datasets.table import InMemoryTable
@@ -265,11 +275,16 @@ def load_samples(
     Raises:
         UnknownNameError: For an unknown config name.
         ConfigError: For requested ids that are not in the config (never silently dropped).
-        DatasetError: For a negative limit, or a file that is malformed or holds no samples
-            (every bad line or row is named).
+        ConfigError: For arguments of the wrong type, a limit below 1 (the same rule as
+            ``--limit`` everywhere) or ids given as one string.
+        DatasetError: For a file that is malformed or holds no samples (every bad line or row
+            is named).
     """
-    if limit is not None and limit < 0:
-        raise DatasetError(f"limit={limit} is negative.", hint="Give limit >= 0 or None.")
+    from .._api_checks import check_config, check_ids, check_limit
+
+    config = check_config(config)
+    limit = check_limit(limit)
+    ids = check_ids(ids)
     path = resolve(config, root=root)
     label = config_label(config)
     if path.suffix == ".jsonl":

@@ -25,6 +25,8 @@ class ToyPreset(Preset):
 
     name = "toy"
     family = "flux"
+    #: FluxPipeline needs sizes divisible by 2 x its autoencoder's scale (2: two blocks)
+    pixel_multiple = 4
     model_id = str(WEIGHTS_DIR)
     dtype = "float32"
     settings = GenerationSettings(

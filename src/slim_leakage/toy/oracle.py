@@ -180,6 +180,10 @@ _ANSWERS: dict[str, Callable[[Asked, list[str]], dict]] = {
 }
 
 
+#: Backbones whose images the oracle can read: the toy model, and images brought from a folder.
+TOY_BACKBONES = frozenset({"toy", "images"})
+
+
 class OracleBackend(Backend):
     """Exact leakage measurement on toy-world images (no model, no network, deterministic)."""
 
@@ -191,6 +195,43 @@ class OracleBackend(Backend):
     pricing_key: ClassVar[str] = ""
     options: ClassVar[dict[str, Any]] = {}
     model_choice: ClassVar[bool] = False
+
+    def check_request(self, samples: Sequence, backbone: str | None) -> list:
+        """What makes a run's request unjudgeable by the oracle, found before any work.
+
+        The oracle reads the toy world's drawn patterns: it cannot judge words outside the
+        toy world, nor images from a backbone that does not draw it (``tiny-random`` draws
+        noise, which the oracle would read as "no change").
+
+        Args:
+            samples: The run's samples.
+            backbone: The backbone preset's name (``None``: not known).
+        """
+        from ..errors import ConfigError
+        from .world import ENTITY_TYPES
+
+        problems: list[ConfigError] = []
+        if backbone is not None and backbone not in TOY_BACKBONES:
+            problems.append(
+                ConfigError(
+                    f"--judge oracle cannot judge images of --backbone {backbone}: the oracle "
+                    "reads the toy world's patterns, which only the toy model draws.",
+                    hint="Use --backbone toy with --judge oracle, or a VLM judge (gemini, "
+                    "openai, openai-compatible, hf-local) for other backbones.",
+                )
+            )
+        unknown = sorted({e for s in samples for e in s.entities if e not in ENTITY_TYPES})
+        if unknown:
+            shown = ", ".join(map(repr, unknown[:5])) + (" ..." if len(unknown) > 5 else "")
+            problems.append(
+                ConfigError(
+                    f"--judge oracle judges only toy-world entities; {len(unknown)} entit"
+                    f"{'y is' if len(unknown) == 1 else 'ies are'} not: {shown}.",
+                    hint=f"Use a toy config (toy-pairs, toy-triplets, toy-controls) or toy "
+                    f"entities ({', '.join(ENTITY_TYPES)}), or a VLM judge.",
+                )
+            )
+        return problems
 
     def answer(self, request: BackendRequest) -> dict:
         """The answer object for one request (see the module docstring)."""

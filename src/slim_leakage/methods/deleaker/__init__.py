@@ -35,8 +35,19 @@ def deleaker(pipe, entities, **kwargs: Any):
         A context manager yielding the run state; ``run.masks`` holds
         ``{entity: {step: mask}}`` of the first image.
     """
+    from ...errors import ConfigError
     from .flux import install
+    from .state import normalise_entities
 
+    # checked now, not when the `with` block starts, so the error points at this call
+    if not (hasattr(pipe, "transformer") or hasattr(pipe, "attn_processors")):
+        raise ConfigError(
+            f"deleaker(pipe={type(pipe).__name__}): pipe must be a diffusers FluxPipeline or "
+            "its transformer.",
+            hint="Pass the pipeline, e.g. build_tiny_flux_pipeline() or "
+            "FluxPipeline.from_pretrained(...).",
+        )
+    normalise_entities(entities)
     return install(pipe, entities, **kwargs)
 
 

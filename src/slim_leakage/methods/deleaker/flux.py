@@ -540,7 +540,9 @@ def _capturing_encode_prompt(pipe, state: DeLeakerState):
         # transformer forward is true CFG's negative prompt and is left alone
         if fresh["forwards"] != state.forwards:
             fresh["forwards"] = state.forwards
-            prompt = kwargs.get("prompt_2") or kwargs.get("prompt") or (args[0] if args else None)
+            # `is not None`, not `or`: an empty prompt must reach the check that names it
+            given = (kwargs.get("prompt_2"), kwargs.get("prompt"), args[0] if args else None)
+            prompt = next((p for p in given if p is not None), None)
             if prompt is None:
                 state.spans = None
             else:

@@ -34,6 +34,12 @@ def normalise_entities(entities: Any) -> list[list[str]] | list[str]:
                 )
             out.append(list(group))
         return out
+    odd = next((e for e in entities if not isinstance(e, (str, Sequence))), None)
+    if odd is not None:
+        raise ConfigError(
+            f"entities={entities!r} holds {odd!r} ({type(odd).__name__}); entities are words.",
+            hint='Pass entities=["cow", "horse"] (strings), or one such list per prompt.',
+        )
     raise ConfigError(
         f"entities={entities!r} mixes strings and lists.",
         hint="Use one list for all prompts or one list per prompt, not both.",
@@ -122,6 +128,14 @@ class DeLeakerState:
         passes its own ``find_spans``; checking the entity lists and resetting are shared.
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        for index, prompt in enumerate(prompts):
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise ConfigError(
+                    f"Prompt {index} is {prompt!r}: DeLeaker needs a prompt that names the "
+                    "entities.",
+                    hint="Call the pipeline with a non-empty prompt=... that contains each "
+                    "entity word.",
+                )
         if (
             self.entities
             and isinstance(self.entities[0], list)

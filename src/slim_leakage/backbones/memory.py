@@ -2,18 +2,16 @@
 
 ``--backbone-arg offload=none|model|group|sequential`` uses diffusers' own CPU offload
 (``DiffusionPipeline.enable_model_cpu_offload``, ``enable_group_offload`` at block level with one
-block per group, ``enable_sequential_cpu_offload``); ``--backbone-arg cast=float8`` stores the
-transformer's weights in float8 and computes in the run's dtype (diffusers'
-``ModelMixin.enable_layerwise_casting``); ``--backbone-arg quantize=<scheme>`` loads the transformer and the large text
-encoder through diffusers' ``PipelineQuantizationConfig`` with one backend's config class (see
+block per group, ``enable_sequential_cpu_offload``); ``cast=float8`` stores the transformer's
+weights in float8, computing in the run's dtype (``ModelMixin.enable_layerwise_casting``);
+``quantize=<scheme>`` loads the transformer and the large text encoder through diffusers' ``PipelineQuantizationConfig`` with one backend's config class (see
 :data:`SCHEMES`); ``--backbone-arg max_memory=24GB`` (or ``auto``: the free memory of the CUDA
 device) picks the cheapest setting that fits from :func:`estimate`. Everything here is decided
 before any weights load: :meth:`MemoryOptions.plan` needs only the preset's component table.
 
-Component sizes (``memory_table.COMPONENTS``) are parameter counts of the real models, counted
-on the meta device from their published configurations (``tests/backbones/test_memory.py``
-recounts them), times the bytes per parameter of the chosen dtype or quantisation. Activation allowances are
-estimates, not measurements; ``benchmarks/gpu_check.sh`` measures real peaks on a GPU.
+Component sizes (``memory_table.COMPONENTS``): parameter counts of the published configurations
+(recounted by ``tests/backbones/test_memory.py``) times the bytes per parameter. Activation
+allowances are estimates; ``benchmarks/gpu_check.sh`` measures real peaks on a GPU.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._quiet import allow_quantizers
 from ..errors import ConfigError, MissingDependencyError
 from .memory_table import DTYPE_BYTES, Component
 
@@ -580,8 +579,6 @@ class MemoryOptions:
 
 
 def _require_backend(scheme: Scheme) -> None:
-    from .._quiet import allow_quantizers
-
     allow_quantizers()  # a quantisation is asked for or chosen: its library may load now
     if importlib.util.find_spec(scheme.package) is None:
         raise MissingDependencyError(

@@ -21,6 +21,8 @@ BACKBONES: Registry = Registry(
         "flux-schnell": "slim_leakage.backbones.flux:FLUX_SCHNELL",
         "sana": "slim_leakage.backbones.sana:SANA",
         "tiny-sana": "slim_leakage.backbones.sana:TINY_SANA",
+        "qwen-image": "slim_leakage.backbones.qwenimage:QWEN_IMAGE",
+        "tiny-qwenimage": "slim_leakage.backbones.qwenimage:TINY_QWENIMAGE",
     },
 )
 

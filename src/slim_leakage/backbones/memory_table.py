@@ -137,3 +137,34 @@ COMPONENTS: dict[str, tuple[Component, ...]] = {
         ),
     ),
 }
+
+# Qwen-Image (Qwen/Qwen-Image): counted as above from its published configurations
+# (tests/backbones/test_qwenimage.py recounts them).
+COMPONENTS["qwen-image"] = (
+    Component(
+        "transformer",
+        20_430_401_088,
+        20_424_818_688,
+        56_623_104,  # a block's 3072 -> 6 x 3072 modulation
+        quantize=True,
+        config="QwenImageTransformer2DModel defaults: 60 layers, 24 x 128 heads, text dim 3584 "
+        "(transformer/config.json of Qwen-Image)",
+    ),
+    Component(
+        "text_encoder",
+        8_292_166_656,
+        7_744_815_104,
+        544_997_376,  # the 152064 x 3584 token embedding (and the untied LM head)
+        text=True,
+        quantize=True,
+        config="Qwen2.5-VL-7B-Instruct (28 layers, hidden 3584, 152064 tokens, 32-block "
+        "vision tower): text_encoder/config.json of Qwen-Image",
+    ),
+    Component(
+        "vae",
+        126_892_531,
+        0,
+        3_981_312,  # a 384-channel 3x3x3 causal convolution
+        config="AutoencoderKLQwenImage defaults (vae/config.json of Qwen-Image)",
+    ),
+)

@@ -33,6 +33,7 @@ from .overlays import PALETTE, mask_overlay
 BACKBONE_FILES: dict[str, str] = {
     "flux": "slim_leakage.methods.deleaker.flux",
     "sana": "slim_leakage.methods.deleaker.sana",
+    "qwenimage": "slim_leakage.methods.deleaker.qwenimage",
 }
 
 

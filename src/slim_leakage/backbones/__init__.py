@@ -23,6 +23,8 @@ BACKBONES: Registry = Registry(
         "tiny-sana": "slim_leakage.backbones.sana:TINY_SANA",
         "qwen-image": "slim_leakage.backbones.qwenimage:QWEN_IMAGE",
         "tiny-qwenimage": "slim_leakage.backbones.qwenimage:TINY_QWENIMAGE",
+        "z-image-turbo": "slim_leakage.backbones.zimage:Z_IMAGE_TURBO",
+        "tiny-zimage": "slim_leakage.backbones.zimage:TINY_ZIMAGE",
     },
 )
 

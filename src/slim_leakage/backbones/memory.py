@@ -103,8 +103,8 @@ DEFAULT_SCHEME = "torchao-int8"
 
 
 # -- activation allowances -----------------------------------------------------------------------
-#: Hidden width of the other joint-attention families (``QwenImageTransformer2DModel``: 24 x 128).
-_JOINT_HIDDEN = {"qwenimage": 3072}
+#: Hidden width of the other joint-attention families (Qwen-Image: 24 x 128; Z-Image: 3840).
+_JOINT_HIDDEN = {"qwenimage": 3072, "zimage": 3840}
 
 
 def activation_bytes(family: str, height: int, width: int, text_len: int, dtype: str) -> dict:

@@ -168,3 +168,34 @@ COMPONENTS["qwen-image"] = (
         config="AutoencoderKLQwenImage defaults (vae/config.json of Qwen-Image)",
     ),
 )
+
+# Z-Image-Turbo (Tongyi-MAI/Z-Image-Turbo), counted the same way
+# (tests/backbones/test_zimage.py recounts them).
+COMPONENTS["z-image-turbo"] = (
+    Component(
+        "transformer",
+        6_154_908_736,
+        6_153_863_168,
+        39_321_600,  # a block's 3840 -> 10240 feed-forward projection
+        quantize=True,
+        config="ZImageTransformer2DModel defaults: 30 + 2 x 2 refiner layers, dim 3840, 30 "
+        "heads, caption dim 2560 (transformer/config.json of Z-Image-Turbo)",
+    ),
+    Component(
+        "text_encoder",
+        4_022_468_096,
+        3_633_315_840,
+        388_956_160,  # the 151936 x 2560 token embedding
+        text=True,
+        quantize=True,
+        config="Qwen3-4B as Qwen3Model (36 layers, hidden 2560, 151936 tokens): "
+        "text_encoder/config.json of Z-Image-Turbo",
+    ),
+    Component(
+        "vae",
+        83_819_683,
+        2_097_152,
+        2_359_296,
+        config="AutoencoderKL, 16 latent channels, FLUX's (vae/config.json of Z-Image-Turbo)",
+    ),
+)

@@ -34,6 +34,7 @@ BACKBONE_FILES: dict[str, str] = {
     "flux": "slim_leakage.methods.deleaker.flux",
     "sana": "slim_leakage.methods.deleaker.sana",
     "qwenimage": "slim_leakage.methods.deleaker.qwenimage",
+    "zimage": "slim_leakage.methods.deleaker.zimage",
 }
 
 

@@ -204,7 +204,8 @@ def _one_item(state: DeLeakerState, b: int, spans: dict, text_len: int):
     index = state.prompt_of(b)
     try:
         state.batch_spans, state.text_len, state.batch = [spans], text_len, 1
-        state.history = {0: saved["history"].setdefault(b, {})}
+        # the fast processors keep {entity: (mean, count)} per item, the references (mean, count)
+        state.history = {0: saved["history"][b]} if b in saved["history"] else {}
         state.cache = saved["cache"].setdefault(("item", b), {})
         state._masks = [saved["_masks"][b]]
         state.spans = [spans]
@@ -213,6 +214,8 @@ def _one_item(state: DeLeakerState, b: int, spans: dict, text_len: int):
         state.entities = [state.entities_for(index)]
         yield
     finally:
+        if 0 in state.history:
+            saved["history"][b] = state.history[0]
         for n in names:
             setattr(state, n, saved[n])
         state.prompts, state.entities = saved["prompts"], saved["entities"]

@@ -44,6 +44,7 @@ import argparse
 import contextlib
 import ctypes
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -101,6 +102,42 @@ GEOMETRIES = {
         "grids": ((32, 32), (64, 64)),
         "blobs": True,
     },
+}
+# Other families (``"family"`` names the ``deleaker_overhead_<family>.py`` beside this script
+# that builds, runs and installs on that transformer); the same grids and planted masks.
+GEOMETRIES["qwenimage-width"] = {
+    **importlib.import_module("deleaker_overhead_qwenimage").QWEN_IMAGE,
+    "num_layers": 2,
+    "grid": (64, 64),
+    "grids": ((32, 32), (64, 64)),
+    "blobs": True,
+}
+GEOMETRIES["qwenimage-smoke"] = {
+    "family": "qwenimage",
+    "num_attention_heads": 2,
+    "attention_head_dim": 32,
+    "joint_attention_dim": 64,
+    "in_channels": 16,
+    "text_len": 64,
+    "num_layers": 2,
+    "grid": (16, 16),
+}
+GEOMETRIES["zimage-width"] = {
+    **importlib.import_module("deleaker_overhead_zimage").Z_IMAGE,
+    "num_layers": 2,
+    "grid": (64, 64),
+    "grids": ((32, 32), (64, 64)),
+    "blobs": True,
+}
+GEOMETRIES["zimage-smoke"] = {
+    "family": "zimage",
+    "num_attention_heads": 2,
+    "attention_head_dim": 32,
+    "joint_attention_dim": 64,
+    "in_channels": 16,
+    "text_len": 64,
+    "num_layers": 2,
+    "grid": (16, 16),
 }
 PROMPT = "a cow and a horse in a field"
 ENTITIES = ["cow", "horse"]
@@ -193,8 +230,16 @@ def planted(masks: dict | None):
         BlockProcessor.masks_from = original
 
 
+def family(geometry: dict):
+    """The module of a non-FLUX geometry's family (``deleaker_overhead_<family>.py``), or None."""
+    name = geometry.get("family")
+    return None if name is None else importlib.import_module(f"deleaker_overhead_{name}")
+
+
 def build(geometry: dict, device: str, dtype, seed: int = 0, grid=None):
     """A random-weight FluxTransformer2DModel and inputs of ``geometry`` (at ``grid``)."""
+    if family(geometry) is not None:
+        return family(geometry).build(geometry, device, dtype, seed, grid)
     import torch
     from diffusers import FluxTransformer2DModel
 
@@ -226,6 +271,8 @@ def build(geometry: dict, device: str, dtype, seed: int = 0, grid=None):
 
 def build_inputs(geometry: dict, device: str, dtype, grid) -> dict:
     """Random inputs of ``geometry`` at an image grid of ``grid`` latent tokens."""
+    if family(geometry) is not None:
+        return family(geometry).build_inputs(geometry, device, dtype, grid)
     import torch
 
     g = geometry
@@ -273,7 +320,11 @@ def measure(model, inputs, geometry: dict, grid, args, dtype) -> dict:
         recomputed.append(int(a[8].numel()))  # the rows that lost over half their mass
         return original_recompute(*a, **k)
 
+    other = family(geometry)
+
     def forward(step: int):
+        if other is not None:
+            return other.forward(model, inputs, step, STEPS, dtype)
         t = torch.full((1,), float(timesteps[step]), device=args.device, dtype=dtype)
         with torch.inference_mode():
             return model(timestep=t, **inputs)[0]
@@ -281,6 +332,8 @@ def measure(model, inputs, geometry: dict, grid, args, dtype) -> dict:
     def context(variant: str):
         if variant == "vanilla":
             return contextlib.nullcontext(None)
+        if other is not None:
+            return other.context(model, variant, geometry, PROMPT, ENTITIES, **windows)
         return deleaker(
             model,
             ENTITIES,

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # One prepared GPU check of DeLeaker and the memory options at FLUX.1-dev's full size, with random
-# weights and no downloads (about 8 minutes at most on one large GPU):
+# weights and no downloads (about 12 minutes at most on one large GPU):
 #
 #   1. overhead: the full 19 + 38-block FLUX.1-dev transformer at 1024^2 in bfloat16, planted blob
 #      masks: vanilla vs fast DeLeaker time and max_memory_allocated (targets 1.15 and 1.05);
 #   2. reference: the same at 512^2 with the explicit reference beside it (fast vs reference
 #      maximum difference, and their time and memory);
 #   3. memory: the flux-dev preset loaded from a random-weight folder with each offload /
-#      quantize setting: peak max_memory_allocated per setting beside its estimate.
+#      quantize setting: peak max_memory_allocated per setting beside its estimate;
+#   4. qwenimage: Qwen-Image's attention width (24 x 128 heads, 512 text tokens, 2 dual-stream
+#      blocks) at 512^2 and 1024^2 in bfloat16, planted masks: vanilla vs fast time and memory;
+#   5. zimage: the same at Z-Image's width (30 x 128 heads, 512 text tokens, 2 main blocks).
 #
 # Writes one JSON object: to $OUT/gpu_check.json when OUT is set, else to stdout. A phase that
 # fails or runs past its time limit is recorded as such; the others still run.
@@ -35,11 +38,15 @@ if [[ $mode == gpu ]]; then
     reference=(--geometry flux-dev-512 --device cuda --dtype bfloat16 --rounds 1)
     memory=(--size flux-dev --device cuda --height 512)
     limits=(200 90 180)
+    qwenimage=(--geometry qwenimage-width --device cuda --dtype bfloat16 --rounds 3 --skip-reference)
+    zimage=(--geometry zimage-width --device cuda --dtype bfloat16 --rounds 3 --skip-reference)
 else
     overhead=(--geometry smoke --threads 1 --rounds 1 --skip-reference)
     reference=(--geometry smoke --threads 1 --rounds 1)
     memory=(--size tiny --device cpu --height 32)
     limits=(120 120 240)
+    qwenimage=(--geometry qwenimage-smoke --threads 1 --rounds 1)
+    zimage=(--geometry zimage-smoke --threads 1 --rounds 1)
 fi
 
 # phase NAME LIMIT_S SCRIPT ARGS...: the script's last stdout line (its JSON) into $work/NAME.json
@@ -53,13 +60,15 @@ phase() {
 phase overhead "${limits[0]}" deleaker_overhead.py "${overhead[@]}" --planted-masks
 phase reference "${limits[1]}" deleaker_overhead.py "${reference[@]}" --planted-masks
 phase memory "${limits[2]}" gpu_memory_settings.py "${memory[@]}"
+phase qwenimage 120 deleaker_overhead.py "${qwenimage[@]}" --planted-masks
+phase zimage 120 deleaker_overhead.py "${zimage[@]}" --planted-masks
 
 "$python" - "$work" "$mode" <<'EOF' >"$work/gpu_check.json"
 import json, os, sys, pathlib
 
 work, mode = pathlib.Path(sys.argv[1]), sys.argv[2]
 result = {"benchmark": "gpu_check", "mode": mode, "phases": {}}
-for name in ("overhead", "reference", "memory"):
+for name in ("overhead", "reference", "memory", "qwenimage", "zimage"):
     rc = int((work / f"{name}.rc").read_text())
     lines = (work / f"{name}.out").read_text().strip().splitlines()
     try:
@@ -79,6 +88,14 @@ summary = {
         f"offload={r['offload']},quantize={r['quantize']}": r.get("peak_bytes", r.get("error"))
         for r in result["phases"]["memory"].get("settings", [])
     },
+}
+summary["families"] = {
+    name: {
+        k: result["phases"][name].get(k)
+        for k in ("fast_over_vanilla_time", "fast_over_vanilla_peak_mem",
+                  "fast_vs_reference_max_abs_diff_rel")
+    }
+    for name in ("qwenimage", "zimage")
 }
 result["summary"] = summary
 result["ok"] = all("error" not in p for p in result["phases"].values())

@@ -73,7 +73,7 @@ def run(args) -> int:
     cols = {
         "methods": ["name", "needs", "backbones", "description"],
         "judges": ["name", "model_id", "description"],
-        "backbones": ["name", "family", "description"],
+        "backbones": ["name", "family", "model_id", "description"],
         "configs": ["name", "rows", "description"],
     }
     for key, rows in data.items():

@@ -127,7 +127,8 @@ def build_tiny_qwenimage_pipeline(
         seed: Seed for the weights (the same seed gives the same pipeline).
         num_layers: Dual-stream blocks.
         num_attention_heads: Heads per attention.
-        attention_head_dim: Head width (the RoPE axes split it 1:1:2 ... see below).
+        attention_head_dim: Head width, split over the RoPE axes (frame, row, column) as
+            ``(d - 2 * (d // 4), d // 4, d // 4)``.
         words: Extra whole-word pieces for the tokenizer.
     """
     import torch
@@ -339,8 +340,8 @@ QWEN_IMAGE = QwenImagePreset(
 
 class TinyQwenImagePreset(QwenImagePreset):
     """``tiny-qwenimage``: the tiny pipeline built in code (random weights, no download) at
-    32x32 (16x16 latents, an 8x8 token grid... see :func:`build_tiny_qwenimage_pipeline`),
-    3 steps, true CFG 4.0 as the real preset, text length 64."""
+    32x32 (a 16x16 token grid, see :func:`build_tiny_qwenimage_pipeline`), 3 steps, true CFG
+    4.0 as the real preset, text length 64."""
 
     def __init__(self) -> None:
         super().__init__(

@@ -47,6 +47,7 @@ import argparse
 import contextlib
 import ctypes
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -111,6 +112,42 @@ GEOMETRIES = {
     },
 }
 GEOMETRIES.update(deleaker_families.GEOMETRIES)
+# Other families (``"family"`` names the ``deleaker_overhead_<family>.py`` beside this script
+# that builds, runs and installs on that transformer); the same grids and planted masks.
+GEOMETRIES["qwenimage-width"] = {
+    **importlib.import_module("deleaker_overhead_qwenimage").QWEN_IMAGE,
+    "num_layers": 2,
+    "grid": (64, 64),
+    "grids": ((32, 32), (64, 64)),
+    "blobs": True,
+}
+GEOMETRIES["qwenimage-smoke"] = {
+    "family": "qwenimage",
+    "num_attention_heads": 2,
+    "attention_head_dim": 32,
+    "joint_attention_dim": 64,
+    "in_channels": 16,
+    "text_len": 64,
+    "num_layers": 2,
+    "grid": (16, 16),
+}
+GEOMETRIES["zimage-width"] = {
+    **importlib.import_module("deleaker_overhead_zimage").Z_IMAGE,
+    "num_layers": 2,
+    "grid": (64, 64),
+    "grids": ((32, 32), (64, 64)),
+    "blobs": True,
+}
+GEOMETRIES["zimage-smoke"] = {
+    "family": "zimage",
+    "num_attention_heads": 2,
+    "attention_head_dim": 32,
+    "joint_attention_dim": 64,
+    "in_channels": 16,
+    "text_len": 64,
+    "num_layers": 2,
+    "grid": (16, 16),
+}
 PROMPT = "a cow and a horse in a field"
 ENTITIES = ["cow", "horse"]
 STEPS, TIMED_STEP = 20, 5
@@ -202,8 +239,22 @@ def planted(masks: dict | None):
         BlockProcessor.masks_from = original
 
 
+def family(geometry: dict):
+    """The module of a geometry's family script (``deleaker_overhead_<family>.py``), or None.
+
+    Qwen-Image and Z-Image have such a script; SD3 and FLUX.2 are built and run by
+    ``deleaker_families.py``; FLUX.1 by this script.
+    """
+    name = geometry.get("family")
+    if name is None or not Path(__file__).with_name(f"deleaker_overhead_{name}.py").exists():
+        return None
+    return importlib.import_module(f"deleaker_overhead_{name}")
+
+
 def build(geometry: dict, device: str, dtype, seed: int = 0, grid=None):
     """A random-weight FluxTransformer2DModel and inputs of ``geometry`` (at ``grid``)."""
+    if family(geometry) is not None:
+        return family(geometry).build(geometry, device, dtype, seed, grid)
     import torch
 
     if "family" in geometry:
@@ -239,6 +290,8 @@ def build(geometry: dict, device: str, dtype, seed: int = 0, grid=None):
 
 def build_inputs(geometry: dict, device: str, dtype, grid) -> dict:
     """Random inputs of ``geometry`` at an image grid of ``grid`` latent tokens."""
+    if family(geometry) is not None:
+        return family(geometry).build_inputs(geometry, device, dtype, grid)
     import torch
 
     if "family" in geometry:
@@ -289,7 +342,11 @@ def measure(model, inputs, geometry: dict, grid, args, dtype) -> dict:
         recomputed.append(int(a[8].numel()))  # the rows that lost over half their mass
         return original_recompute(*a, **k)
 
+    other = family(geometry)
+
     def forward(step: int):
+        if other is not None:
+            return other.forward(model, inputs, step, STEPS, dtype)
         t = torch.full((1,), float(timesteps[step]), device=args.device, dtype=dtype)
         with torch.inference_mode():
             return model(timestep=t, **inputs)[0]
@@ -297,6 +354,8 @@ def measure(model, inputs, geometry: dict, grid, args, dtype) -> dict:
     def context(variant: str):
         if variant == "vanilla":
             return contextlib.nullcontext(None)
+        if other is not None:
+            return other.context(model, variant, geometry, PROMPT, ENTITIES, **windows)
         return deleaker(
             model,
             ENTITIES,
@@ -309,7 +368,7 @@ def measure(model, inputs, geometry: dict, grid, args, dtype) -> dict:
             **windows,
         )
 
-    if "family" in geometry:  # SD3, FLUX.2: the family's own clock and installation
+    if other is None and "family" in geometry:  # SD3, FLUX.2: their own clock and installation
         forward, context = deleaker_families.runner(
             geometry, model, inputs, steps=STEPS, prompt=PROMPT, entities=ENTITIES,
             device=args.device, dtype=dtype, windows=windows,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One prepared GPU check of DeLeaker and the memory options at FLUX.1-dev's full size, with random
-# weights and no downloads (about 14 minutes at most on one large GPU):
+# weights and no downloads (about 12 minutes at most on one large GPU; each phase has its own limit):
 #
 #   1. overhead: the full 19 + 38-block FLUX.1-dev transformer at 1024^2 in bfloat16, planted blob
 #      masks: vanilla vs fast DeLeaker time and max_memory_allocated (targets 1.15 and 1.05);
@@ -11,7 +11,10 @@
 #   4. sd3: the full 38-block Stable Diffusion 3.5 Large MMDiT at 1024^2 in bfloat16 (38 x 64
 #      heads, 77 + 256 text tokens), planted blob masks: vanilla vs fast (same targets as 1.);
 #   5. flux2: the full 8 + 48-block FLUX.2 [dev] transformer at 1024^2 in bfloat16 (48 x 128
-#      heads, 512 text tokens; 64 GB of weights), planted blob masks: vanilla vs fast.
+#      heads, 512 text tokens; 64 GB of weights), planted blob masks: vanilla vs fast;
+#   6. qwenimage: Qwen-Image's attention width (24 x 128 heads, 512 text tokens, 2 dual-stream
+#      blocks) at 512^2 and 1024^2 in bfloat16, planted masks: vanilla vs fast time and memory;
+#   7. zimage: the same at Z-Image's width (30 x 128 heads, 512 text tokens, 2 main blocks).
 #
 # Writes one JSON object: to $OUT/gpu_check.json when OUT is set, else to stdout. A phase that
 # fails or runs past its time limit is recorded as such; the others still run.
@@ -40,14 +43,18 @@ if [[ $mode == gpu ]]; then
     memory=(--size flux-dev --device cuda --height 512)
     sd3=(--geometry sd3-1024 --device cuda --dtype bfloat16 --rounds 3 --skip-reference)
     flux2=(--geometry flux2-1024 --device cuda --dtype bfloat16 --rounds 3 --skip-reference)
-    limits=(200 90 180 150 200)
+    qwenimage=(--geometry qwenimage-width --device cuda --dtype bfloat16 --rounds 3 --skip-reference)
+    zimage=(--geometry zimage-width --device cuda --dtype bfloat16 --rounds 3 --skip-reference)
+    limits=(150 60 150 90 120 60 60)
 else
     overhead=(--geometry smoke --threads 1 --rounds 1 --skip-reference)
     reference=(--geometry smoke --threads 1 --rounds 1)
     memory=(--size tiny --device cpu --height 32)
     sd3=(--geometry sd3-smoke --threads 1 --rounds 1)
     flux2=(--geometry flux2-smoke --threads 1 --rounds 1)
-    limits=(120 120 240 120 120)
+    qwenimage=(--geometry qwenimage-smoke --threads 1 --rounds 1)
+    zimage=(--geometry zimage-smoke --threads 1 --rounds 1)
+    limits=(120 120 240 120 120 120 120)
 fi
 
 # phase NAME LIMIT_S SCRIPT ARGS...: the script's last stdout line (its JSON) into $work/NAME.json
@@ -63,13 +70,15 @@ phase reference "${limits[1]}" deleaker_overhead.py "${reference[@]}" --planted-
 phase memory "${limits[2]}" gpu_memory_settings.py "${memory[@]}"
 phase sd3 "${limits[3]}" deleaker_overhead.py "${sd3[@]}" --planted-masks
 phase flux2 "${limits[4]}" deleaker_overhead.py "${flux2[@]}" --planted-masks
+phase qwenimage "${limits[5]}" deleaker_overhead.py "${qwenimage[@]}" --planted-masks
+phase zimage "${limits[6]}" deleaker_overhead.py "${zimage[@]}" --planted-masks
 
 "$python" - "$work" "$mode" <<'EOF' >"$work/gpu_check.json"
 import json, os, sys, pathlib
 
 work, mode = pathlib.Path(sys.argv[1]), sys.argv[2]
 result = {"benchmark": "gpu_check", "mode": mode, "phases": {}}
-for name in ("overhead", "reference", "memory", "sd3", "flux2"):
+for name in ("overhead", "reference", "memory", "sd3", "flux2", "qwenimage", "zimage"):
     rc = int((work / f"{name}.rc").read_text())
     lines = (work / f"{name}.out").read_text().strip().splitlines()
     try:
@@ -93,6 +102,14 @@ summary = {
         f"offload={r['offload']},quantize={r['quantize']}": r.get("peak_bytes", r.get("error"))
         for r in result["phases"]["memory"].get("settings", [])
     },
+}
+summary["families"] = {
+    name: {
+        k: result["phases"][name].get(k)
+        for k in ("fast_over_vanilla_time", "fast_over_vanilla_peak_mem",
+                  "fast_vs_reference_max_abs_diff_rel")
+    }
+    for name in ("qwenimage", "zimage")
 }
 result["summary"] = summary
 result["ok"] = all("error" not in p for p in result["phases"].values())

@@ -63,6 +63,12 @@ def test_cpu_smoke_writes_one_json_with_every_phase(tmp_path):
     for row in settings.values():
         assert "error" not in row, row
         assert row["image_size"] == [32, 32] and row["estimated_peak_bytes"] > 0
+    # each family's phase: planted masks, an edit, and fast == reference at its smoke size
+    for name in ("qwenimage", "zimage"):
+        family = phases[name]
+        assert family["family"] == name and family["fast_changes_output"]
+        assert family["fast_vs_reference_max_abs_diff_rel"] < 1e-5
+        assert result["summary"]["families"][name]["fast_over_vanilla_time"] > 0
     if "torchao-int8" in {q for _, q in settings}:
         quant, plain = settings["none", "torchao-int8"], settings["none", "none"]
         assert quant["estimated_peak_bytes"] < plain["estimated_peak_bytes"]

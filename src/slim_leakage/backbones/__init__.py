@@ -28,6 +28,10 @@ BACKBONES: Registry = Registry(
         "flux2-dev": "slim_leakage.backbones.flux2:FLUX2_DEV",
         "flux2-klein": "slim_leakage.backbones.flux2:FLUX2_KLEIN",
         "tiny-flux2": "slim_leakage.backbones.flux2:TINY_FLUX2",
+        "qwen-image": "slim_leakage.backbones.qwenimage:QWEN_IMAGE",
+        "tiny-qwenimage": "slim_leakage.backbones.qwenimage:TINY_QWENIMAGE",
+        "z-image-turbo": "slim_leakage.backbones.zimage:Z_IMAGE_TURBO",
+        "tiny-zimage": "slim_leakage.backbones.zimage:TINY_ZIMAGE",
     },
 )
 

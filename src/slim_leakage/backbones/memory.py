@@ -106,6 +106,10 @@ DEFAULT_SCHEME = "torchao-int8"
 
 
 # -- activation allowances -----------------------------------------------------------------------
+#: Hidden width of the other joint-attention families (Qwen-Image: 24 x 128; Z-Image: 3840).
+_JOINT_HIDDEN = {"qwenimage": 3072, "zimage": 3840}
+
+
 def activation_bytes(family: str, height: int, width: int, text_len: int, dtype: str) -> dict:
     """Estimated peak activation bytes of each phase of one image (estimates, not measured).
 
@@ -128,6 +132,8 @@ def activation_bytes(family: str, height: int, width: int, text_len: int, dtype:
     unit = DTYPE_BYTES[dtype]
     if family == "flux":
         tokens, hidden = text_len + (height // 16) * (width // 16), 3072
+    elif family in _JOINT_HIDDEN:  # joint-attention DiTs with 16-pixel tokens
+        tokens, hidden = text_len + (height // 16) * (width // 16), _JOINT_HIDDEN[family]
     else:
         tokens, hidden = (height // 32) * (width // 32), 2240
     denoise = 16 * tokens * hidden * unit + 64 * 2**20

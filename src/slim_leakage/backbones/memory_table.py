@@ -225,3 +225,65 @@ COMPONENTS: dict[str, tuple[Component, ...]] = {
         ),
     ),
 }
+
+# Qwen-Image (Qwen/Qwen-Image): counted as above from its published configurations
+# (tests/backbones/test_qwenimage.py recounts them).
+COMPONENTS["qwen-image"] = (
+    Component(
+        "transformer",
+        20_430_401_088,
+        20_424_818_688,
+        56_623_104,  # a block's 3072 -> 6 x 3072 modulation
+        quantize=True,
+        config="QwenImageTransformer2DModel defaults: 60 layers, 24 x 128 heads, text dim 3584 "
+        "(transformer/config.json of Qwen-Image)",
+    ),
+    Component(
+        "text_encoder",
+        8_292_166_656,
+        7_744_815_104,
+        544_997_376,  # the 152064 x 3584 token embedding (and the untied LM head)
+        text=True,
+        quantize=True,
+        config="Qwen2.5-VL-7B-Instruct (28 layers, hidden 3584, 152064 tokens, 32-block "
+        "vision tower): text_encoder/config.json of Qwen-Image",
+    ),
+    Component(
+        "vae",
+        126_892_531,
+        0,
+        3_981_312,  # a 384-channel 3x3x3 causal convolution
+        config="AutoencoderKLQwenImage defaults (vae/config.json of Qwen-Image)",
+    ),
+)
+
+# Z-Image-Turbo (Tongyi-MAI/Z-Image-Turbo), counted the same way
+# (tests/backbones/test_zimage.py recounts them).
+COMPONENTS["z-image-turbo"] = (
+    Component(
+        "transformer",
+        6_154_908_736,
+        6_153_863_168,
+        39_321_600,  # a block's 3840 -> 10240 feed-forward projection
+        quantize=True,
+        config="ZImageTransformer2DModel defaults: 30 + 2 x 2 refiner layers, dim 3840, 30 "
+        "heads, caption dim 2560 (transformer/config.json of Z-Image-Turbo)",
+    ),
+    Component(
+        "text_encoder",
+        4_022_468_096,
+        3_633_315_840,
+        388_956_160,  # the 151936 x 2560 token embedding
+        text=True,
+        quantize=True,
+        config="Qwen3-4B as Qwen3Model (36 layers, hidden 2560, 151936 tokens): "
+        "text_encoder/config.json of Z-Image-Turbo",
+    ),
+    Component(
+        "vae",
+        83_819_683,
+        2_097_152,
+        2_359_296,
+        config="AutoencoderKL, 16 latent channels, FLUX's (vae/config.json of Z-Image-Turbo)",
+    ),
+)

@@ -14,7 +14,8 @@ from slim_leakage.records import Sample
 
 def test_registered_with_its_contract():
     cls = METHODS.get("deleaker")
-    assert cls.needs == ("entities",) and {"flux", "sana", "sd3", "flux2"} <= set(cls.families)
+    assert cls.needs == ("entities",)
+    assert {"flux", "sana", "sd3", "flux2", "qwenimage", "zimage"} <= set(cls.families)
     info = cls.info()
     assert {"alpha", "beta1", "beta2", "self_identity"} <= set(info["options"])
     assert get_method("deleaker", alpha="1.4").config.alpha == 1.4

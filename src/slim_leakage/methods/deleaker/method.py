@@ -35,6 +35,8 @@ BACKBONE_FILES: dict[str, str] = {
     "sana": "slim_leakage.methods.deleaker.sana",
     "sd3": "slim_leakage.methods.deleaker.sd3",
     "flux2": "slim_leakage.methods.deleaker.flux2",
+    "qwenimage": "slim_leakage.methods.deleaker.qwenimage",
+    "zimage": "slim_leakage.methods.deleaker.zimage",
 }
 
 

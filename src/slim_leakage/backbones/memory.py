@@ -24,7 +24,7 @@ from typing import Any
 
 from .._quiet import allow_quantizers
 from ..errors import ConfigError, MissingDependencyError
-from .memory_table import DTYPE_BYTES, Component
+from .memory_table import DTYPE_BYTES, Component, activation_bytes
 
 OFFLOAD_MODES = ("none", "model", "group", "sequential")
 #: Layerwise casting of the transformer's weights (storage dtype; compute stays ``dtype``).
@@ -103,42 +103,6 @@ SCHEMES: dict[str, Scheme] = {
 }
 #: The scheme ``max_memory=`` tries when quantisation is needed and none was named.
 DEFAULT_SCHEME = "torchao-int8"
-
-
-# -- activation allowances -----------------------------------------------------------------------
-#: Hidden width of the other joint-attention families (Qwen-Image: 24 x 128; Z-Image: 3840).
-_JOINT_HIDDEN = {"qwenimage": 3072, "zimage": 3840}
-
-
-def activation_bytes(family: str, height: int, width: int, text_len: int, dtype: str) -> dict:
-    """Estimated peak activation bytes of each phase of one image (estimates, not measured).
-
-    The denoiser's allowance is 16 hidden-state-sized tensors of the joint sequence (the
-    single-stream FLUX block holds the 4x MLP activation, its concatenation with the attention
-    output and the normalised input at once, about 11 of them); the VAE decoder's is 8 tensors of
-    128 channels at the full image size (its widest, last up-block). DeLeaker's fast path adds at
-    most its working-set bound (``ops.WORKING_SET_BYTES``) and a few entity-sized histories.
-
-    Args:
-        family: ``flux`` or ``sana``.
-        height: Image height in pixels.
-        width: Image width in pixels.
-        text_len: Text tokens.
-        dtype: The denoiser's dtype.
-
-    Returns:
-        ``{"denoise": bytes, "decode": bytes}``.
-    """
-    unit = DTYPE_BYTES[dtype]
-    if family == "flux":
-        tokens, hidden = text_len + (height // 16) * (width // 16), 3072
-    elif family in _JOINT_HIDDEN:  # joint-attention DiTs with 16-pixel tokens
-        tokens, hidden = text_len + (height // 16) * (width // 16), _JOINT_HIDDEN[family]
-    else:
-        tokens, hidden = (height // 32) * (width // 32), 2240
-    denoise = 16 * tokens * hidden * unit + 64 * 2**20
-    decode = 8 * 128 * height * width * unit
-    return {"denoise": denoise, "decode": decode}
 
 
 # -- options and plan -----------------------------------------------------------------------------

@@ -287,3 +287,38 @@ COMPONENTS["z-image-turbo"] = (
         config="AutoencoderKL, 16 latent channels, FLUX's (vae/config.json of Z-Image-Turbo)",
     ),
 )
+
+
+# -- activation allowances -----------------------------------------------------------------------
+#: Hidden width of the joint-attention families (text and 16-pixel image tokens in one
+#: sequence): FLUX.1 and Qwen-Image 24 x 128, SD3.5 Large 38 x 64, FLUX.2 [dev] 48 x 128, Z-Image.
+_JOINT_HIDDEN = {"flux": 3072, "qwenimage": 3072, "sd3": 2432, "flux2": 6144, "zimage": 3840}
+
+
+def activation_bytes(family: str, height: int, width: int, text_len: int, dtype: str) -> dict:
+    """Estimated peak activation bytes of each phase of one image (estimates, not measured).
+
+    The denoiser's allowance is 16 hidden-state-sized tensors of the joint sequence (the
+    single-stream FLUX block holds the 4x MLP activation, its concatenation with the attention
+    output and the normalised input at once, about 11 of them); the VAE decoder's is 8 tensors of
+    128 channels at the full image size (its widest, last up-block). DeLeaker's fast path adds at
+    most its working-set bound (``ops.WORKING_SET_BYTES``) and a few entity-sized histories.
+
+    Args:
+        family: A backbone family (the joint-attention ones above; otherwise SANA's geometry).
+        height: Image height in pixels.
+        width: Image width in pixels.
+        text_len: Text tokens.
+        dtype: The denoiser's dtype.
+
+    Returns:
+        ``{"denoise": bytes, "decode": bytes}``.
+    """
+    unit = DTYPE_BYTES[dtype]
+    if family in _JOINT_HIDDEN:
+        tokens, hidden = text_len + (height // 16) * (width // 16), _JOINT_HIDDEN[family]
+    else:
+        tokens, hidden = (height // 32) * (width // 32), 2240
+    denoise = 16 * tokens * hidden * unit + 64 * 2**20
+    decode = 8 * 128 * height * width * unit
+    return {"denoise": denoise, "decode": decode}

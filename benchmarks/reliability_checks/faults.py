@@ -25,17 +25,9 @@ def fault_run(ws: Workspace, kind: str, rate: float, seed: int) -> dict:
 
     out = ws.path(f"fault-{kind}-{rate:g}-{seed}")
     reference = labels_of(ws.reference())
-    injected = Counter()
     with ScriptedServer(
         fault_rates={kind: rate}, retry_after=0.05, timeout_delay=1.5, seed=seed, shapes="real"
     ) as server:
-        draw = server._fault
-
-        def counted(name):  # count what the server injects (a slow reply looks like an answer)
-            injected[name] += 1
-            return draw(name)
-
-        server._fault = counted
         t0 = time.perf_counter()
         code, _, err = cli(
             run_argv(
@@ -48,6 +40,7 @@ def fault_run(ws: Workspace, kind: str, rate: float, seed: int) -> dict:
             env={"OPENAI_API_KEY": FAKE_OPENAI_KEY},
         )
         seconds = time.perf_counter() - t0
+        injected = Counter(server.faults_injected)  # a slow reply looks like an answer
         faults = sum(injected.values())
         requests = len(server.requests)
     labels = labels_of(out) if (out / "verdicts.jsonl").exists() else {}

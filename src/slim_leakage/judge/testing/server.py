@@ -116,6 +116,8 @@ class ScriptedServer:
         self._script: collections.deque[Reply] = collections.deque()
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
+        #: Random faults injected so far, by kind (scripted replies are not counted).
+        self.faults_injected: collections.Counter[str] = collections.Counter()
         self._port = port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -218,6 +220,7 @@ class ScriptedServer:
                 if kind == "position_bias" and stage.split("+", 1)[0] != RANKING_QUESTION.name:
                     continue  # bias is a property of comparisons only
                 if self._rng.random() < rate:
+                    self.faults_injected[kind] += 1
                     return fault_reply(
                         kind, retry_after=self.retry_after, timeout_delay=self.timeout_delay
                     )

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from ..errors import SlimError, ValidationError
 from ..metrics import AGGREGATE_FIELDS, aggregate
 from ..records import LABEL_CODES, LABELS, Sample, Verdict
 from .build import sample_ids_sha256
+from .dataset_ref import DatasetReference, DatasetResolver, shipped_dataset  # noqa: F401 (re-exported)
 from .pinned import Pinned, load_pinned
 from .schema import KNOWN_VERSIONS, SCHEMA_NAME, SCHEMAS, check_structure, migrate
 from .verification import (
@@ -42,49 +42,6 @@ MAX_DIFFS = 8
 JUDGE_ERROR_LIMIT = 0.05
 #: Bootstrap resamples an entry may ask the validator to recompute (a bound on its work).
 MAX_N_BOOT = 100_000
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetReference:
-    """The shipped SLIM config an entry must cover.
-
-    Attributes:
-        config: Dataset config name (``pairs``).
-        fingerprint: The shipped data's fingerprint.
-        samples: Its samples (ids, subsets, families are checked).
-    """
-
-    config: str
-    fingerprint: str | None
-    samples: tuple[Sample, ...]
-
-
-#: config name -> reference, or an error message when the config cannot be loaded.
-DatasetResolver = Callable[[str], "DatasetReference"]
-
-
-def shipped_dataset(config: str) -> DatasetReference:
-    """The reference for a config of the SLIM shipped with the package.
-
-    Raises:
-        ValidationError: If the config cannot be loaded (unknown name, data missing).
-    """
-    try:
-        from ..slim import dataset_fingerprint, load_samples
-
-        samples = tuple(load_samples(config))
-        fingerprint = dataset_fingerprint(config)
-    except ImportError as exc:
-        raise ValidationError(
-            f"The shipped SLIM cannot be loaded to check config {config!r} ({exc}).",
-            hint="Install the package with its data (pip install -e .) and retry.",
-        ) from exc
-    except SlimError as exc:
-        raise ValidationError(
-            f"Dataset config {config!r} is not a shipped SLIM config: {exc.message}",
-            hint="Entries must be evaluated on a shipped config (`slim-eval ls configs`).",
-        ) from exc
-    return DatasetReference(config=config, fingerprint=fingerprint, samples=samples)
 
 
 @dataclasses.dataclass
@@ -154,11 +111,9 @@ def read_entry(path: str | Path) -> tuple[bytes, dict[str, Any]]:
             f"Entry file {str(path)!r} does not exist.",
             hint="Build one with `slim-eval submit RUN --out entry.json`.",
         )
-    raw = path.read_bytes()
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"{path} is not valid JSON ({exc}).") from exc
+    from .strictjson import read_strict
+
+    raw, data = read_strict(path, what="entry file")
     if not isinstance(data, dict):
         raise ValidationError(f"{path} must hold one JSON object, not {type(data).__name__}.")
     return raw, data

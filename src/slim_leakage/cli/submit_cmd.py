@@ -18,6 +18,12 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the entry")
     p.add_argument("--name", help="display name (default: the method name)")
     p.add_argument("--notes", default="", help="free text shown with the entry")
+    p.add_argument(
+        "--submitter",
+        default="",
+        metavar="WHO",
+        help="who submits the entry (e.g. your GitHub handle); needed for it to be ranked",
+    )
     p.add_argument("--pinned", metavar="FILE", help="pinned config (default: shipped)")
     p.set_defaults(func=run)
 
@@ -30,7 +36,9 @@ def run(args) -> int:
     from ..rundir import load_run
 
     pinned = load_pinned(args.pinned)
-    entry = build_entry(load_run(args.run), name=args.name, notes=args.notes)
+    entry = build_entry(
+        load_run(args.run), name=args.name, notes=args.notes, submitter=args.submitter
+    )
     atomic_write_json(args.out, entry)
     m = entry["metrics"]
     print(

@@ -33,11 +33,14 @@ def board(run_factory, tmp_path, maintainers, fake_slim):
     folder = maintainers.install(tmp_path / "leaderboard")
     (folder / "entries").mkdir()
     good_run = run_factory("good", labels=GOOD)
-    good = build_entry(load_run(good_run), name="DeLeaker", submitted="2026-11-28")
+    good = build_entry(
+        load_run(good_run), name="DeLeaker", submitted="2026-11-28", submitter="tests"
+    )
     weak = build_entry(
         load_run(run_factory("weak", method="instruction-prompt", labels=WEAK, judge=OTHER_JUDGE)),
         name="Instruction | prompt",
         submitted="2026-11-28",
+        submitter="tests",
     )
     (folder / "entries" / "deleaker.json").write_text(json.dumps(good, indent=2))
     (folder / "entries" / "instruction.json").write_text(json.dumps(weak, indent=2))
@@ -169,7 +172,9 @@ def test_an_entry_over_the_judge_error_limit_says_why(
     labels = ["mitigation-major"] * 9 + [None]
     run = run_factory("errors", labels=labels)
     path = folder / "entries" / "errors.json"
-    path.write_text(json.dumps(build_entry(load_run(run), name="E", submitted="2026-11-28")))
+    path.write_text(
+        json.dumps(build_entry(load_run(run), name="E", submitted="2026-11-28", submitter="tests"))
+    )
     # a noisy judge (self-agreement 7 of 10) that labels the entry's judge error now
     now = {**{f"p{i:03d}": "mitigation-major" for i in range(9)}, "p009": "no-change"}
     noisy = {**now, "p000": "no-change", "p001": "no-change", "p002": "no-change"}

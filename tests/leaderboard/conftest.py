@@ -79,7 +79,7 @@ def make_run(root, *, method="deleaker", labels=None, judge=None, n=10):
         "schema": 1,
         "package_version": "0.1.0",
         "git_commit": "abc123",
-        "method": {"name": method, "config": {"alpha": 1.0}},
+        "method": {"name": method, "config": {"alpha": 1.0} if method == "deleaker" else {}},
         "backbone": {"name": "tiny-random", "family": "flux", "dtype": "float32"},
         "dataset": {"config": "pairs", "fingerprint": FINGERPRINT, "n_samples": n},
         "judge": judge,

@@ -59,7 +59,11 @@ def add_parser(sub) -> None:
         help="where to write the record (default: verifications/<entry>.json beside the "
         "entry's folder)",
     )
-    p.add_argument("--pinned", metavar="FILE", help="pinned config (default: shipped)")
+    p.add_argument(
+        "--pinned",
+        metavar="FILE",
+        help="pinned config (default: the pinned.json beside the entries/ folder, else shipped)",
+    )
     p.add_argument(
         "--records",
         metavar="DIR",
@@ -146,7 +150,7 @@ def run(args) -> int:
     from .._io import atomic_write_json, sha256_bytes
     from ..errors import UsageError
     from ..leaderboard.history import prior_attempts
-    from ..leaderboard.pinned import load_pinned
+    from ..leaderboard.pinned import load_pinned, pinned_beside
     from ..leaderboard.regenerate import source_state
     from ..leaderboard.rejudge import prepare_entry, rejudge
     from ..leaderboard.sampling import subset_seed
@@ -154,7 +158,7 @@ def run(args) -> int:
     from ..leaderboard.verification import KeyCheck, record_path, sign_record
 
     settings = judge_settings(args)
-    pinned = load_pinned(args.pinned)
+    pinned = load_pinned(args.pinned) if args.pinned else pinned_beside(args.entry)
     raw, entry, pin = prepare_entry(args.entry, pinned=pinned)
     key = load_private_key(args.key)
     fingerprint = public_key_sha256(key.public_key())

@@ -20,8 +20,10 @@ import unicodedata
 #: Characters with no visible glyph of their own: removed before names are compared.
 _INVISIBLE_CATEGORIES = ("Cf", "Cc", "Cs", "Co", "Cn", "Mn", "Me")
 _SPACE = re.compile(r"\s+")
-#: Markdown punctuation that can start a link, an image, emphasis, code, a heading or a list.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+#: Markdown punctuation that can start a link or an image (``[``), emphasis, code, a
+#: strike-through or end a cell; ``<`` and ``&`` become HTML entities first. Heading and list
+#: marks need a line start, which a cell never is.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 
 
 def _visible(ch: str) -> bool:

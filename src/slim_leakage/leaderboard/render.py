@@ -249,13 +249,15 @@ ENTRY_FILE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}\.json$")
 def _name_clashes(rows: list[Row]) -> None:
     """Each display name belongs to one entry (compared by :func:`.names.name_key`).
 
-    The entry verified earliest keeps it (the record's date is the maintainers'); among the
-    rest, the file name decides. The others are listed, never ranked, until renamed.
+    The entry the maintainers recorded first keeps it, whatever their decision (a record's
+    date is theirs, not the submitter's; a rejected entry's name is not freed for another
+    submitter); among entries without a record, the file name decides. The others are
+    listed, never ranked, until renamed.
     """
 
     def seniority(r: Row) -> tuple:
         record = r.report.verification.record if r.report.verification else None
-        return (0, record["date"], r.file) if r.verified and record else (1, "", r.file)
+        return (0, record["date"], r.file) if record else (1, "", r.file)
 
     owner: dict[str, Row] = {}
     for row in sorted(rows, key=seniority):

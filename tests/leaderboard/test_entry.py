@@ -10,6 +10,7 @@ from slim_leakage.leaderboard.rejudge import rejudge
 from slim_leakage.leaderboard.schema import (
     ENTRY_V1,
     ENTRY_V2,
+    ENTRY_V3,
     check_structure,
     describe_fields,
     to_json_schema,
@@ -168,11 +169,11 @@ def test_validation_never_resolves_names_from_the_entry(entry, fake_slim, monkey
 
 
 def test_schema_describes_every_field():
-    rows = {path for path, _, _ in describe_fields(ENTRY_V2)}
-    assert {"verdicts[].label", "metrics.intervals", "judge.served_model_id"} <= rows
+    rows = {path for path, _, _ in describe_fields(ENTRY_V3)}
+    assert {"verdicts[].label", "metrics.intervals", "judge.served_model_id", "submitter"} <= rows
     assert "unverified" not in rows
     doc = (REPO / "docs" / "leaderboard.md").read_text()
-    for path, _, _ in describe_fields(ENTRY_V2):
+    for path, _, _ in describe_fields(ENTRY_V3):
         if path.count(".") <= 1 and "*" not in path:
             assert f"`{path}`" in doc, path
 
@@ -522,7 +523,7 @@ def test_submit_refuses_an_unfinished_run(run_factory, tmp_path, cli):
 def test_exported_json_schemas_match_the_python_schemas(entry):
     import jsonschema
 
-    for version, t in ((1, ENTRY_V1), (2, ENTRY_V2)):
+    for version, t in ((1, ENTRY_V1), (2, ENTRY_V2), (3, ENTRY_V3)):
         path = REPO / "leaderboard" / "schema" / f"entry-v{version}.schema.json"
         assert json.loads(path.read_text()) == to_json_schema(t, version=version), path
     schema = to_json_schema()

@@ -25,16 +25,9 @@ def base(forgeries, toy_pairs_head, tmp_path_factory):
         tmp_path_factory.mktemp("forgery-base"),
         limit=8,
         dataset=toy_pairs_head,
-        # a cheaper real run (no reference images, which the oracle does not read; 4 steps);
-        # the benchmark's own base run uses the defaults
-        run_args=(
-            "--no-references",
-            "--image-metrics",
-            "none",
-            "--no-report",
-            "--backbone-arg",
-            "num_inference_steps=4",
-        ),  # fmt: skip
+        # a cheaper real run (no reference images, which the oracle does not read); the
+        # preset's own settings, since verification regenerates with them
+        run_args=("--no-references", "--image-metrics", "none", "--no-report"),
     )
 
 
@@ -43,7 +36,7 @@ def test_no_forgery_is_accepted(forgeries, base, tmp_path):
     accepted = [r for r in figures["forgery_rows"] if r["accepted"]]
     assert accepted == []
     assert figures["forgeries_accepted"] == 0 and figures["forgeries_crashed"] == 0
-    assert figures["forgeries_tried"] >= 30
+    assert figures["forgeries_tried"] >= 100
     assert figures["forgery_controls_passed"] == len(forgeries.CONTROLS)
     assert all(figures["forgery_goals"][g] > 0 for g in forgeries.GOALS)
     assert len({r["kind"] for r in figures["forgery_rows"]}) == figures["forgeries_tried"]

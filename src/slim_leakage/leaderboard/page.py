@@ -27,6 +27,73 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _signed_pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:+.1f}%"
+
+
+def _secs(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3g} s"
+
+
+def _bytes(value: int | None) -> str:
+    if value is None:
+        return ""
+    size, unit = float(value), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            break
+        size /= 1024
+    return f"{size:.3g} {unit}"
+
+
+def _net_text(d: dict[str, Any]) -> str:
+    ci = d["net_interval"]
+    return _signed_pct(d["net"]) + (
+        "" if ci is None else f" [{_signed_pct(ci[0])}, {_signed_pct(ci[1])}]"
+    )
+
+
+def _rank_text(d: dict[str, Any]) -> str:
+    if d["rank"] is None:
+        return "-"
+    return f"{d['rank']} (tie)" if d["tie"] else str(d["rank"])
+
+
+def _status_text(d: dict[str, Any]) -> str:
+    status = d["status"]
+    if d.get("attempts", 0) > 1:
+        status += f" (attempt {d['attempts']})"
+    if d["rank"] is not None:
+        return status
+    return f"{status}; not ranked: " + "; ".join(d["unranked"])
+
+
+def figure_texts(d: dict[str, Any]) -> dict[str, str]:
+    """The texts of the figures that may be self-reported (``lpips``, ``cost``, ``memory``,
+    ``judge_cost``, ``package``, ``backbone``), each ending in "(self-reported)" unless the
+    leaderboard measured or reproduced it; ``d`` is :meth:`Row.to_dict`.
+
+    The backbone counts as reproduced only when a verification regenerated the entry on it.
+    """
+    mark = f" ({SELF_REPORTED})"
+    lpips = "n/a" if d["lpips"] is None else f"{d['lpips']:.3g}"
+    if d["lpips"] is not None and not d["lpips_recomputed"]:
+        lpips += mark
+    cost = _secs(d["seconds_per_image"])
+    if d["seconds_per_image"] is not None:
+        cost += mark
+    memory = _bytes(d["peak_memory_bytes"])
+    judge_cost = "n/a" if d["judge_cost_usd"] is None else f"${d['judge_cost_usd']:.4g}{mark}"
+    return {
+        "lpips": lpips,
+        "cost": cost,
+        "memory": f"{memory}{mark}" if memory else "n/a",
+        "judge_cost": judge_cost,
+        "package": f"{d['package']}{mark}",
+        "backbone": d["backbone"] + ("" if d["verified"] else mark),
+    }
+
+
 def _css_class(status: str) -> str:
     return re.sub(r"[^a-z]+", "-", status.lower()).strip("-")
 
@@ -59,8 +126,6 @@ def _mark(text: str) -> str:
 
 def _net_html(d: dict[str, Any]) -> str:
     """Net mitigation, with its interval on a second, smaller line."""
-    from .render import _net_text
-
     text = _net_text(d)
     head, _, interval = text.partition(" ")
     if not interval:
@@ -69,8 +134,6 @@ def _net_html(d: dict[str, Any]) -> str:
 
 
 def _rows_html(rows: list) -> str:
-    from .render import _rank_text, figure_texts
-
     body = []
     for row in rows:
         d = row.to_dict()

@@ -21,22 +21,26 @@ from ..errors import ValidationError
 from ..metrics import net_mitigation
 from ..records import LABELS
 from .names import md_cell, name_key
-from .page import html_page
+from .page import (  # noqa: F401 - figure_texts, SELF_REPORTED re-exported (tests, benchmarks)
+    SELF_REPORTED,
+    _net_text,
+    _pct,
+    _rank_text,
+    _status_text,
+    figure_texts,
+    html_page,
+)
 from .pinned import PINNED_FILE, Pinned, load_pinned
 from .schema import migrate
 from .validate import DatasetResolver, ValidationReport, read_entry, shipped_dataset, validate_file
 from .verification import KeyCheck, load_checked_key
 
-#: Colours of the five labels in the stacked bars (mitigation greens ... degradation reds).
-COLOURS = dict(zip(LABELS, ("#1a9850", "#91cf60", "#d9d9d9", "#fc8d59", "#d73027")))
 README_START = "<!-- leaderboard:start -->"
 README_END = "<!-- leaderboard:end -->"
 #: Bootstrap of the net-mitigation intervals: the defaults of ``metrics.aggregate``, fixed by
 #: the leaderboard (not taken from the entry) so that every entry is ranked alike.
 RANK_N_BOOT = 1000
 RANK_SEED = 0
-#: The mark of a figure the leaderboard did not measure or recompute.
-SELF_REPORTED = "self-reported"
 
 
 @dataclasses.dataclass
@@ -333,77 +337,6 @@ def collect(
         )
     _name_clashes(rows)
     return rank_rows(rows)
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _signed_pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:+.1f}%"
-
-
-def _secs(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3g} s"
-
-
-def _bytes(value: int | None) -> str:
-    if value is None:
-        return ""
-    size, unit = float(value), "B"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            break
-        size /= 1024
-    return f"{size:.3g} {unit}"
-
-
-def _net_text(d: dict[str, Any]) -> str:
-    ci = d["net_interval"]
-    return _signed_pct(d["net"]) + (
-        "" if ci is None else f" [{_signed_pct(ci[0])}, {_signed_pct(ci[1])}]"
-    )
-
-
-def _rank_text(d: dict[str, Any]) -> str:
-    if d["rank"] is None:
-        return "-"
-    return f"{d['rank']} (tie)" if d["tie"] else str(d["rank"])
-
-
-def _status_text(d: dict[str, Any]) -> str:
-    status = d["status"]
-    if d.get("attempts", 0) > 1:
-        status += f" (attempt {d['attempts']})"
-    if d["rank"] is not None:
-        return status
-    return f"{status}; not ranked: " + "; ".join(d["unranked"])
-
-
-def figure_texts(d: dict[str, Any]) -> dict[str, str]:
-    """The texts of the figures that may be self-reported (``lpips``, ``cost``, ``memory``,
-    ``judge_cost``, ``package``, ``backbone``), each ending in "(self-reported)" unless the
-    leaderboard measured or reproduced it; ``d`` is :meth:`Row.to_dict`.
-
-    The backbone counts as reproduced only when a verification regenerated the entry on it.
-    """
-    mark = f" ({SELF_REPORTED})"
-    lpips = "n/a" if d["lpips"] is None else f"{d['lpips']:.3g}"
-    if d["lpips"] is not None and not d["lpips_recomputed"]:
-        lpips += mark
-    cost = _secs(d["seconds_per_image"])
-    if d["seconds_per_image"] is not None:
-        cost += mark
-    memory = _bytes(d["peak_memory_bytes"])
-    judge_cost = "n/a" if d["judge_cost_usd"] is None else f"${d['judge_cost_usd']:.4g}{mark}"
-    return {
-        "lpips": lpips,
-        "cost": cost,
-        "memory": f"{memory}{mark}" if memory else "n/a",
-        "judge_cost": judge_cost,
-        "package": f"{d['package']}{mark}",
-        "backbone": d["backbone"] + ("" if d["verified"] else mark),
-    }
 
 
 #: The Markdown table's header.

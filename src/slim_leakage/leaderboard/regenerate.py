@@ -174,7 +174,7 @@ def _pixels(path: Path, size: tuple[int, int] | None) -> tuple[Any, str | None]:
             if size is not None and (w, h) != size:
                 return None, f"is {w} x {h}, the regenerated image is {size[0]} x {size[1]}"
             return np.asarray(img.convert("RGB"), dtype=np.int16), None
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         return None, f"cannot be read as an image ({type(exc).__name__})"
 
 
@@ -246,8 +246,11 @@ def check_submitted(
                 problems.append(f"{where}: no image of {row['sample_id']!r} in the run")
                 continue
             try:
-                with Image.open(path) as img:
+                with Image.open(path) as img:  # reads the header only
                     size = img.size
+            except Image.DecompressionBombError:
+                problems.append(f"{where}: {str(path)!r} declares too many pixels to decode")
+                continue
             except (OSError, UnidentifiedImageError, ValueError):
                 problems.append(f"{where}: {str(path)!r} is not an image")
                 continue

@@ -80,7 +80,8 @@ def prior_attempts(
 def linked_rejections(
     folder: str | Path, entry_file: str, entry: dict[str, Any], key: KeyCheck, sha256: str
 ) -> tuple[list[dict[str, Any]], int]:
-    """``(rejected attempts of other versions, attempts in all)`` linked to an entry."""
+    """``(rejected attempts, attempts in all)`` linked to an entry (``sha256``: its bytes'
+    hash; kept for callers that tell versions apart)."""
     rejected: dict[tuple[str, str], dict[str, Any]] = {}
     attempts: set[tuple[str, str]] = set()
     for record in signed_records(folder, key):
@@ -88,7 +89,6 @@ def linked_rejections(
             continue
         for attempt in [*record.get("history", []), attempt_summary(record)]:
             attempts.add((attempt["sha256"], attempt["date"]))
-        for attempt in rejected_attempts(record):
-            if attempt["sha256"] != sha256:
-                rejected.setdefault((attempt["sha256"], attempt["date"]), attempt)
+        for attempt in rejected_attempts(record):  # the same bytes under a new file count too
+            rejected.setdefault((attempt["sha256"], attempt["date"]), attempt)
     return sorted(rejected.values(), key=lambda a: a["date"]), len(attempts)

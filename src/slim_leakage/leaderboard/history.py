@@ -7,8 +7,9 @@ with it), ``verify-entry`` gathers them from every record linked to the entry, a
 shows an entry as "rejected earlier" when a linked record rejected an earlier version:
 
 - linked are the record of the same entry file, and every record of an entry with the same
-  display name (compared as :func:`.names.name_key` compares names) or the same submitter and
-  method;
+  display name (compared as :func:`.names.name_key` compares names) or the same submitter,
+  method and method config (the same declaration: one submitter's two configs of a method are
+  two entries);
 - only records whose signature checks against the leaderboard's key count (a forger cannot
   invent a history, and cannot erase one without changing ``verifications/``, which a pull
   request review refuses).
@@ -60,6 +61,7 @@ def _linked(record: dict[str, Any], entry_file: str, entry: dict[str, Any]) -> b
     return bool(submitter) and (
         name_key(e.get("submitter") or "") == name_key(submitter)
         and e["method"] == entry["method"]["name"]
+        and record.get("reproduction", {}).get("method_config") == entry["method"]["config"]
     )
 
 

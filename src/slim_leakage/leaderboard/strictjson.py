@@ -49,16 +49,25 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _int(text: str) -> int:
-    value = int(text)
-    if abs(value) > MAX_SAFE_INTEGER:
-        shown = text if len(text) <= 24 else f"{text[:12]}...({len(text)} digits)"
-        raise _Refused(f"the integer {shown} is beyond +-2^53")
-    return value
+class _Bad:
+    """A value the parser met but JSON readers disagree on; refused with its path after."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
 
 
-def _constant(name: str) -> Any:
-    raise _Refused(f"{name} is not a JSON number")
+def _int(text: str) -> int | _Bad:
+    digits = len(text.lstrip("-"))
+    if digits <= 16 and abs(int(text)) <= MAX_SAFE_INTEGER:
+        return int(text)
+    shown = text if len(text) <= 24 else f"{text[:12]}...({digits} digits)"
+    return _Bad(f"the integer {shown} is beyond +-2^53")
+
+
+def _constant(name: str) -> _Bad:
+    return _Bad(f"{name} is not a JSON number")
 
 
 def nesting_depth(data: bytes) -> int:
@@ -77,6 +86,8 @@ def _check_strings(value: Any, path: str = "") -> None:
     stack = [(value, path)]
     while stack:
         item, where = stack.pop()
+        if isinstance(item, _Bad):
+            raise _Refused(f"{where or 'the value'}: {item.why}")
         if isinstance(item, str):
             try:
                 item.encode("utf-8")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Regenerate the four toy-world entries from fresh runs, verify them with the oracle judge
-# pinned for the toy configs, sign the records and render the table.
+# Regenerate the four toy-world entries from fresh runs, verify them by regeneration (each
+# verify-entry re-runs the method on the toy backbone and judges its own images with the oracle
+# pinned for the toy configs), sign the records and render the table. Run it from a committed
+# tree: verify-entry refuses to sign when the package's files differ from their commit.
 #
 #   leaderboard/make_toy_entries.sh KEY [RUNS]
 #
@@ -48,7 +50,7 @@ done
 
 while IFS='|' read -r run name options; do
   $slim_eval submit "$runs/$run" --out "leaderboard/entries/toy-$run.json" --name "$name" \
-    --notes "$notes" </dev/null
+    --notes "$notes" --submitter "slim-leakage maintainers" </dev/null
 done <<<"$table"
 
 for run in deleaker deleaker-nosmooth instruction-prompt vanilla; do

@@ -14,6 +14,8 @@ from slim_leakage.records import LABELS, Generation, Sample, Verdict
 from slim_leakage.rundir import RunDir
 
 FINGERPRINT = "f" * 16
+#: The code state a record names when the tests sign it (a committed tree).
+CLEAN_SOURCE = {"version": "0.1.0", "git_commit": "0" * 40, "dirty": False}
 
 
 def _png(seed: int, shade: int) -> bytes:
@@ -77,7 +79,7 @@ def make_run(root, *, method="deleaker", labels=None, judge=None, n=10):
         "schema": 1,
         "package_version": "0.1.0",
         "git_commit": "abc123",
-        "method": {"name": method, "config": {"alpha": 1.0}},
+        "method": {"name": method, "config": {"alpha": 1.0} if method == "deleaker" else {}},
         "backbone": {"name": "tiny-random", "family": "flux", "dtype": "float32"},
         "dataset": {"config": "pairs", "fingerprint": FINGERPRINT, "n_samples": n},
         "judge": judge,
@@ -216,6 +218,9 @@ def sign_verification(entry_path, run_dir, maintainers, *, labels=None, seconds=
         judge=ReplayJudge(labels),
         second_judges=[ReplayJudge(x) for x in seconds or (labels, labels)],
         image_metrics=(),
+        # the fixture runs are written, not generated: they stand in for the regeneration
+        regenerated=run_dir,
+        source=CLEAN_SOURCE,
     )
     path = record_path(entry_path)
     path.parent.mkdir(parents=True, exist_ok=True)

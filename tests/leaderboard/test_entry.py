@@ -10,6 +10,7 @@ from slim_leakage.leaderboard.rejudge import rejudge
 from slim_leakage.leaderboard.schema import (
     ENTRY_V1,
     ENTRY_V2,
+    ENTRY_V3,
     check_structure,
     describe_fields,
     to_json_schema,
@@ -17,14 +18,14 @@ from slim_leakage.leaderboard.schema import (
 from slim_leakage.leaderboard.validate import validate_entry
 from slim_leakage.rundir import load_run
 
-from .conftest import ReplayJudge
+from .conftest import CLEAN_SOURCE, ReplayJudge
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def entry(finished_run):
-    return build_entry(load_run(finished_run), submitted="2026-11-28")
+    return build_entry(load_run(finished_run), submitted="2026-11-28", submitter="tests")
 
 
 def _problems(entry, fake_slim):
@@ -35,7 +36,7 @@ def test_built_entry_is_valid_but_not_verified_by_itself(entry, fake_slim):
     report = validate_entry(entry, dataset=fake_slim)
     assert report.problems == []
     assert not report.verified and report.status == "unverified"
-    assert entry["schema_version"] == 2 and "unverified" not in entry
+    assert entry["schema_version"] == 3 and "unverified" not in entry
     assert entry["judge"]["model_id"] == load_pinned().families["slim"].model_id
     assert entry["dataset"]["sample_ids_sha256"] == sample_ids_sha256(
         [r["sample_id"] for r in entry["verdicts"]]
@@ -117,7 +118,7 @@ def test_bad_labels_and_hashes(entry, fake_slim):
 
 
 def test_schema_name_and_version(entry, fake_slim):
-    future = dict(entry, schema_version=3)
+    future = dict(entry, schema_version=4)
     assert "not a known version" in _problems(future, fake_slim)[0]
     other = dict(entry, schema="something-else")
     assert _problems(other, fake_slim)[0].startswith("schema: 'something-else'")
@@ -168,11 +169,11 @@ def test_validation_never_resolves_names_from_the_entry(entry, fake_slim, monkey
 
 
 def test_schema_describes_every_field():
-    rows = {path for path, _, _ in describe_fields(ENTRY_V2)}
-    assert {"verdicts[].label", "metrics.intervals", "judge.served_model_id"} <= rows
+    rows = {path for path, _, _ in describe_fields(ENTRY_V3)}
+    assert {"verdicts[].label", "metrics.intervals", "judge.served_model_id", "submitter"} <= rows
     assert "unverified" not in rows
     doc = (REPO / "docs" / "leaderboard.md").read_text()
-    for path, _, _ in describe_fields(ENTRY_V2):
+    for path, _, _ in describe_fields(ENTRY_V3):
         if path.count(".") <= 1 and "*" not in path:
             assert f"`{path}`" in doc, path
 
@@ -263,6 +264,7 @@ def test_version_1_entries_are_read_and_their_flag_is_informational(entry, fake_
     v1 = copy.deepcopy(entry)
     v1["schema_version"] = 1
     v1["unverified"] = False  # the forgery the flag allowed: claiming verification
+    del v1["submitter"]  # version 3's
     del v1["dataset"]["sample_ids_sha256"]
     v1["verdicts"][3]["method_sha256"] = None  # version 1 let a judge error go without images
     v1["metrics"].pop("leakage", None)  # version 1 predates the leakage rates
@@ -276,7 +278,9 @@ def test_version_1_entries_are_read_and_their_flag_is_informational(entry, fake_
 
 def test_too_many_judge_errors_keep_an_entry_off_the_ranking(run_factory, fake_slim):
     labels = ["no-change"] * 9 + [None]  # 1 of 10: 10% judge errors
-    report = validate_entry(build_entry(load_run(run_factory(labels=labels))), dataset=fake_slim)
+    report = validate_entry(
+        build_entry(load_run(run_factory(labels=labels)), submitter="tests"), dataset=fake_slim
+    )
     assert report.ok
     assert report.unranked == ["judge errors on 1 of 10 samples (10.0%) exceed the limit of 5%"]
 
@@ -303,6 +307,8 @@ def _rejudge(entry, run, judge, *, deterministic=True, seconds=None, **kw):
         judge=judge,
         second_judges=seconds,
         image_metrics=(),
+        regenerated=run,  # the fixture run stands in for the regeneration
+        source=CLEAN_SOURCE,
         **kw,
     )
 
@@ -410,17 +416,30 @@ def test_a_rejudge_that_fails_too_often_decides_nothing(entry, finished_run):
     )
 
 
-def test_a_subset_is_drawn_from_the_entry_hash_with_every_judge_error(entry):
-    from slim_leakage.leaderboard.rejudge import choose_samples
+def test_a_subset_is_drawn_from_the_maintainers_signature_with_every_judge_error(
+    entry, maintainers
+):
+    from slim_leakage.leaderboard.sampling import check_seed, choose_samples, subset_seed
 
-    ids, sampling = choose_samples(entry, "ab" * 32, 4)
-    assert ids == choose_samples(entry, "ab" * 32, 4)[0]
+    digest = "ab" * 32
+    seed, signature = subset_seed(maintainers.private_key, digest)
+    assert (seed, signature) == subset_seed(maintainers.private_key, digest)  # deterministic
+    assert seed < 2**53  # exact in every JSON reader
+    public = maintainers.private_key.public_key()
+    assert check_seed(public, digest, seed, signature) is None
+    assert check_seed(public, digest, seed + 1, signature) is not None
+    assert check_seed(public, "cd" * 32, seed, signature) is not None
+    ids, sampling = choose_samples(entry, seed, 4)
+    assert ids == choose_samples(entry, seed, 4)[0]
     assert "p003" in ids and len(ids) == 5  # 4 drawn labelled samples + the judge error
-    assert sampling["seed"] == int("ab" * 8, 16) and sampling["mode"] == "subset"
+    assert sampling["seed"] == seed and sampling["mode"] == "subset"
     assert ids == [r["sample_id"] for r in entry["verdicts"] if r["sample_id"] in ids]
-    others = {tuple(choose_samples(entry, f"{k:02x}" * 32, 4)[0]) for k in range(8)}
-    assert len(others) > 1  # another entry hash, another subset
-    assert choose_samples(entry, "ab" * 32, 99)[1]["mode"] == "all"
+    # another entry hash gives another seed; without the private key nobody can compute it
+    seeds = {subset_seed(maintainers.private_key, f"{k:02x}" * 32)[0] for k in range(8)}
+    assert len(seeds) == 8
+    others = {tuple(choose_samples(entry, s, 4)[0]) for s in seeds}
+    assert len(others) > 1
+    assert choose_samples(entry, seed, 99)[1]["mode"] == "all"
 
 
 def test_rejudge_shows_the_judge_the_runs_reference_images(entry, finished_run):
@@ -465,7 +484,7 @@ def test_submit_then_validate_cli(finished_run, tmp_path, cli, fake_slim):
     assert code == 0, err
     assert "wrote" in text
     entry = json.loads(out.read_text())
-    assert entry["name"] == "DeLeaker" and entry["schema_version"] == 2
+    assert entry["name"] == "DeLeaker" and entry["schema_version"] == 3
     code, text, err = cli("validate", str(out), "--json")
     assert code == 0, text + err
     result = json.loads(text.strip().splitlines()[-1])["entries"][str(out)]
@@ -505,7 +524,7 @@ def test_submit_refuses_an_unfinished_run(run_factory, tmp_path, cli):
 def test_exported_json_schemas_match_the_python_schemas(entry):
     import jsonschema
 
-    for version, t in ((1, ENTRY_V1), (2, ENTRY_V2)):
+    for version, t in ((1, ENTRY_V1), (2, ENTRY_V2), (3, ENTRY_V3)):
         path = REPO / "leaderboard" / "schema" / f"entry-v{version}.schema.json"
         assert json.loads(path.read_text()) == to_json_schema(t, version=version), path
     schema = to_json_schema()

@@ -24,7 +24,9 @@ def verified(run_factory, tmp_path, maintainers, fake_slim):
     run = run_factory("run", labels=[LABELS[i % 5] for i in range(10)])
     path = folder / "entries" / "deleaker.json"
     path.parent.mkdir()
-    path.write_text(json.dumps(build_entry(load_run(run), submitted="2026-11-28"), indent=2))
+    path.write_text(
+        json.dumps(build_entry(load_run(run), submitted="2026-11-28", submitter="tests"), indent=2)
+    )
     sign_verification(path, run, maintainers, dataset=fake_slim)
     return folder, path
 

@@ -24,7 +24,9 @@ def add_parser(sub) -> None:
         metavar="FILE",
         help="also replace the table between the leaderboard markers of this README",
     )
-    r.add_argument("--pinned", metavar="FILE", help="pinned config (default: shipped)")
+    r.add_argument(
+        "--pinned", metavar="FILE", help="pinned config (default: DIR/pinned.json, beside entries/)"
+    )
     r.set_defaults(func=run)
     k = actions.add_parser(
         "keygen",
@@ -63,7 +65,7 @@ def run(args) -> int:
     rows = render(
         args.folder,
         args.out,
-        pinned=load_pinned(args.pinned),
+        pinned=load_pinned(args.pinned) if args.pinned else None,  # default: DIR/pinned.json
         dataset=v.shipped_dataset,
         readme=args.readme,
     )

@@ -18,6 +18,12 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the entry")
     p.add_argument("--name", help="display name (default: the method name)")
     p.add_argument("--notes", default="", help="free text shown with the entry")
+    p.add_argument(
+        "--submitter",
+        default="",
+        metavar="WHO",
+        help="who submits the entry (e.g. your GitHub handle); needed for it to be ranked",
+    )
     p.add_argument("--pinned", metavar="FILE", help="pinned config (default: shipped)")
     p.add_argument(
         "--force",
@@ -43,7 +49,9 @@ def run(args) -> int:
     guard_output(args.out, force=args.force)  # before any work: an existing entry is kept
     pinned = load_pinned(args.pinned)
     data = load_run(args.run)
-    entry = build_entry(data, name=args.name, notes=args.notes)  # an unfinished run: named
+    entry = build_entry(  # an unfinished run: named
+        data, name=args.name, notes=args.notes, submitter=args.submitter
+    )
     if not args.partial:
         _check_whole_config(data)
     write_output(args.out, json_text(entry), force=args.force)

@@ -24,7 +24,11 @@ def add_parser(sub) -> None:
         ),
     )
     p.add_argument("entries", nargs="+", metavar="ENTRY", help="entry JSON file(s)")
-    p.add_argument("--pinned", metavar="FILE", help="pinned config (default: shipped)")
+    p.add_argument(
+        "--pinned",
+        metavar="FILE",
+        help="pinned config (default: the pinned.json beside the entries/ folder, else shipped)",
+    )
     p.add_argument(
         "--records",
         metavar="DIR",
@@ -51,14 +55,14 @@ def run(args) -> int:
     """Validate and print each entry's problems."""
     from ..errors import UsageError
     from ..leaderboard import validate as v
-    from ..leaderboard.pinned import load_pinned
+    from ..leaderboard.pinned import load_pinned, pinned_beside
     from ..leaderboard.verification import load_checked_key
     from .verify_entry_cmd import judge_settings, print_decision
 
     if args.rejudge and len(args.entries) != 1:
         raise UsageError("--rejudge checks one entry at a time.", hint="Give one ENTRY.")
     settings = judge_settings(args) if args.rejudge else {}
-    pinned = load_pinned(args.pinned)
+    pinned = load_pinned(args.pinned) if args.pinned else pinned_beside(args.entries[0])
     key = load_checked_key(args.public_key, pinned) if args.public_key else None
     reports = v.validate_files(
         args.entries, pinned=pinned, dataset=v.shipped_dataset, records=args.records, key=key

@@ -12,8 +12,9 @@ def add_judge_options(p) -> None:
         "--subset",
         type=int,
         metavar="N",
-        help="re-judge N labelled samples drawn from a seed derived from the entry's hash "
-        "(plus every judge error) instead of all of them",
+        help="reproduce N labelled samples (plus every judge error) instead of all of them, "
+        "drawn from a seed derived from the maintainers' signature over the entry's hash "
+        "(validate --rejudge: a random seed)",
     )
     p.add_argument(
         "--judge-arg",
@@ -35,13 +36,16 @@ def add_parser(sub) -> None:
     """Register ``verify-entry``."""
     p = sub.add_parser(
         "verify-entry",
-        help="re-judge an entry with the pinned judge and write its signed verification record",
+        help="reproduce an entry (regenerate its images, judge them with the pinned judge) "
+        "and write its signed verification record",
         description=(
-            "Run by the leaderboard's maintainers. Check every image of RUN against the "
-            "entry's hashes, re-judge the entry's samples (judge errors included) with the "
-            "judge pinned for its dataset family, decide whether the labels reproduce, "
-            "recompute the image metrics, and write the record signed with the maintainers' "
-            "Ed25519 key to leaderboard/verifications/<entry>.json."
+            "Run by the leaderboard's maintainers. Validate the entry, check the key's "
+            "fingerprint, regenerate the vanilla and method images of the chosen samples of "
+            "the shipped dataset config with the entry's declared method, config and backbone "
+            "preset, compare them with the submitted images of RUN (each must hash to the "
+            "entry's SHA-256), judge the regenerated images with the judge pinned for the "
+            "dataset family, decide whether the entry reproduces, and write the record signed "
+            "with the maintainers' Ed25519 key to leaderboard/verifications/<entry>.json."
         ),
     )
     p.add_argument("entry", metavar="ENTRY", help="the entry file")
@@ -55,7 +59,25 @@ def add_parser(sub) -> None:
         help="where to write the record (default: verifications/<entry>.json beside the "
         "entry's folder)",
     )
-    p.add_argument("--pinned", metavar="FILE", help="pinned config (default: shipped)")
+    p.add_argument(
+        "--pinned",
+        metavar="FILE",
+        help="pinned config (default: the pinned.json beside the entries/ folder, else shipped)",
+    )
+    p.add_argument(
+        "--records",
+        metavar="DIR",
+        help="folder of the earlier records (the history; default: the --out folder)",
+    )
+    p.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="sign even though the package's files differ from their commit (the record says "
+        "so and then verifies nothing: for trying the procedure only)",
+    )
+    p.add_argument(
+        "--workdir", metavar="DIR", help="where the regenerated images go (default: a temp dir)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=run)
 
@@ -90,8 +112,14 @@ def print_decision(record: dict) -> None:
     """The record's figures and decision, one fact a line."""
     agreement = record["agreement"]
     share = agreement["share"]
+    rep = record["reproduction"]
     print(
-        f"re-judged {len(record['samples'])} sample(s) with {record['judge']['backend']}/"
+        f"regenerated {len(record['samples'])} sample(s) of {rep['dataset_config']} with "
+        f"{rep['method']} on {rep['backbone']}: {rep['matching']} of {rep['compared']} submitted "
+        f"images match ({rep['identical']} byte-identical)"
+    )
+    print(
+        f"judged the regenerated images of {len(record['samples'])} sample(s) with {record['judge']['backend']}/"
         f"{record['judge']['model_id']}: {agreement['agreed']} of {agreement['compared']} "
         f"reproduced ({'n/a' if share is None else f'{share:.3f}'}; threshold "
         f"{agreement['threshold']})"
@@ -111,19 +139,65 @@ def print_decision(record: dict) -> None:
 
 
 def run(args) -> int:
-    """Re-judge, sign and write the record; exit 0 when the decision is "verified"."""
-    from .._io import atomic_write_json
-    from ..leaderboard.pinned import load_pinned
-    from ..leaderboard.rejudge import verify_entry_file
-    from ..leaderboard.signing import load_private_key
-    from ..leaderboard.verification import record_path, sign_record
+    """Validate, check the key, reproduce, sign and write; exit 0 when "verified".
+
+    The order is the safe one: the entry is validated before the private key is read, the
+    key's fingerprint and the source tree are checked before anything is generated, and
+    nothing is written unless the whole reproduction finished.
+    """
+    from pathlib import Path
+
+    from .._io import atomic_write_json, sha256_bytes
+    from ..errors import UsageError
+    from ..leaderboard.history import prior_attempts
+    from ..leaderboard.pinned import load_pinned, pinned_beside
+    from ..leaderboard.regenerate import source_state
+    from ..leaderboard.rejudge import prepare_entry, rejudge
+    from ..leaderboard.sampling import subset_seed
+    from ..leaderboard.signing import load_private_key, public_key_sha256
+    from ..leaderboard.verification import KeyCheck, record_path, sign_record
 
     settings = judge_settings(args)
-    pinned = load_pinned(args.pinned)
+    pinned = load_pinned(args.pinned) if args.pinned else pinned_beside(args.entry)
+    raw, entry, pin = prepare_entry(args.entry, pinned=pinned)
     key = load_private_key(args.key)
-    record = verify_entry_file(args.entry, args.images, pinned=pinned, **settings)
+    fingerprint = public_key_sha256(key.public_key())
+    if fingerprint != pinned.key_sha256:
+        raise UsageError(
+            f"The key {args.key!r} has fingerprint {fingerprint[:16]}..., pinned.json pins "
+            f"{pinned.key_sha256[:16]}...; nothing was generated.",
+            hint="Sign with the maintainers' current key, or rotate the key first "
+            "(docs/leaderboard.md, 'Rotating the key').",
+        )
+    source = source_state()
+    if source["dirty"] and not args.allow_dirty:
+        raise UsageError(
+            "The package's files differ from commit "
+            f"{(source['git_commit'] or '?')[:12]}; a record must name the code that ran.",
+            hint="Commit or stash the changes (git status), or verify from a release.",
+        )
+    out = Path(args.out) if args.out else record_path(args.entry)
+    history = prior_attempts(
+        Path(args.records) if args.records else out.parent,
+        Path(args.entry).name,
+        entry,
+        KeyCheck(key=key.public_key()),
+    )
+    seed, signature = subset_seed(key, sha256_bytes(raw))
+    record = rejudge(
+        entry,
+        raw,
+        args.images,
+        pin=pin,
+        entry_file=Path(args.entry).name,
+        seed=seed,
+        seed_signature=signature,
+        source=source,
+        history=history,
+        workdir=args.workdir,
+        **settings,
+    )
     doc = sign_record(record, key, pinned)
-    out = args.out or record_path(args.entry)
     atomic_write_json(out, doc)
     print_decision(record)
     print(f"wrote {out} (signed with key {doc['signature']['public_key_sha256'][:16]}...)")

@@ -56,6 +56,7 @@ def build_entry(
     name: str | None = None,
     notes: str = "",
     submitted: str | None = None,
+    submitter: str = "",
 ) -> dict[str, Any]:
     """Turn a finished, judged run into a leaderboard entry (a JSON-compatible dict).
 
@@ -68,6 +69,8 @@ def build_entry(
         name: Display name (defaults to the method name).
         notes: Free text shown with the entry.
         submitted: ISO 8601 date of submission (defaults to today, UTC).
+        submitter: Who submits the entry (a person or group, e.g. a GitHub handle); an
+            entry without one is listed but never ranked.
 
     Raises:
         ValidationError: If the run has no metrics or verdicts, or a sample lacks a verdict.
@@ -118,6 +121,7 @@ def build_entry(
         "schema": SCHEMA_NAME,
         "schema_version": CURRENT_VERSION,
         "name": name or run.method,
+        "submitter": submitter,
         "submitted": submitted or _dt.datetime.now(_dt.timezone.utc).date().isoformat(),
         "notes": notes,
         "method": {"name": run.method, "config": dict(method.get("config") or {})},

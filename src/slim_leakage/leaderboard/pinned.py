@@ -227,3 +227,13 @@ def judge_identity(description: dict[str, Any] | None) -> dict[str, Any]:
     if description.get("served_model_id") is not None:
         out["served_model_id"] = str(description["served_model_id"])
     return out
+
+
+def pinned_beside(entry_path: str | Path) -> Pinned:
+    """The ``pinned.json`` beside the ``entries/`` folder an entry file sits in, else the
+    shipped one (an entry file outside a leaderboard folder)."""
+    folder = Path(entry_path).resolve().parent
+    beside = folder.parent / PINNED_FILE
+    if folder.name == "entries" and beside.is_file():
+        return load_pinned(beside)
+    return load_pinned()

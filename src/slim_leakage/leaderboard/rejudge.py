@@ -1,10 +1,11 @@
-"""Re-judge an entry with its pinned judge and decide (``verify-entry``, ``validate --rejudge``).
+"""Reproduce an entry and decide (``verify-entry``, ``validate --rejudge``).
 
-The images come from a run directory; every one must hash to the SHA-256 the entry records, so
-the labels being checked belong to exactly those pixels. The judge pinned for the entry's
-dataset family then labels the chosen samples again (all of them by default, or a random
-subset drawn from a seed derived from the entry's hash; samples the entry reports as judge
-errors are always included), and the decision is:
+Verification regenerates (:mod:`.regenerate`): the entry's declared method and config run on
+its declared backbone preset over the chosen samples of the shipped dataset config, making the
+vanilla and method images here; the submitted images (every one must hash to the SHA-256 the
+entry records) must match the regenerated ones within the documented tolerance; and the judge
+pinned for the entry's dataset family judges the **regenerated** images. Samples, prompts and
+entities come from the shipped config only. The decision:
 
 - **deterministic judge** (the toy world's oracle): every label, error and order flip must
   reproduce exactly;
@@ -13,9 +14,9 @@ errors are always included), and the decision is:
   the entry must agree with the first pass on at least ``a - 1.645 * sqrt(2 a (1 - a) / n)``
   (the one-sided 95% margin of a difference of two such shares). A sample the entry reports
   as a judge error but that the judge now labels counts as a disagreement;
-- for both, the entry's mitigation and degradation shares must lie inside the 95% bootstrap
-  intervals of the re-judged shares, and the re-judge itself may fail on no more samples than
-  the judge-error limit allows.
+- for both, every submitted image must match its regeneration, the entry's mitigation and
+  degradation shares must lie inside the 95% bootstrap intervals of the re-judged shares, and
+  the re-judge itself may fail on no more samples than the judge-error limit allows.
 
 The record states every figure and the rule, and ``slim-eval verify-entry`` signs it.
 """
@@ -28,13 +29,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._io import sha256_bytes, sha256_file
+from .._io import sha256_bytes
 from .._version import __version__
 from ..errors import ValidationError
-from ..metrics import direction_shares, label_counts, splitmix64
+from ..metrics import direction_shares, label_counts
 from ..records import LABEL_CODES, Verdict
 from ..rundir import load_run
 from .pinned import Pinned, PinnedJudge, load_pinned
+from .sampling import RANDOM_RULE, SEED_RULE, choose_samples
 from .schema import migrate
 from .validate import JUDGE_ERROR_LIMIT, DatasetResolver
 from .verification import RECORD_SCHEMA, RECORD_VERSION
@@ -44,97 +46,6 @@ Z_ONE_SIDED_95 = 1.645
 #: Bootstrap settings of the re-judged shares' intervals (those of ``metrics.aggregate``).
 N_BOOT = 1000
 BOOT_SEED = 0
-SUBSET_RULE = (
-    "seed = first 16 hex digits of the entry's SHA-256 as an integer; the labelled samples "
-    "are ordered by their SplitMix64 output under that seed (output k for the k-th labelled "
-    "sample in dataset order) and the first `size` are taken; every judge error is added"
-)
-
-
-def entry_seed(entry_sha256: str) -> int:
-    """The subset seed of an entry: its SHA-256's first 16 hex digits as an integer."""
-    return int(entry_sha256[:16], 16)
-
-
-def choose_samples(
-    entry: dict, entry_sha256: str, size: int | None = None
-) -> tuple[list[str], dict[str, Any]]:
-    """The sample ids to re-judge (in dataset order) and the record's ``sampling`` block.
-
-    Args:
-        entry: The entry.
-        entry_sha256: SHA-256 of the entry file (the seed of a subset).
-        size: Labelled samples to draw; ``None`` (or at least their number) re-judges all.
-    """
-    rows = entry["verdicts"]
-    labelled = [r["sample_id"] for r in rows if r["label"] is not None]
-    if size is None or size >= len(labelled):
-        ids = [r["sample_id"] for r in rows]
-        return ids, {
-            "mode": "all",
-            "size": len(ids),
-            "seed": None,
-            "rule": "every sample of the entry",
-            "sample_ids": ids,
-        }
-    seed = entry_seed(entry_sha256)
-    keys = [int(k) for k in splitmix64(seed, len(labelled))]
-    drawn = {sid for _, sid in sorted(zip(keys, labelled))[:size]}
-    ids = [r["sample_id"] for r in rows if r["label"] is None or r["sample_id"] in drawn]
-    return ids, {
-        "mode": "subset",
-        "size": len(ids),
-        "seed": seed,
-        "rule": SUBSET_RULE.replace("`size`", str(size)),
-        "sample_ids": ids,
-    }
-
-
-def check_images(entry: dict, run_dir: str | Path) -> tuple[dict[str, Any], list[str]]:
-    """Map each sample id to its judge item, after checking every image against the entry.
-
-    Returns:
-        ``(sample id -> JudgeItem, problems)``; any problem means nothing may be re-judged.
-    """
-    from ..judge import JudgeItem
-
-    data = load_run(run_dir)
-    samples = {s.id: s for s in data.samples}
-    method = entry["method"]["name"]
-    items: dict[str, Any] = {}
-    problems: list[str] = []
-    for i, row in enumerate(entry["verdicts"]):
-        sample = samples.get(row["sample_id"])
-        if sample is None:
-            problems.append(
-                f"verdicts[{i}]: sample {row['sample_id']!r} is not in {str(run_dir)!r}"
-            )
-            continue
-        paths = {}
-        for role, key in (("vanilla", "vanilla_sha256"), ("method", "method_sha256")):
-            path = data.image_path(sample.id, role)
-            if row[key] is None:
-                problems.append(f"verdicts[{i}].{key}: the entry has no hash for {str(path)!r}")
-                continue
-            if not path.is_file():
-                problems.append(f"verdicts[{i}].{key}: image {str(path)!r} is missing")
-                continue
-            digest = sha256_file(path)
-            if digest != row[key]:
-                problems.append(
-                    f"verdicts[{i}].{key}: {str(path)!r} hashes to {digest}, not {row[key]}"
-                )
-                continue
-            paths[role] = path
-        if len(paths) < 2:
-            continue
-        refs = {}
-        for entity in sample.entities:
-            ref = data.reference_path(entity)
-            if ref.is_file():
-                refs[entity] = ref
-        items[sample.id] = JudgeItem(sample, method, paths["vanilla"], paths["method"], refs)
-    return items, problems
 
 
 def build_judge(pin: PinnedJudge, judge_args: Mapping[str, Any] | None = None, **override: Any):
@@ -217,6 +128,31 @@ def _image_metrics(
     return out
 
 
+def _own_items(run_dir: Path, ids: Sequence[str], method: str) -> dict[str, Any]:
+    """Judge items over the regenerated images (samples as the shipped config has them)."""
+    from ..judge import JudgeItem
+
+    data = load_run(run_dir)
+    samples = {s.id: s for s in data.samples}
+    items = {}
+    for sid in ids:
+        sample = samples[sid]
+        refs = {}
+        for entity in sample.entities:
+            ref = data.reference_path(entity)
+            if ref.is_file():
+                refs[entity] = ref
+        items[sid] = JudgeItem(
+            sample, method, data.image_path(sid, "vanilla"), data.image_path(sid, "method"), refs
+        )
+    return items
+
+
+def _refuse(what: str, problems: list[str], hint: str) -> ValidationError:
+    shown = "\n  ".join(problems[:10]) + ("\n  ..." if len(problems) > 10 else "")
+    return ValidationError(f"{what}:\n  {shown}", hint=hint)
+
+
 def rejudge(
     entry: dict,
     entry_bytes: bytes,
@@ -228,46 +164,168 @@ def rejudge(
     second_judges: Sequence[Any] | None = None,
     judge_args: Mapping[str, Any] | None = None,
     subset: int | None = None,
+    seed: int | None = None,
+    seed_signature: str | None = None,
     image_metrics: Sequence[str] = ("lpips", "kid"),
     kid_feature: Any = None,
+    source: Mapping[str, Any] | None = None,
+    regenerated: str | Path | None = None,
+    workdir: str | Path | None = None,
+    history: Sequence[dict] = (),
     git_commit: str | None = None,
 ) -> dict[str, Any]:
-    """Re-judge a valid entry and return the (unsigned) verification record.
+    """Reproduce a valid entry and return the (unsigned) verification record.
 
     Args:
-        entry: The entry (valid, read as version 2).
+        entry: The entry (valid, read in its current form).
         entry_bytes: The entry file's bytes (hashed into the record).
-        run_dir: The run directory holding its images.
+        run_dir: The run directory holding the submitted images.
         pin: The judge pinned for the entry's dataset family.
         entry_file: The entry file's name (recorded; a record verifies one file).
         judge: The judge to use (default: the pinned one, built with ``judge_args``).
-        second_judges: For a VLM pin, two more judges for the self-agreement passes (default:
-            the pinned one twice more, without a cache).
+        second_judges: For a VLM pin, two more judges for the self-agreement passes.
         judge_args: Options for the pinned judge (keys, cache, rate limits ...).
         subset: Labelled samples to draw (default: all samples).
-        image_metrics: Image metrics to recompute from the images (unavailable ones are noted).
+        seed: The subset seed (:func:`.sampling.subset_seed`); ``None`` with a subset: a
+            random one (a self-check).
+        seed_signature: The maintainers' signature the seed comes from (recorded).
+        image_metrics: Image metrics to recompute from the regenerated images.
         kid_feature: A KID feature extractor (tests).
-        git_commit: The verifying source tree's commit, if known.
+        source: The code that runs (:func:`.regenerate.source_state`).
+        regenerated: A run directory already regenerated for these samples (else one is made).
+        workdir: Where the regeneration goes (default: a temporary folder).
+        history: Earlier attempts at this entry (recorded; see :mod:`.history`).
+        git_commit: Overrides ``source["git_commit"]`` (tests).
 
     Raises:
-        ValidationError: If the entry's judge is not the pinned one, or an image is missing
-            or does not hash to the entry's SHA-256.
+        ValidationError: If the entry's judge is not the pinned one, it cannot be regenerated,
+            or a submitted image is missing, mis-sized or does not hash to the entry's SHA-256.
     """
+    import os
+    import tempfile
+
+    from .regenerate import (
+        TOLERANCE_RULE,
+        check_submitted,
+        compare_images,
+        regenerate,
+        why_not_reproducible,
+    )
+
     diffs = pin.differences(entry["judge"])
     if diffs:
         raise ValidationError(
             "The entry cannot be verified: " + "; ".join(diffs) + ".",
             hint=f"Judge the run with the pinned {pin.backend} judge and submit it again.",
         )
-    items, problems = check_images(entry, run_dir)
+    why = why_not_reproducible(entry)
+    if why:
+        raise _refuse(
+            "The entry cannot be verified (listed, not reproduced)",
+            why,
+            "Only a registry method of this package on a preset of this package can be "
+            "regenerated; docs/leaderboard.md says how a plug-in package can be run.",
+        )
+    submitted, problems = check_submitted(entry, run_dir)
     if problems:
-        shown = "\n  ".join(problems[:10]) + ("\n  ..." if len(problems) > 10 else "")
-        raise ValidationError(
-            f"{len(problems)} image(s) of {str(run_dir)!r} do not match the entry:\n  {shown}",
-            hint="Give the run directory the entry was submitted from (--images RUN).",
+        raise _refuse(
+            f"{len(problems)} image(s) of {str(run_dir)!r} do not match the entry",
+            problems,
+            "Give the run directory the entry was submitted from (--images RUN).",
         )
     digest = sha256_bytes(entry_bytes)
-    ids, sampling = choose_samples(entry, digest, subset)
+    rule = SEED_RULE
+    if subset is not None and seed is None:
+        seed, rule = int.from_bytes(os.urandom(8), "big"), RANDOM_RULE
+    ids, sampling = choose_samples(entry, seed, subset, rule=rule)
+    sampling["seed_signature"] = seed_signature if sampling["mode"] == "subset" else None
+    source = dict(source or {"version": __version__, "git_commit": None, "dirty": None})
+    if git_commit is not None:
+        source["git_commit"] = git_commit
+    with tempfile.TemporaryDirectory(prefix="slim-verify-", dir=workdir) as tmp:
+        regen = Path(regenerated) if regenerated else Path(tmp) / "regenerated"
+        if regenerated is None:
+            regenerate(entry, ids, regen, references=not pin.deterministic)
+        items = _own_items(regen, ids, entry["method"]["name"])
+        comparisons = {
+            sid: {
+                role: compare_images(getattr(items[sid], f"{role}_image"), submitted[sid][role])
+                for role in ("vanilla", "method")
+            }
+            for sid in ids
+        }
+        record = _decide(
+            entry, ids, items, comparisons, pin, judge, second_judges, judge_args,
+            image_metrics, kid_feature,
+        )  # fmt: skip
+    mismatched = [sid for sid in ids if not all(c["match"] for c in comparisons[sid].values())]
+    record["decision"]["reasons"][:0] = (
+        [
+            f"{len(mismatched)} of {len(ids)} samples' submitted images differ from their "
+            f"regeneration beyond the tolerance (first: {mismatched[0]!r}"
+            + next(
+                (f": {c['problem']}" for c in comparisons[mismatched[0]].values() if c["problem"]),
+                "",
+            )
+            + ")"
+        ]
+        if mismatched
+        else []
+    )
+    record["decision"]["verified"] = not record["decision"]["reasons"]
+    return {
+        "schema": RECORD_SCHEMA,
+        "schema_version": RECORD_VERSION,
+        "entry": {
+            "file": entry_file,
+            "sha256": digest,
+            "name": entry["name"],
+            "submitter": entry.get("submitter"),
+            "method": entry["method"]["name"],
+            "dataset_config": entry["dataset"]["config"],
+            "schema_version": entry["schema_version"],
+        },
+        "judge": record.pop("judge"),
+        "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "package": {
+            "version": source.get("version", __version__),
+            "git_commit": source.get("git_commit"),
+        },
+        "source": {"dirty": source.get("dirty")},
+        "images": {"run": Path(run_dir).name, "checked": 2 * len(submitted)},
+        "reproduction": {
+            "method": entry["method"]["name"],
+            "method_config": entry["method"]["config"],
+            "backbone": entry["backbone"]["preset"],
+            "dataset_config": entry["dataset"]["config"],
+            "dataset_fingerprint": entry["dataset"]["fingerprint"],
+            "judged": "the regenerated images",
+            "tolerance": TOLERANCE_RULE,
+            "compared": 2 * len(ids),
+            "identical": sum(c["identical"] for s in comparisons.values() for c in s.values()),
+            "matching": sum(c["match"] for s in comparisons.values() for c in s.values()),
+            "mismatched_samples": mismatched,
+        },
+        "sampling": sampling,
+        **record,
+        "history": list(history),
+        "attempt": len(history) + 1,
+    }
+
+
+def _decide(
+    entry: dict,
+    ids: list[str],
+    items: dict[str, Any],
+    comparisons: dict[str, dict],
+    pin: PinnedJudge,
+    judge: Any,
+    second_judges: Sequence[Any] | None,
+    judge_args: Mapping[str, Any] | None,
+    image_metrics: Sequence[str],
+    kid_feature: Any,
+) -> dict[str, Any]:
+    """Judge the regenerated images and compare them with the entry (the record's figures)."""
     rows = {r["sample_id"]: r for r in entry["verdicts"]}
     judge = judge or build_judge(pin, judge_args)
     verdicts, served = _judge(judge, [items[sid] for sid in ids])
@@ -286,6 +344,7 @@ def rejudge(
         if agree is not None:
             compared += 1
             agreed += int(agree)
+        comparison = comparisons[verdict.sample_id]
         sample = {
             "sample_id": verdict.sample_id,
             "entry_label": row["label"],
@@ -295,6 +354,8 @@ def rejudge(
             "error": verdict.error,
             "order_flip": verdict.order_flip,
             "agree": agree,
+            "vanilla_match": comparison["vanilla"]["match"],
+            "method_match": comparison["method"]["match"],
         }
         if seconds:
             sample["second_label"] = seconds[0][k].label
@@ -369,21 +430,7 @@ def rejudge(
     }
     reasons += pin.differences(judge_block, where="re-judge")
     return {
-        "schema": RECORD_SCHEMA,
-        "schema_version": RECORD_VERSION,
-        "entry": {
-            "file": entry_file,
-            "sha256": digest,
-            "name": entry["name"],
-            "method": entry["method"]["name"],
-            "dataset_config": entry["dataset"]["config"],
-            "schema_version": entry["schema_version"],
-        },
         "judge": judge_block,
-        "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "package": {"version": __version__, "git_commit": git_commit},
-        "images": {"run": Path(run_dir).name, "checked": 2 * len(items)},
-        "sampling": sampling,
         "samples": samples,
         "agreement": {
             "compared": compared,
@@ -406,31 +453,16 @@ def rejudge(
     }
 
 
-def verify_entry_file(
-    path: str | Path,
-    run_dir: str | Path,
-    *,
-    pinned: Pinned | None = None,
-    dataset: DatasetResolver | None = None,
-    **options: Any,
-) -> dict[str, Any]:
-    """Validate an entry file, then re-judge it (:func:`rejudge`); the unsigned record.
-
-    Args:
-        path: The entry file.
-        run_dir: The run directory holding its images.
-        pinned: The pinned configuration (default: the shipped one).
-        dataset: Dataset reference resolver (default: the shipped SLIM).
-        **options: Passed to :func:`rejudge` (``judge``, ``judge_args``, ``subset`` ...).
+def prepare_entry(
+    path: str | Path, *, pinned: Pinned, dataset: DatasetResolver | None = None
+) -> tuple[bytes, dict[str, Any], PinnedJudge]:
+    """Validate an entry file and find its pinned judge: ``(bytes, entry, pin)``.
 
     Raises:
-        ValidationError: If the entry is invalid, no judge is pinned for its dataset config,
-            its judge is not the pinned one, or its images do not match.
+        ValidationError: If the entry is invalid or no judge is pinned for its dataset config.
     """
-    from ..rundir import git_commit
     from .validate import read_entry, shipped_dataset, validate_entry
 
-    pinned = pinned or load_pinned()
     raw, entry = read_entry(path)
     report = validate_entry(entry, pinned=pinned, dataset=dataset or shipped_dataset)
     if not report.ok:
@@ -446,5 +478,33 @@ def verify_entry_file(
             f"No judge is pinned for dataset config {entry['dataset']['config']!r}.",
             hint=f"The leaderboard verifies entries on {', '.join(configs)}.",
         )
-    options.setdefault("git_commit", git_commit())
+    return raw, entry, pin
+
+
+def verify_entry_file(
+    path: str | Path,
+    run_dir: str | Path,
+    *,
+    pinned: Pinned | None = None,
+    dataset: DatasetResolver | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Validate an entry file, then reproduce it (:func:`rejudge`); the unsigned record.
+
+    Args:
+        path: The entry file.
+        run_dir: The run directory holding its submitted images.
+        pinned: The pinned configuration (default: the shipped one).
+        dataset: Dataset reference resolver (default: the shipped SLIM).
+        **options: Passed to :func:`rejudge` (``judge``, ``subset``, ``seed`` ...).
+
+    Raises:
+        ValidationError: If the entry is invalid, no judge is pinned for its dataset config,
+            its judge is not the pinned one, it cannot be regenerated, or its images do not
+            match.
+    """
+    from .regenerate import source_state
+
+    raw, entry, pin = prepare_entry(path, pinned=pinned or load_pinned(), dataset=dataset)
+    options.setdefault("source", source_state())
     return rejudge(entry, raw, run_dir, pin=pin, entry_file=Path(path).name, **options)

@@ -12,8 +12,7 @@ verification did not recompute, package versions) carry a "self-reported" mark.
 from __future__ import annotations
 
 import dataclasses
-import html
-import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +20,27 @@ from .._io import atomic_write_text
 from ..errors import ValidationError
 from ..metrics import net_mitigation
 from ..records import LABELS
-from .pinned import Pinned, load_pinned
+from .names import md_cell, name_key
+from .page import (  # noqa: F401 - figure_texts, SELF_REPORTED re-exported (tests, benchmarks)
+    SELF_REPORTED,
+    _net_text,
+    _pct,
+    _rank_text,
+    _status_text,
+    figure_texts,
+    html_page,
+)
+from .pinned import PINNED_FILE, Pinned, load_pinned
 from .schema import migrate
 from .validate import DatasetResolver, ValidationReport, read_entry, shipped_dataset, validate_file
 from .verification import KeyCheck, load_checked_key
 
-#: Colours of the five labels in the stacked bars (mitigation greens ... degradation reds).
-COLOURS = dict(zip(LABELS, ("#1a9850", "#91cf60", "#d9d9d9", "#fc8d59", "#d73027")))
 README_START = "<!-- leaderboard:start -->"
 README_END = "<!-- leaderboard:end -->"
 #: Bootstrap of the net-mitigation intervals: the defaults of ``metrics.aggregate``, fixed by
 #: the leaderboard (not taken from the entry) so that every entry is ranked alike.
 RANK_N_BOOT = 1000
 RANK_SEED = 0
-#: The mark of a figure the leaderboard did not measure or recompute.
-SELF_REPORTED = "self-reported"
 
 
 @dataclasses.dataclass
@@ -48,8 +53,10 @@ class Row:
         report: Its validation report (with the verification's verdict).
         net: Net mitigation (``None`` when nothing was labelled).
         net_interval: Its paired bootstrap 95% interval.
-        rank: Its rank (``None``: not ranked, see ``report.unranked``).
-        tie: Another ranked entry has the same rank.
+        rank: Its rank (``None``: not ranked, see ``report.unranked``) within its group.
+        tie: Another ranked entry of its group has the same rank.
+        group: ``(dataset config, judge family)``: entries are ranked only within a group.
+        group_title: The group's heading on the page.
     """
 
     file: str
@@ -59,6 +66,8 @@ class Row:
     net_interval: list[float] | None = None
     rank: int | None = None
     tie: bool = False
+    group: tuple[str, str] = ("", "")
+    group_title: str = ""
 
     @property
     def verified(self) -> bool:
@@ -100,6 +109,7 @@ class Row:
         return {
             "file": self.file,
             "name": e["name"],
+            "submitter": e.get("submitter") or "",
             "method": e["method"]["name"],
             "backbone": e["backbone"]["preset"],
             "dataset": e["dataset"]["config"],
@@ -123,6 +133,7 @@ class Row:
             "rank": self.rank,
             "tie": self.tie,
             "status": self.report.status,
+            "attempts": self.report.attempts,
             "verified": self.verified,
             "unranked": list(self.report.unranked),
             "submitted": e["submitted"],
@@ -130,24 +141,75 @@ class Row:
 
 
 def entry_files(folder: str | Path) -> list[Path]:
-    """The entry files of a leaderboard folder (``entries/*.json``, sorted by name)."""
+    """The entry files of a leaderboard folder (``entries/*.json``, sorted by name).
+
+    Raises:
+        ValidationError: If the folder does not exist, has no ``entries/`` folder (the wrong
+            folder: give the one holding ``entries/`` and ``pinned.json``) or no entry file.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ValidationError(
             f"Leaderboard folder {str(folder)!r} does not exist.",
             hint="Give the repository's leaderboard/ folder.",
         )
-    return sorted((folder / "entries").glob("*.json"))
+    if not (folder / "entries").is_dir():
+        inside = " (it is an entries folder itself)" if folder.name == "entries" else ""
+        raise ValidationError(
+            f"{str(folder)!r} is not a leaderboard folder: it has no entries/ folder{inside}.",
+            hint="Give the folder that holds entries/, verifications/ and pinned.json "
+            "(e.g. leaderboard/).",
+        )
+    files = sorted((folder / "entries").glob("*.json"))
+    if not files:
+        raise ValidationError(
+            f"{str(folder / 'entries')!r} holds no entry (*.json).",
+            hint="Add an entry (`slim-eval submit RUN --out FOLDER/entries/NAME.json`).",
+        )
+    return files
+
+
+def folder_pinned(folder: str | Path) -> Pinned:
+    """The ``pinned.json`` beside a leaderboard folder's ``entries/``.
+
+    Raises:
+        ValidationError: If it is missing (the wrong folder, or one without its pins).
+    """
+    path = Path(folder) / PINNED_FILE
+    if not path.is_file():
+        raise ValidationError(
+            f"{str(folder)!r} has no {PINNED_FILE} beside entries/.",
+            hint=f"Give the leaderboard folder that holds {PINNED_FILE}, or name one with "
+            "--pinned FILE.",
+        )
+    return load_pinned(path)
 
 
 def rank_rows(rows: list[Row]) -> list[Row]:
-    """Rank the rows in place and return them in page order.
+    """Rank the rows in place, group by group, and return them in page order.
 
-    Ranked are the verified rows within the judge-error limit (``report.unranked`` empty).
-    A ranked row's rank is 1 + the number of ranked rows whose whole net-mitigation interval
-    lies above its own; rows sharing a rank are ties. Page order: ranked rows by rank, then
-    net mitigation (best first), then name; then the unranked rows by net mitigation.
+    Rows are ranked only against rows of their own group (dataset config, judge family):
+    shares from another config or another judge measure something else. Within a group, ranked
+    are the verified rows within the judge-error limit (``report.unranked`` empty); a ranked
+    row's rank is 1 + the number of ranked rows whose whole net-mitigation interval lies above
+    its own; rows sharing a rank are ties. Page order: groups by name; in each, ranked rows by
+    rank, then net mitigation (best first), then name; then the unranked rows by status
+    (reproduced ones first) and net mitigation.
     """
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        groups.setdefault(row.group, []).append(row)
+    out: list[Row] = []
+    for key in sorted(groups):
+        out += _rank_group(groups[key])
+    return out
+
+
+#: Listing order of the statuses of unranked rows (reproduced ones before the rest).
+STATUS_ORDER = ("verified", "unverified", "rejected", "listed, not reproduced")
+
+
+def _rank_group(rows: list[Row]) -> list[Row]:
     for row in rows:
         labels = [r["label"] for r in row.entry["verdicts"] if r["label"] is not None]
         row.net, row.net_interval = net_mitigation(labels, n_boot=RANK_N_BOOT, seed=RANK_SEED)
@@ -160,10 +222,58 @@ def rank_rows(rows: list[Row]) -> list[Row]:
     def net_key(r: Row) -> tuple:
         return (-(r.net if r.net is not None else -2.0), r.entry["name"], r.file)
 
+    def status_key(r: Row) -> int:
+        status = r.report.status
+        return STATUS_ORDER.index(status) if status in STATUS_ORDER else len(STATUS_ORDER)
+
     unranked = [r for r in rows if r.rank is None]
     ranked.sort(key=lambda r: (r.rank, *net_key(r)))
-    unranked.sort(key=net_key)
+    unranked.sort(key=lambda r: (status_key(r), *net_key(r)))
     return ranked + unranked
+
+
+def _group(entry: dict[str, Any], pinned: Pinned) -> tuple[tuple[str, str], str]:
+    """The ranking group of an entry and its heading."""
+    config = entry["dataset"]["config"]
+    pin = pinned.for_config(config)
+    judge = entry["judge"]
+    if pin is not None and not pin.differences(judge):
+        family = pin.family
+        title = f"{config}, judged by the {family} pin ({pin.backend}/{pin.model_id})"
+    else:
+        family = f"{judge['backend']}/{judge['model_id']}"
+        title = f"{config}, judged by {family} (not the pinned judge: never ranked)"
+    return (config, family), title
+
+
+#: A leaderboard entry's file name: lowercase letters, digits, '.', '_' and '-'.
+ENTRY_FILE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}\.json$")
+
+
+def _name_clashes(rows: list[Row]) -> None:
+    """Each display name belongs to one entry (compared by :func:`.names.name_key`).
+
+    The entry the maintainers recorded first keeps it, whatever their decision (a record's
+    date is theirs, not the submitter's; a rejected entry's name is not freed for another
+    submitter); among entries without a record, the file name decides. The others are
+    listed, never ranked, until renamed.
+    """
+
+    def seniority(r: Row) -> tuple:
+        record = r.report.verification.record if r.report.verification else None
+        return (0, record["date"], r.file) if record else (1, "", r.file)
+
+    owner: dict[str, Row] = {}
+    for row in sorted(rows, key=seniority):
+        key = name_key(row.entry["name"])
+        if key in owner:
+            row.report.unranked.append(
+                f"its display name is the one of {owner[key].file} (names are compared after "
+                "Unicode normalisation, case folding and removing invisible characters); "
+                "rename it"
+            )
+        else:
+            owner[key] = row
 
 
 def collect(
@@ -177,7 +287,7 @@ def collect(
 
     Args:
         folder: The leaderboard folder (``entries/``, ``verifications/``, the public key).
-        pinned: The pinned configuration (default: the shipped one).
+        pinned: The pinned configuration (default: ``pinned.json`` in ``folder``).
         dataset: Dataset reference resolver.
         key: The public key (default: the pinned key file in ``folder``).
 
@@ -197,10 +307,16 @@ def collect(
         return cache[config]
 
     files = entry_files(folder)
-    pinned = pinned or load_pinned()
+    pinned = pinned or folder_pinned(folder)
     key = key or load_checked_key(Path(folder) / pinned.key_file, pinned)
     rows, problems = [], []
     for path in files:
+        if not ENTRY_FILE_NAME.match(path.name):
+            problems.append(
+                f"{path.name!r}: an entry file name is lowercase letters, digits, '.', '_' "
+                "and '-', ending in .json"
+            )
+            continue
         report = validate_file(
             path,
             pinned=pinned,
@@ -211,274 +327,62 @@ def collect(
         if not report.ok:
             problems += [f"{path.name}: {p}" for p in report.problems]
             continue
-        rows.append(Row(path.name, migrate(read_entry(path)[1])[0], report))
+        entry = migrate(read_entry(path)[1])[0]
+        group, title = _group(entry, pinned)
+        rows.append(Row(path.name, entry, report, group=group, group_title=title))
     if problems:
         raise ValidationError(
             f"{len(problems)} problem(s) in the leaderboard entries:\n  " + "\n  ".join(problems),
             hint="Fix or remove the invalid entries (`slim-eval validate` lists the same).",
         )
+    _name_clashes(rows)
     return rank_rows(rows)
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _signed_pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:+.1f}%"
-
-
-def _secs(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3g} s"
-
-
-def _bytes(value: int | None) -> str:
-    if value is None:
-        return ""
-    size, unit = float(value), "B"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            break
-        size /= 1024
-    return f"{size:.3g} {unit}"
-
-
-def _net_text(d: dict[str, Any]) -> str:
-    ci = d["net_interval"]
-    return _signed_pct(d["net"]) + (
-        "" if ci is None else f" [{_signed_pct(ci[0])}, {_signed_pct(ci[1])}]"
-    )
-
-
-def _rank_text(d: dict[str, Any]) -> str:
-    if d["rank"] is None:
-        return "-"
-    return f"{d['rank']} (tie)" if d["tie"] else str(d["rank"])
-
-
-def _status_text(d: dict[str, Any]) -> str:
-    if d["rank"] is not None:
-        return d["status"]
-    return f"{d['status']}; not ranked: " + "; ".join(d["unranked"])
-
-
-def figure_texts(d: dict[str, Any]) -> dict[str, str]:
-    """The texts of the figures that may be self-reported (``lpips``, ``cost``, ``judge_cost``,
-    ``package``),
-    each ending in "(self-reported)" unless the leaderboard measured it; ``d`` is
-    :meth:`Row.to_dict`."""
-    lpips = "n/a" if d["lpips"] is None else f"{d['lpips']:.3g}"
-    if d["lpips"] is not None and not d["lpips_recomputed"]:
-        lpips += f" ({SELF_REPORTED})"
-    cost = _secs(d["seconds_per_image"])
-    if d["seconds_per_image"] is not None:
-        cost += f" ({SELF_REPORTED})"
-    judge_cost = (
-        "n/a" if d["judge_cost_usd"] is None else f"${d['judge_cost_usd']:.4g} ({SELF_REPORTED})"
-    )
-    return {
-        "lpips": lpips,
-        "cost": cost,
-        "judge_cost": judge_cost,
-        "package": f"{d['package']} ({SELF_REPORTED})",
-    }
+#: The Markdown table's header.
+MD_HEADER = (
+    "| Rank | Method | Backbone | Data | Net mitigation [95% CI] | Mitigation | No change | "
+    "Degradation | Judge errors | LPIPS | s / image | Peak memory | Judge cost | Package | "
+    "Status |\n" + "|---" * 15 + "|"
+)
 
 
 def markdown_table(rows: list[Row]) -> str:
-    """The README table: one line per entry, in page order."""
+    """The README tables: one per group (dataset config, judge family), rows in page order.
+
+    Every cell is escaped (:func:`.names.md_cell`): no entry text can add a row, a link, an
+    image, HTML or a table marker.
+    """
     if not rows:
         return "_No entries yet._\n"
-    lines = [
-        "| Rank | Method | Backbone | Data | Net mitigation [95% CI] | Mitigation | No change | "
-        "Degradation | Judge errors | LPIPS | s / image | Judge cost | Package | Status |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        d = row.to_dict()
-        f = figure_texts(d)
-        cells = [
-            _rank_text(d),
-            d["name"],
-            d["backbone"],
-            f"{d['dataset']} ({d['n']})",
-            _net_text(d),
-            _pct(d["mitigation"]),
-            _pct(d["no_change"]),
-            _pct(d["degradation"]),
-            str(d["judge_errors"]),
-            f["lpips"],
-            f["cost"],
-            f["judge_cost"],
-            f["package"],
-            _status_text(d),
-        ]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _bar(d: dict[str, Any]) -> str:
     parts = []
-    for label in LABELS:
-        share = d["distribution"][label] or 0.0
-        ci = d["intervals"][label]
-        tip = f"{label}: {_pct(share)}" + (
-            "" if ci is None else f" (95% CI {_pct(ci[0])} to {_pct(ci[1])})"
-        )
-        parts.append(
-            f'<span class="seg" data-label="{label}" title="{html.escape(tip)}" '
-            f'style="width:{100 * share:.4f}%;background:{COLOURS[label]}"></span>'
-        )
-    return f'<div class="bar">{"".join(parts)}</div>'
-
-
-def _mark(text: str) -> str:
-    """HTML of a figure text, with its "(self-reported)" suffix as a visible tag."""
-    suffix = f" ({SELF_REPORTED})"
-    if not text.endswith(suffix):
-        return html.escape(text)
-    return (
-        f'{html.escape(text[: -len(suffix)])} <span class="self-reported" '
-        f'title="reported by the submitter, not measured by the leaderboard">{SELF_REPORTED}</span>'
-    )
-
-
-def html_page(rows: list[Row]) -> str:
-    """A self-contained page (inline CSS and script, no network) with a sortable table."""
-    body = []
-    for row in rows:
-        d = row.to_dict()
-        f = figure_texts(d)
-        badge = f'<span class="badge {d["status"]}">{d["status"]}</span>'
-        if d["rank"] is None:
-            badge += f'<div class="why">not ranked: {html.escape("; ".join(d["unranked"]))}</div>'
-        cost = _mark(f["cost"]) + (
-            f", peak {_bytes(d['peak_memory_bytes'])}" if d["peak_memory_bytes"] else ""
-        )
-        rank_html = html.escape(_rank_text(d)).replace(
-            " (tie)", ' <span class="tie" title="its interval overlaps">tie</span>'
-        )
-        cells = [
-            (rank_html, d["rank"]),
-            (html.escape(d["name"]), d["name"]),
-            (html.escape(d["backbone"]), d["backbone"]),
-            (f"{html.escape(d['dataset'])} ({d['n']})", d["dataset"]),
-            (html.escape(_net_text(d)), d["net"]),
-            (_pct(d["mitigation"]), d["mitigation"]),
-            (_pct(d["no_change"]), d["no_change"]),
-            (_pct(d["degradation"]), d["degradation"]),
-            (_bar(d), d["mitigation"]),
-            (str(d["judge_errors"]), d["judge_errors"]),
-            (_mark(f["lpips"]), d["lpips"]),
-            (cost, d["seconds_per_image"]),
-            (_mark(f["judge_cost"]), d["judge_cost_usd"]),
-            (_mark(f["package"]), d["package"]),
-            (badge, {"verified": 2, "rejected": 0}.get(d["status"], 1)),
-        ]
-        tds = "".join(
-            f"<td data-value='{html.escape(json.dumps(value), quote=True)}'>{text}</td>"
-            for text, value in cells
-        )
-        body.append(f'<tr data-file="{html.escape(d["file"])}">{tds}</tr>')
-    heads = [
-        "Rank",
-        "Method",
-        "Backbone",
-        "Data",
-        "Net mitigation [95% CI]",
-        "Mitigation",
-        "No change",
-        "Degradation",
-        "5-way split",
-        "Judge errors",
-        "LPIPS",
-        "Cost",
-        "Judge cost",
-        "Package",
-        "Status",
-    ]
-    thead = "".join(f'<th data-col="{i}">{h}</th>' for i, h in enumerate(heads))
-    legend = " ".join(
-        f'<span class="key"><span class="swatch" style="background:{c}"></span>{label}</span>'
-        for label, c in COLOURS.items()
-    )
-    empty = "" if rows else '<p id="empty">No entries yet.</p>'
-    return _TEMPLATE.format(thead=thead, tbody="\n".join(body), legend=legend, empty=empty)
-
-
-_TEMPLATE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>SLIM leakage leaderboard</title>
-<style>
-  body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
-  table {{ border-collapse: collapse; }}
-  th, td {{ padding: .35rem .6rem; border-bottom: 1px solid #ddd; text-align: left; }}
-  th {{ cursor: pointer; user-select: none; }}
-  th, td {{ white-space: nowrap; }}
-  th[aria-sort="ascending"]::after {{ content: " \\25B2"; }}
-  th[aria-sort="descending"]::after {{ content: " \\25BC"; }}
-  .bar {{ display: flex; width: 160px; height: 14px; border: 1px solid #bbb; }}
-  .seg {{ display: block; height: 100%; }}
-  .badge {{ border-radius: 3px; padding: 0 .4rem; font-size: .85rem; }}
-  .verified {{ background: #d9f0d3; color: #1b5e20; }}
-  .unverified {{ background: #fde0c5; color: #8a4b08; }}
-  .rejected {{ background: #f8d0d0; color: #8b1a1a; }}
-  .why {{ font-size: .8rem; color: #555; white-space: normal; max-width: 24rem; }}
-  .self-reported, .tie {{ font-size: .75rem; color: #666; border: 1px solid #bbb;
-    border-radius: 3px; padding: 0 .25rem; }}
-  .key {{ margin-right: 1rem; font-size: .9rem; }}
-  .swatch {{ display: inline-block; width: .8rem; height: .8rem; margin-right: .3rem; }}
-</style>
-</head>
-<body>
-<h1>SLIM semantic-leakage leaderboard</h1>
-<p>Share of SLIM samples where the method's image shows less (mitigation) or more
-(degradation) leakage than the vanilla image, as labelled by the judge. Every share recomputes
-from the entry's per-sample verdicts. An entry is <em>verified</em> only when the maintainers
-re-judged its images with the pinned judge and signed the record; only verified entries with
-at most 5% judge errors are ranked, by net mitigation (mitigation minus degradation, with its
-paired bootstrap 95% interval); entries whose intervals overlap share a rank (tie). Figures
-marked <span class="self-reported">self-reported</span> were not measured by the leaderboard.
-Cost is the method's seconds per image and peak accelerator memory. Click a column to
-sort.</p>
-<p>{legend}</p>
-{empty}
-<table id="board">
-<thead><tr>{thead}</tr></thead>
-<tbody>
-{tbody}
-</tbody>
-</table>
-<script>
-"use strict";
-(function () {{
-  const table = document.getElementById("board");
-  const body = table.tBodies[0];
-  table.querySelectorAll("th").forEach(function (th) {{
-    th.addEventListener("click", function () {{
-      const col = Number(th.dataset.col);
-      const desc = th.getAttribute("aria-sort") !== "descending";
-      table.querySelectorAll("th").forEach(function (h) {{ h.removeAttribute("aria-sort"); }});
-      th.setAttribute("aria-sort", desc ? "descending" : "ascending");
-      const rows = Array.from(body.rows);
-      rows.sort(function (a, b) {{
-        const x = JSON.parse(a.cells[col].dataset.value);
-        const y = JSON.parse(b.cells[col].dataset.value);
-        if (x === y) return 0;
-        if (x === null) return 1;
-        if (y === null) return -1;
-        const order = x < y ? -1 : 1;
-        return desc ? -order : order;
-      }});
-      rows.forEach(function (r) {{ body.appendChild(r); }});
-    }});
-  }});
-}})();
-</script>
-</body>
-</html>
-"""
+    for key in dict.fromkeys(r.group for r in rows):
+        group = [r for r in rows if r.group == key]
+        lines = [f"**{md_cell(group[0].group_title)}**", "", MD_HEADER]
+        for row in group:
+            d = row.to_dict()
+            f = figure_texts(d)
+            by = f" (by {d['submitter']})" if d["submitter"] else " (no submitter)"
+            cells = [
+                _rank_text(d),
+                d["name"] + by,
+                f["backbone"],
+                f"{d['dataset']} ({d['n']})",
+                _net_text(d),
+                _pct(d["mitigation"]),
+                _pct(d["no_change"]),
+                _pct(d["degradation"]),
+                str(d["judge_errors"]),
+                f["lpips"],
+                f["cost"],
+                f["memory"],
+                f["judge_cost"],
+                f["package"],
+                _status_text(d),
+            ]
+            lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
 
 
 def update_readme(path: str | Path, table: str) -> None:
@@ -489,12 +393,20 @@ def update_readme(path: str | Path, table: str) -> None:
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
+    if text.count(README_START) != 1 or text.count(README_END) != 1:
         raise ValidationError(
-            f"{path} has no {README_START} ... {README_END} markers.",
-            hint="Add the two marker lines where the table should go.",
+            f"{path} must hold {README_START} and {README_END} once each "
+            f"(found {text.count(README_START)} and {text.count(README_END)}).",
+            hint="Keep exactly one pair of marker lines where the table goes.",
         )
+    start, end = text.find(README_START), text.find(README_END)
+    if end < start:
+        raise ValidationError(
+            f"{path}: {README_END} comes before {README_START}.",
+            hint="Put the start marker first.",
+        )
+    if README_START in table or README_END in table:  # md_cell escapes; never trust it alone
+        raise ValidationError("The table holds a leaderboard marker; nothing was written.")
     new = text[: start + len(README_START)] + "\n" + table + text[end:]
     atomic_write_text(path, new)
 
@@ -514,7 +426,7 @@ def render(
     Args:
         folder: The leaderboard folder (entries in ``folder/entries/*.json``).
         out: Output folder for the page.
-        pinned: The pinned configuration (default: shipped).
+        pinned: The pinned configuration (default: ``pinned.json`` in ``folder``).
         dataset: Dataset reference resolver (default: the shipped SLIM).
         readme: A README whose marked table is replaced, if given.
         key: The public key (default: the pinned key file in ``folder``).

@@ -1,13 +1,14 @@
 """The leaderboard entry format (versions 1 and 2) and its structural check.
 
 An entry is one JSON object (``leaderboard/entries/<name>.json``). The structure is declared
-here once, as data (:data:`ENTRY_V2`, :data:`ENTRY_V1`); :func:`check_structure` walks an entry
+here once, as data (:data:`ENTRY_V3`, :data:`ENTRY_V2`, :data:`ENTRY_V1`); :func:`check_structure` walks an entry
 against it and returns every problem with the path of the offending field
 (``verdicts[3].label``), and ``docs/leaderboard.md`` documents the same fields. Unknown fields
 are errors at every level except inside the free-form objects (a method's config, a backbone's
 description), so a typo or a field from a newer version is never silently ignored.
 
-Version 2 drops the submitter's ``unverified`` flag: whether an entry is verified is decided by
+Version 3 adds the required ``submitter`` (who answers for the entry and owns its display
+name). Version 2 drops the submitter's ``unverified`` flag: whether an entry is verified is decided by
 a signed verification record (:mod:`.verification`), never by the entry. It requires
 ``dataset.sample_ids_sha256`` and may carry ``judge.served_model_id``. Version 1 entries are
 still read: :func:`migrate` turns one into its version 2 form.
@@ -23,9 +24,9 @@ from typing import Any
 #: The value of an entry's ``schema`` field.
 SCHEMA_NAME = "slim-leakage/leaderboard-entry"
 #: Schema versions this version of the package can validate.
-KNOWN_VERSIONS: tuple[int, ...] = (1, 2)
+KNOWN_VERSIONS: tuple[int, ...] = (1, 2, 3)
 #: The version ``slim-eval submit`` writes.
-CURRENT_VERSION = 2
+CURRENT_VERSION = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,7 +210,11 @@ ENTRY_V2 = _with_fields(
     ),
 )
 
-SCHEMAS: dict[int, T] = {1: ENTRY_V1, 2: ENTRY_V2}
+#: The entry format, version 3: the entry names its submitter (who answers for it and owns
+#: its display name); everything else as version 2.
+ENTRY_V3 = _with_fields(ENTRY_V2, submitter=(STR, True))
+
+SCHEMAS: dict[int, T] = {1: ENTRY_V1, 2: ENTRY_V2, 3: ENTRY_V3}
 
 
 def migrate(entry: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -263,12 +268,14 @@ def _got(value: Any) -> str:
 
 
 def check_structure(
-    value: Any, t: T = ENTRY_V2, path: str = "", *, root: str = "entry"
+    value: Any, t: T | None = None, path: str = "", *, root: str = "entry"
 ) -> list[str]:
     """Every structural problem of ``value`` against ``t``, each naming its field path.
 
-    ``root`` names the whole document in a problem about the document itself.
+    ``root`` names the whole document in a problem about the document itself; ``t``
+    defaults to the current entry format.
     """
+    t = ENTRY_V3 if t is None else t
     where = path or root
     if value is None:
         return [] if t.nullable else [f"{where}: expected {_type_name(t)}, got null"]
@@ -308,9 +315,10 @@ def check_structure(
     return problems
 
 
-def describe_fields(t: T = ENTRY_V2, path: str = "") -> list[tuple[str, str, bool]]:
+def describe_fields(t: T | None = None, path: str = "") -> list[tuple[str, str, bool]]:
     """``(field path, type, required)`` rows of a schema, for documentation and tests."""
     rows: list[tuple[str, str, bool]] = []
+    t = ENTRY_V3 if t is None else t
     if t.kind == "object" and t.fields is not None:
         for key, (sub, required) in t.fields.items():
             sub_path = f"{path}.{key}" if path else key
@@ -322,7 +330,7 @@ def describe_fields(t: T = ENTRY_V2, path: str = "") -> list[tuple[str, str, boo
 
 
 def to_json_schema(
-    t: T = ENTRY_V2,
+    t: T | None = None,
     *,
     version: int = CURRENT_VERSION,
     name: str = SCHEMA_NAME,
@@ -339,6 +347,7 @@ def to_json_schema(
         name: The value of the document's ``schema`` field.
         title: What the document is, for the schema's title.
     """
+    t = ENTRY_V3 if t is None else t
 
     def convert(t: T) -> dict[str, Any]:
         if t.kind == "object" and t.fields is not None:

@@ -53,6 +53,7 @@ def synthetic_entry(
         "schema": SCHEMA_NAME,
         "schema_version": CURRENT_VERSION,
         "name": name,
+        "submitter": "tests",
         "submitted": "2026-11-28",
         "notes": "",
         "method": {"name": method, "config": {}},

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,8 @@ from ..errors import SlimError, ValidationError
 from ..metrics import AGGREGATE_FIELDS, aggregate
 from ..records import LABEL_CODES, LABELS, Sample, Verdict
 from .build import sample_ids_sha256
+from .dataset_ref import DatasetReference, DatasetResolver, shipped_dataset  # noqa: F401 (re-exported)
+from .names import name_problems
 from .pinned import Pinned, load_pinned
 from .schema import KNOWN_VERSIONS, SCHEMA_NAME, SCHEMAS, check_structure, migrate
 from .verification import (
@@ -40,51 +41,10 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_DIFFS = 8
 #: An entry whose judge errors exceed this share of its samples is listed but not ranked.
 JUDGE_ERROR_LIMIT = 0.05
+#: The status of a valid entry whose method or backbone the maintainers cannot regenerate.
+NOT_REPRODUCED = "listed, not reproduced"
 #: Bootstrap resamples an entry may ask the validator to recompute (a bound on its work).
 MAX_N_BOOT = 100_000
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetReference:
-    """The shipped SLIM config an entry must cover.
-
-    Attributes:
-        config: Dataset config name (``pairs``).
-        fingerprint: The shipped data's fingerprint.
-        samples: Its samples (ids, subsets, families are checked).
-    """
-
-    config: str
-    fingerprint: str | None
-    samples: tuple[Sample, ...]
-
-
-#: config name -> reference, or an error message when the config cannot be loaded.
-DatasetResolver = Callable[[str], "DatasetReference"]
-
-
-def shipped_dataset(config: str) -> DatasetReference:
-    """The reference for a config of the SLIM shipped with the package.
-
-    Raises:
-        ValidationError: If the config cannot be loaded (unknown name, data missing).
-    """
-    try:
-        from ..slim import dataset_fingerprint, load_samples
-
-        samples = tuple(load_samples(config))
-        fingerprint = dataset_fingerprint(config)
-    except ImportError as exc:
-        raise ValidationError(
-            f"The shipped SLIM cannot be loaded to check config {config!r} ({exc}).",
-            hint="Install the package with its data (pip install -e .) and retry.",
-        ) from exc
-    except SlimError as exc:
-        raise ValidationError(
-            f"Dataset config {config!r} is not a shipped SLIM config: {exc.message}",
-            hint="Entries must be evaluated on a shipped config (`slim-eval ls configs`).",
-        ) from exc
-    return DatasetReference(config=config, fingerprint=fingerprint, samples=samples)
 
 
 @dataclasses.dataclass
@@ -95,6 +55,7 @@ class ValidationReport:
         problems: Each problem, naming the offending field; empty when the entry is valid.
         notes: Facts that do not make the entry invalid (e.g. why it cannot be verified).
         verification: The verification record's verdict (``None``: not looked up).
+        attempts: Verification attempts linked to the entry (:mod:`.history`).
         unranked: Why the entry, though valid, is not ranked (empty: it may be ranked): the
             verification's reasons when it is not verified, then too many judge errors.
     """
@@ -103,6 +64,7 @@ class ValidationReport:
     notes: list[str] = dataclasses.field(default_factory=list)
     verification: Verification | None = None
     unranked: list[str] = dataclasses.field(default_factory=list)
+    attempts: int = 0
 
     @property
     def ok(self) -> bool:
@@ -129,6 +91,7 @@ class ValidationReport:
             "status": self.status,
             "verification": self.verification.to_dict() if self.verification else None,
             "unranked": list(self.unranked),
+            "attempts": self.attempts,
             "problems": list(self.problems),
             "notes": list(self.notes),
         }
@@ -154,11 +117,9 @@ def read_entry(path: str | Path) -> tuple[bytes, dict[str, Any]]:
             f"Entry file {str(path)!r} does not exist.",
             hint="Build one with `slim-eval submit RUN --out entry.json`.",
         )
-    raw = path.read_bytes()
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"{path} is not valid JSON ({exc}).") from exc
+    from .strictjson import read_strict
+
+    raw, data = read_strict(path, what="entry file")
     if not isinstance(data, dict):
         raise ValidationError(f"{path} must hold one JSON object, not {type(data).__name__}.")
     return raw, data
@@ -513,6 +474,9 @@ def validate_entry(
         return report
     entry, notes = migrate(entry)
     report.notes += notes
+    report.problems += name_problems(entry["name"])
+    if entry.get("submitter"):
+        report.problems += name_problems(entry["submitter"], "submitter")
     _check_date(entry, report, today)
     _check_dataset(entry, dataset, report)
     pinned = pinned or load_pinned()
@@ -528,7 +492,13 @@ def validate_entry(
     _check_ranges(entry, report)
     if len(report.problems) == before:  # recompute only numbers known to be in range
         _check_metrics(entry, report, errors_need_images=version >= 2)
-    report.unranked += judge_error_reasons(entry) if report.ok else []
+    if report.ok:
+        report.unranked += judge_error_reasons(entry)
+        if not entry.get("submitter"):
+            report.unranked.append(
+                "the entry names no submitter (schema version 3 `submitter`; `slim-eval "
+                "submit --submitter WHO`)"
+            )
     return report
 
 
@@ -561,6 +531,7 @@ def validate_file(
     report = validate_entry(entry, pinned=pinned, dataset=dataset, today=today)
     if not report.ok:
         return report
+    key = key or load_checked_key(default_public_key(path, pinned), pinned)
     doc, missing = read_record(record_path(path, records))
     if doc is None:
         report.verification = Verification("unverified", (str(missing),))
@@ -570,12 +541,41 @@ def validate_file(
             entry_bytes=raw,
             entry_file=Path(path).name,
             config=entry["dataset"]["config"],
-            key=key or load_checked_key(default_public_key(path, pinned), pinned),
+            key=key,
             pinned=pinned,
         )
+    _history_and_reproducibility(report, path, records, migrate(entry)[0], raw, key)
     if not report.verification.verified:
         report.unranked[:0] = list(report.verification.reasons)
     return report
+
+
+def _history_and_reproducibility(
+    report: ValidationReport,
+    path: str | Path,
+    records: str | Path | None,
+    entry: dict,
+    raw: bytes,
+    key: KeyCheck,
+) -> None:
+    """Rejections of earlier versions stick; what cannot be regenerated is never verified."""
+    from .._io import sha256_bytes
+    from .history import linked_rejections
+    from .regenerate import why_not_reproducible
+    from .verification import earlier_text
+
+    folder = record_path(path, records).parent
+    rejected, report.attempts = linked_rejections(
+        folder, Path(path).name, entry, key, sha256_bytes(raw)
+    )
+    status = report.verification.status
+    if rejected and status == "unverified":
+        report.verification = Verification("rejected", (earlier_text(rejected, report.attempts),))
+    elif rejected:
+        report.notes.append(earlier_text(rejected, report.attempts))
+    why = why_not_reproducible(entry)
+    if why and report.verification.status != "rejected":
+        report.verification = Verification(NOT_REPRODUCED, tuple(why))
 
 
 def validate_files(

@@ -12,7 +12,6 @@ counts.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,11 @@ from .signing import check_signature, load_public_key, public_key_sha256, sign
 
 #: The value of a record's ``schema`` field.
 RECORD_SCHEMA = "slim-leakage/verification-record"
-#: The record version ``verify-entry`` writes.
-RECORD_VERSION = 1
+#: The record version ``verify-entry`` writes (2: the images were regenerated; a version 1
+#: record only re-judged submitted images and verifies nothing any more).
+RECORD_VERSION = 2
+#: Largest record file read.
+MAX_RECORD_BYTES = 16 * 1024 * 1024
 #: Folder of the records inside the leaderboard folder.
 RECORDS_FOLDER = "verifications"
 
@@ -48,8 +50,18 @@ _SHARE_CHECK = obj(
     inside=(_OPT_BOOL, True),
 )
 
+#: One earlier verification attempt, as a later record carries it (so a rejection sticks).
+ATTEMPT = obj(
+    date=(STR, True),
+    file=(STR, True),
+    sha256=(STR, True),
+    name=(STR, True),
+    verified=(BOOL, True),
+    reasons=(T("list", item=STR), True),
+)
+
 #: The record (the signed part of a record file).
-RECORD_V1 = obj(
+RECORD_V2 = obj(
     schema=(STR, True),
     schema_version=(INT, True),
     entry=(
@@ -57,6 +69,7 @@ RECORD_V1 = obj(
             file=(STR, True),
             sha256=(STR, True),
             name=(STR, True),
+            submitter=(OPT_STR, True),
             method=(STR, True),
             dataset_config=(STR, True),
             schema_version=(INT, True),
@@ -76,7 +89,24 @@ RECORD_V1 = obj(
     ),
     date=(STR, True),
     package=(obj(version=(STR, True), git_commit=(OPT_STR, True)), True),
+    source=(obj(dirty=(_OPT_BOOL, True)), True),
     images=(obj(run=(STR, True), checked=(INT, True)), True),
+    reproduction=(
+        obj(
+            method=(STR, True),
+            method_config=(T("any"), True),
+            backbone=(STR, True),
+            dataset_config=(STR, True),
+            dataset_fingerprint=(OPT_STR, True),
+            judged=(STR, True),
+            tolerance=(STR, True),
+            compared=(INT, True),
+            identical=(INT, True),
+            matching=(INT, True),
+            mismatched_samples=(T("list", item=STR), True),
+        ),
+        True,
+    ),
     sampling=(
         obj(
             mode=(STR, True),
@@ -84,6 +114,7 @@ RECORD_V1 = obj(
             seed=(OPT_INT, True),
             rule=(STR, True),
             sample_ids=(T("list", item=STR), True),
+            seed_signature=(OPT_STR, True),
         ),
         True,
     ),
@@ -100,6 +131,8 @@ RECORD_V1 = obj(
                 order_flip=(BOOL, True),
                 second_label=(OPT_STR, False),
                 agree=(_OPT_BOOL, True),
+                vanilla_match=(BOOL, True),
+                method_match=(BOOL, True),
             ),
         ),
         True,
@@ -141,11 +174,13 @@ RECORD_V1 = obj(
     ),
     image_metrics=(T("any"), True),
     decision=(obj(verified=(BOOL, True), reasons=(T("list", item=STR), True)), True),
+    history=(T("list", item=ATTEMPT), True),
+    attempt=(INT, True),
 )
 
 #: A record file: the record and its signature.
-RECORD_FILE_V1 = obj(
-    record=(RECORD_V1, True),
+RECORD_FILE_V2 = obj(
+    record=(RECORD_V2, True),
     signature=(obj(algorithm=(STR, True), public_key_sha256=(STR, True), value=(STR, True)), True),
 )
 
@@ -224,13 +259,17 @@ def load_checked_key(path: str | Path, pinned: Pinned) -> KeyCheck:
 
 def read_record(path: str | Path) -> tuple[Any, str | None]:
     """``(parsed JSON, None)``, or ``(None, why)`` when the file is missing or not JSON."""
+    from .strictjson import loads_strict
+
     path = Path(path)
     if not path.is_file():
         return None, f"no verification record ({path.parent.name}/{path.name})"
     try:
-        return json.loads(path.read_text(encoding="utf-8")), None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"the verification record {path.name} is not JSON ({exc})"
+        if path.stat().st_size > MAX_RECORD_BYTES:
+            return None, f"the verification record {path.name} is above {MAX_RECORD_BYTES} bytes"
+        return loads_strict(path.read_bytes(), where=f"the verification record {path.name}"), None
+    except ValidationError as exc:
+        return None, exc.message
 
 
 def check_record(
@@ -256,7 +295,13 @@ def check_record(
     def unverified(*why: str) -> Verification:
         return Verification("unverified", tuple(why))
 
-    problems = check_structure(doc, RECORD_FILE_V1, root="record file")
+    version = doc.get("record", {}).get("schema_version") if isinstance(doc, dict) else None
+    if isinstance(doc.get("record") if isinstance(doc, dict) else None, dict) and version == 1:
+        return unverified(
+            "the record is version 1: it re-judged submitted images without regenerating "
+            "them, which verifies nothing now; the maintainers verify the entry again"
+        )
+    problems = check_structure(doc, RECORD_FILE_V2, root="record file")
     if problems:
         shown = "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else "")
         return unverified(f"the verification record is malformed: {shown}")
@@ -272,6 +317,11 @@ def check_record(
             f"{RECORD_SCHEMA!r} version {RECORD_VERSION}"
         )
     digest = sha256_bytes(entry_bytes)
+    changed = record["entry"]["sha256"] != digest or record["entry"]["file"] != entry_file
+    if changed and record["entry"]["file"] == entry_file:
+        earlier = rejected_attempts(record)
+        if earlier:
+            return Verification("rejected", (earlier_text(earlier, len(record["history"]) + 1),))
     if record["entry"]["sha256"] != digest:
         return unverified(
             f"the entry changed after it was verified: it hashes to {digest[:16]}..., the "
@@ -281,6 +331,19 @@ def check_record(
         return unverified(
             f"the record verifies the entry file {record['entry']['file']!r}, not {entry_file!r}"
         )
+    if record["source"]["dirty"]:
+        return unverified(
+            "the record was signed from a working tree whose code differs from its commit"
+        )
+    sampling = record["sampling"]
+    if sampling["mode"] != "all":
+        from .sampling import check_seed
+
+        why = check_seed(
+            key.key, digest, sampling["seed"] or 0, sampling.get("seed_signature") or ""
+        )
+        if why:
+            return unverified(why)
     pin = pinned.for_config(config)
     if pin is None:
         return unverified(f"no judge is pinned for dataset config {config!r}")
@@ -301,6 +364,32 @@ def check_record(
             record,
         )
     return Verification("verified", (), record)
+
+
+def rejected_attempts(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rejected attempts a record knows of: its history's and its own decision."""
+    out = [a for a in record.get("history", []) if not a.get("verified")]
+    if not record["decision"]["verified"]:
+        out.append(
+            {
+                "date": record["date"],
+                "sha256": record["entry"]["sha256"],
+                "file": record["entry"]["file"],
+                "name": record["entry"]["name"],
+                "reasons": record["decision"]["reasons"],
+            }
+        )
+    return out
+
+
+def earlier_text(rejected: list[dict[str, Any]], attempts: int) -> str:
+    """One line saying an earlier version was rejected, with the history."""
+    last = rejected[-1]
+    why = "; ".join(last.get("reasons", [])[:1]) or "did not reproduce"
+    return (
+        f"rejected earlier: {len(rejected)} of {attempts} verification attempt(s) rejected; "
+        f"last {str(last['date'])[:10]} ({last['file']}, {last['sha256'][:12]}...): {why}"
+    )
 
 
 def sign_record(record: dict[str, Any], private_key: Any, pinned: Pinned) -> dict[str, Any]:

@@ -52,27 +52,86 @@ def to_float(image) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-def components(mask: np.ndarray) -> list[np.ndarray]:
-    """4-connected components of a boolean mask, largest first (each a boolean mask)."""
+#: Most pixels an image the oracle reads may have (toy images are 64 x 64); checked from the
+#: image header before any pixel is decoded, so a small file declaring a huge image (a
+#: decompression bomb) costs nothing.
+MAX_PIXELS = 1024 * 1024
+#: Most components :func:`components` returns (largest first); a toy image holds a handful.
+MAX_COMPONENTS = 64
+
+
+def check_size(image) -> None:
+    """Refuse an image above :data:`MAX_PIXELS` before decoding it (PIL reads the header only).
+
+    Raises:
+        ValueError: Naming the image's size and the limit.
+    """
+    size = getattr(image, "size", None)
+    if isinstance(size, tuple):
+        w, h = size
+    else:
+        h, w = np.shape(image)[:2]
+    if w * h > MAX_PIXELS:
+        raise ValueError(
+            f"image of {w} x {h} pixels is above the oracle's limit of {MAX_PIXELS:,} pixels"
+        )
+
+
+def component_labels(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Label the 4-connected components of a boolean mask, vectorised.
+
+    Union-find over the pixel grid's edges in whole-array steps: every root hooks onto the
+    smallest root among its neighbours' roots, then pointer jumping flattens the trees; this
+    repeats until no edge joins two roots. Memory is a few integer arrays of the mask's size
+    (no per-component mask is built here).
+
+    Returns:
+        ``(labels, sizes)``: ``labels`` (H, W) with 0 for background and ``1..K`` per
+        component; ``sizes[k]`` the pixel count of component ``k`` (``sizes[0]`` = 0).
+    """
     h, w = mask.shape
-    labels = np.zeros((h, w), dtype=np.int32)
-    out = []
-    current = 0
-    for y0, x0 in zip(*np.nonzero(mask)):
-        if labels[y0, x0]:
-            continue
-        current += 1
-        stack = [(y0, x0)]
-        labels[y0, x0] = current
-        while stack:
-            y, x = stack.pop()
-            for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
-                if 0 <= ny < h and 0 <= nx < w and mask[ny, nx] and not labels[ny, nx]:
-                    labels[ny, nx] = current
-                    stack.append((ny, nx))
-        out.append(labels == current)
-    out.sort(key=lambda m: -int(m.sum()))
-    return out
+    flat = mask.ravel()
+    idx = np.arange(h * w, dtype=np.int64).reshape(h, w)
+    right = mask[:, :-1] & mask[:, 1:]
+    down = mask[:-1, :] & mask[1:, :]
+    a = np.concatenate([idx[:, :-1][right], idx[:-1, :][down]])
+    b = np.concatenate([idx[:, 1:][right], idx[1:, :][down]])
+    parent = np.arange(h * w, dtype=np.int64)
+    while a.size:
+        ra, rb = parent[a], parent[b]
+        lo, hi = np.minimum(ra, rb), np.maximum(ra, rb)
+        join = lo != hi
+        if not join.any():
+            break
+        np.minimum.at(parent, hi[join], lo[join])
+        while True:  # pointer jumping: every pixel points at its root
+            up = parent[parent]
+            if np.array_equal(up, parent):
+                break
+            parent = up
+        a, b = a[join], b[join]
+    roots = np.where(flat, parent, -1)
+    uniq, inverse = np.unique(roots[flat], return_inverse=True)
+    labels = np.zeros(h * w, dtype=np.int32)
+    labels[flat] = inverse.astype(np.int32) + 1
+    sizes = np.bincount(labels, minlength=len(uniq) + 1)
+    sizes[0] = 0
+    return labels.reshape(h, w), sizes
+
+
+def components(
+    mask: np.ndarray, *, min_area: int = 1, max_count: int = MAX_COMPONENTS
+) -> list[np.ndarray]:
+    """4-connected components of a boolean mask, largest first (each a boolean mask).
+
+    Only components of at least ``min_area`` pixels are returned, at most ``max_count`` of
+    them, so the memory is bounded by ``max_count`` masks whatever the image holds (a
+    checkerboard has one component per pixel). Ties in size keep the order of first pixel.
+    """
+    labels, sizes = component_labels(np.asarray(mask, dtype=bool))
+    keep = [int(k) for k in np.nonzero(sizes >= max(1, min_area))[0]]
+    keep.sort(key=lambda k: -int(sizes[k]))  # stable: equal sizes keep raster order
+    return [labels == k for k in keep[:max_count]]
 
 
 def whiteness(img: np.ndarray) -> np.ndarray:
@@ -200,8 +259,9 @@ def read_image(image, nouns: Sequence[str]) -> list[EntityReading]:
     """
     for n in nouns:
         entity_type(n)
+    check_size(image)
     img = to_float(image)
-    comps = [c for c in components(img.max(axis=2) > FOREGROUND) if c.sum() >= MIN_AREA]
+    comps = components(img.max(axis=2) > FOREGROUND, min_area=MIN_AREA)
     by_family: dict[str, list[np.ndarray]] = {}
     for c in comps:
         fam, _ = nearest_family(img, c)

@@ -268,12 +268,12 @@ def test_the_entry_carries_the_checks_and_the_models_table_recomputes_them(toy_r
 
     from slim_leakage.leaderboard.build import build_entry
     from slim_leakage.leaderboard.models_table import model_rows
-    from slim_leakage.leaderboard.schema import ENTRY_V2, check_structure
+    from slim_leakage.leaderboard.schema import ENTRY_V3, check_structure
     from slim_leakage.rundir import load_run
 
     out, _, metrics = toy_run
-    entry = build_entry(load_run(out), submitted="2026-12-07")
-    assert check_structure(entry, ENTRY_V2) == []
+    entry = build_entry(load_run(out), submitted="2026-12-07", submitter="maintainers")
+    assert check_structure(entry, ENTRY_V3) == []
     for key in ("vanilla", "method", "difference"):  # judge_usage grows with each resume
         assert entry["metrics"]["leakage"][key] == metrics["leakage"][key]
     flags = [r["vanilla_leaks"] for r in entry["verdicts"]]

@@ -525,15 +525,15 @@ class Run:
         def image(role: str, sample: Sample) -> Path:
             return run.root / generations[(role, sample.id)].path
 
-        pairs = [
-            (image("vanilla", s), image("method", s))
+        drawn = [
+            s
             for s in self.samples
             if ("vanilla", s.id) in generations and ("method", s.id) in generations
-        ]
+        ]  # the prompts stay aligned with the pairs when a sample has no image
         image_figures = compute_image_metrics(
-            pairs,
+            [(image("vanilla", s), image("method", s)) for s in drawn],
             metrics=self.config.image_metrics,
-            prompts=[s.prompt for s in self.samples],
+            prompts=[s.prompt for s in drawn],
             allow_download=self.config.allow_downloads,
             log=self.log,
         )

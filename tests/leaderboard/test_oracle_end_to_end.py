@@ -104,6 +104,23 @@ def test_a_real_toy_entry_is_regenerated_and_verified(toy_run, toy_slim, tmp_pat
     assert all(s["vanilla_match"] and s["method_match"] for s in record["samples"])
     assert record["decision"] == {"verified": True, "reasons": []}
     assert record["attempt"] == 1 and record["history"] == []
+    # the models table's figure: every per-image leak flag re-checked on our own images
+    flags = record["leak_flags"]
+    assert flags["compared"] == 2 * N and flags["agreed"] == 2 * N and flags["differing"] == []
+
+
+def test_a_flipped_leak_flag_does_not_reproduce(toy_run, toy_slim, tmp_path, maintainers):
+    # a model made to look less leaky: its vanilla image said not to leak, all else untouched
+    entry = build_entry(load_run(toy_run), submitter="tests")
+    row = entry["verdicts"][0]
+    assert row["vanilla_leaks"] is not None
+    row["vanilla_leaks"] = not row["vanilla_leaks"]
+    assert validate_entry(json.loads(json.dumps(entry)), dataset=toy_slim).ok
+    path = _entry_file(maintainers.install(tmp_path / "lb"), entry, "flipped.json")
+    record = _verify(path, toy_run, maintainers)
+    assert not record["decision"]["verified"]
+    assert record["leak_flags"]["differing"] == [f"{row['sample_id']}/vanilla"]
+    assert any("leak checks reproduced" in r for r in record["decision"]["reasons"])
 
 
 def test_images_not_made_by_the_declared_method_are_rejected(

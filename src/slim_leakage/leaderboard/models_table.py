@@ -8,8 +8,9 @@ for each (backbone, weights, config, judge) with its vanilla images' digests; wh
 entries share them, a verified one is shown.
 
 The reproduction rule is the methods table's: a row is ranked only when its entry is verified
-(the maintainers regenerated and re-judged its images with ``slim-eval verify-entry``), which a
-backbone that can be regenerated allows. A folder-only backbone (``--backbone images``: images
+(the maintainers regenerated its images with ``slim-eval verify-entry``, re-judged them and
+re-checked the entry's per-image leak flags on them), which a backbone that can be regenerated
+allows. A folder-only backbone (``--backbone images``: images
 made by a hosted or closed model) cannot be regenerated: its row is listed, "listed, not
 reproduced", never ranked. The image rate and its interval are recomputed here from the
 per-sample check results the entry carries (``verdicts[].vanilla_leaks``); an entry without them

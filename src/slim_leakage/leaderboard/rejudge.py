@@ -313,6 +313,50 @@ def rejudge(
     }
 
 
+def _leak_flags(
+    rows: Mapping[str, dict], ids: Sequence[str], items: Mapping[str, Any], judge: Any
+) -> dict[str, Any] | None:
+    """Check the entry's per-image leak flags (the models table's figure) on our own images.
+
+    The entry says, per sample, whether its vanilla and method images leak; the pinned judge
+    answers the same single-image check for the regenerated images, and the record keeps how
+    many of the entry's flags it reproduced. ``None`` when the entry carries no flags.
+    """
+    wanted = [
+        (sid, role)
+        for sid in ids
+        for role in ("vanilla", "method")
+        if rows[sid].get(f"{role}_leaks") is not None
+    ]
+    if not wanted:
+        return None
+    triples = [
+        (
+            items[sid].sample,
+            items[sid].vanilla_image if role == "vanilla" else items[sid].method_image,
+            items[sid].reference_images,
+        )
+        for sid, role in wanted
+    ]
+    checks = judge.check_leakage(triples)
+    compared = agreed = 0
+    differing = []
+    for (sid, role), check in zip(wanted, checks):
+        if check.leaky is None:
+            continue
+        compared += 1
+        if bool(rows[sid][f"{role}_leaks"]) == check.leaky:
+            agreed += 1
+        else:
+            differing.append(f"{sid}/{role}")
+    return {
+        "compared": compared,
+        "agreed": agreed,
+        "share": round(agreed / compared, 6) if compared else None,
+        "differing": differing[:20],
+    }
+
+
 def _decide(
     entry: dict,
     ids: list[str],
@@ -383,6 +427,14 @@ def _decide(
             "VLM judge: the entry must agree with the re-judge on at least the judge's "
             "self-agreement a (two more passes, no cache) minus 1.645 * sqrt(2 a (1 - a) / n)"
         )
+    leak_flags = _leak_flags(rows, ids, items, judge)
+    if leak_flags is not None:
+        leak_flags["threshold"] = threshold
+        if leak_flags["share"] is None or leak_flags["share"] < threshold:
+            reasons.append(
+                f"the single-image leak checks reproduced {leak_flags['agreed']} of "
+                f"{leak_flags['compared']} of the entry's flags, below the threshold {threshold}"
+            )
     if share is None or share < threshold:
         reasons.append(
             f"the re-judge reproduced {agreed} of {compared} samples "
@@ -441,6 +493,7 @@ def _decide(
             "self_agreement": self_agreement,
         },
         "distribution": distribution,
+        "leak_flags": leak_flags,
         "judge_errors": {
             "entry": entry["metrics"]["judge_errors"],
             "n_samples": n,

@@ -162,6 +162,18 @@ RECORD_V2 = obj(
         ),
         True,
     ),
+    # the entry's single-image leak flags checked on the regenerated images (models table)
+    leak_flags=(
+        obj(
+            nullable=True,
+            compared=(INT, True),
+            agreed=(INT, True),
+            share=(OPT_FLOAT, True),
+            differing=(T("list", item=STR), True),
+            threshold=(FLOAT, True),
+        ),
+        False,
+    ),
     judge_errors=(
         obj(
             entry=(INT, True),

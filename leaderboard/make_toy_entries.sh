@@ -50,7 +50,7 @@ done
 
 while IFS='|' read -r run name options; do
   $slim_eval submit "$runs/$run" --out "leaderboard/entries/toy-$run.json" --name "$name" \
-    --notes "$notes" --submitter "slim-leakage maintainers" </dev/null
+    --notes "$notes" --submitter "slim-leakage maintainers" --force </dev/null
 done <<<"$table"
 
 for run in deleaker deleaker-nosmooth instruction-prompt vanilla; do

@@ -198,7 +198,7 @@ class SD3Preset(Preset):
             dtype,
             hint=(
                 f"Accept the licence of {self.model_id} on the Hugging Face hub and run "
-                "`huggingface-cli login`, or download it and pass --backbone-path /local/folder."
+                "`hf auth login`, or download it and pass --backbone-path /local/folder."
             ),
             memory=memory,
             quantized=SD3_QUANTIZED,

@@ -479,3 +479,27 @@ def cast_prompt_embeddings(pipe: Any, dtype: Any) -> None:
         )
 
     pipe.encode_prompt = encode_prompt
+
+
+class HubPreset(Preset):
+    """A checkpoint in diffusers format, from the hub or a local folder (``--backbone-path``),
+    with the memory options; subclasses name the family and implement :meth:`build`."""
+
+    memory_options = True
+
+    def __init__(
+        self,
+        name: str,
+        model_id: str,
+        settings: GenerationSettings,
+        dtype: str,
+        description: str,
+        *,
+        components: tuple = (),
+    ) -> None:
+        self.name = name
+        self.model_id = model_id
+        self.settings = settings
+        self.dtype = dtype
+        self.description = description
+        self.components = components

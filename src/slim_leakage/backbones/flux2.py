@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from .base import BUILT_IN, Backbone, GenerationSettings, Preset
+from .base import BUILT_IN, Backbone, GenerationSettings, HubPreset
 from .memory import MemoryPlan
 from .memory_table import COMPONENTS
 from .tiny import COMMON_WORDS
@@ -177,7 +177,7 @@ class Flux2Backbone(Backbone):
         return kwargs
 
 
-class Flux2Preset(Preset):
+class Flux2Preset(HubPreset):
     """A FLUX.2 checkpoint in diffusers format (hub id or local folder).
 
     Attributes:
@@ -186,7 +186,6 @@ class Flux2Preset(Preset):
     """
 
     family = "flux2"
-    memory_options = True
 
     def __init__(
         self,
@@ -199,13 +198,8 @@ class Flux2Preset(Preset):
         pipeline: str,
         components: tuple = (),
     ) -> None:
-        self.name = name
-        self.model_id = model_id
-        self.settings = settings
-        self.dtype = dtype
-        self.description = description
+        super().__init__(name, model_id, settings, dtype, description, components=components)
         self.pipeline = pipeline
-        self.components = components
 
     def build(self, *, path: str, device: str, dtype: str, memory: MemoryPlan | None = None):
         """Load the pipeline with ``from_pretrained`` and place it."""

@@ -23,7 +23,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from .base import BUILT_IN, Backbone, GenerationSettings, Preset
+from .base import BUILT_IN, Backbone, GenerationSettings, HubPreset
 from .memory import MemoryPlan
 from .memory_table import COMPONENTS
 from .tiny import COMMON_WORDS
@@ -257,28 +257,10 @@ class QwenImageBackbone(Backbone):
         return super().generate(prompts, seeds, **overrides)
 
 
-class QwenImagePreset(Preset):
+class QwenImagePreset(HubPreset):
     """A Qwen-Image checkpoint in diffusers format from the hub or a local folder."""
 
     family = "qwenimage"
-    memory_options = True
-
-    def __init__(
-        self,
-        name: str,
-        model_id: str,
-        settings: GenerationSettings,
-        dtype: str,
-        description: str,
-        *,
-        components: tuple = (),
-    ) -> None:
-        self.name = name
-        self.model_id = model_id
-        self.settings = settings
-        self.dtype = dtype
-        self.description = description
-        self.components = components
 
     def build(self, *, path: str, device: str, dtype: str, memory: MemoryPlan | None = None):
         """Load with ``QwenImagePipeline.from_pretrained`` and place it."""

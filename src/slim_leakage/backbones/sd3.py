@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from .base import BUILT_IN, Backbone, GenerationSettings, Preset
+from .base import BUILT_IN, Backbone, GenerationSettings, HubPreset
 from .memory import MemoryPlan
 from .memory_table import COMPONENTS
 
@@ -165,28 +165,10 @@ class SD3Backbone(Backbone):
         return kwargs
 
 
-class SD3Preset(Preset):
+class SD3Preset(HubPreset):
     """A Stable Diffusion 3.5 checkpoint in diffusers format (hub id or local folder)."""
 
     family = "sd3"
-    memory_options = True
-
-    def __init__(
-        self,
-        name: str,
-        model_id: str,
-        settings: GenerationSettings,
-        dtype: str,
-        description: str,
-        *,
-        components: tuple = (),
-    ) -> None:
-        self.name = name
-        self.model_id = model_id
-        self.settings = settings
-        self.dtype = dtype
-        self.description = description
-        self.components = components
 
     def build(self, *, path: str, device: str, dtype: str, memory: MemoryPlan | None = None):
         """Load the pipeline with ``StableDiffusion3Pipeline.from_pretrained`` and place it."""

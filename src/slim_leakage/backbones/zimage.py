@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from .base import BUILT_IN, Backbone, GenerationSettings, Preset
+from .base import BUILT_IN, Backbone, GenerationSettings, HubPreset
 from .memory import MemoryPlan
 from .memory_table import COMPONENTS
 from .qwenimage import make_qwen2_tokenizer
@@ -141,28 +141,10 @@ class ZImageBackbone(Backbone):
         return kwargs
 
 
-class ZImagePreset(Preset):
+class ZImagePreset(HubPreset):
     """A Z-Image checkpoint in diffusers format from the hub or a local folder."""
 
     family = "zimage"
-    memory_options = True
-
-    def __init__(
-        self,
-        name: str,
-        model_id: str,
-        settings: GenerationSettings,
-        dtype: str,
-        description: str,
-        *,
-        components: tuple = (),
-    ) -> None:
-        self.name = name
-        self.model_id = model_id
-        self.settings = settings
-        self.dtype = dtype
-        self.description = description
-        self.components = components
 
     def build(self, *, path: str, device: str, dtype: str, memory: MemoryPlan | None = None):
         """Load with ``ZImagePipeline.from_pretrained`` and place it."""

@@ -7,6 +7,10 @@ the concurrency allows: ``concurrency / latency`` requests per second. ``efficie
 achieved request rate over that ideal. A second judge on the same cache then re-runs the same
 samples: ``rerun_calls`` must be 0.
 
+The judge pass runs ``--repeats`` times (default 3), each judge with a fresh cache:
+``efficiency`` is the median, ``efficiency_runs`` each pass's (a small shared machine's speed
+drifts between runs). Server-side counts are per pass.
+
 On a small shared machine the SDK's own per-request CPU cost, not the judge, can be what keeps
 the rate below the ideal. So the same backend object also sends the same number of requests with
 the same concurrency straight through ``Backend.complete`` (the very requests the protocol
@@ -28,7 +32,7 @@ prompt, or with the same output limit after MAX_TOKENS), with both backends at a
 each such shape: it must be 0.
 
 Usage: python benchmarks/judge_throughput.py [--samples 200] [--concurrency 32]
-       [--latency 0.1] [--backend openai-compatible|gemini] [--json]
+       [--latency 0.1] [--repeats 3] [--backend openai-compatible|gemini] [--json]
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -155,8 +160,10 @@ def retry_info_gap(root: Path, delay: float = 0.5) -> float:
         (root / "ri").mkdir()
         judge.judge(make_items(root / "ri", 4), progress=False)
     hit = next(r for r in server.requests if r.reply == "shape:retry_info")
-    # Requests already on the wire when the 429 arrived land within a few milliseconds.
-    later = [r.time - hit.time for r in server.requests if r.time > hit.time + 0.02]
+    # Requests already on their way when the 429 was answered land soon after it: within a
+    # few milliseconds on a quiet machine, 21 ms once under load. A fifth of a second, well
+    # short of the 0.5 s asked, separates those from requests sent after the 429 was read.
+    later = [r.time - hit.time for r in server.requests if r.time > hit.time + 0.2]
     return min(later)
 
 
@@ -200,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument(
+        "--repeats", type=int, default=3, help="judge passes; the median is reported"
+    )
+    parser.add_argument(
         "--backend", default="openai-compatible", choices=["openai-compatible", "gemini"]
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
@@ -233,12 +243,24 @@ def main(argv: list[str] | None = None) -> int:
             (floor_1, cpu_1) = asyncio.run(transport_floor(judge, replay, args.concurrency))
             stats = server_stats(url)
             floor_calls, server_cpu_before = stats["requests"], stats["cpu_s"]
-            start, cpu = time.perf_counter(), time.process_time()
-            verdicts = judge.judge(items, progress=False)
-            wall, judge_cpu = time.perf_counter() - start, time.process_time() - cpu
+            # The judge pass, ``--repeats`` times with a fresh cache each (the first judge's
+            # cache serves the rerun): a small shared machine's speed drifts from one run to
+            # the next, so the median of a few is the figure and the spread is printed.
+            passes = []
+            for k in range(args.repeats):
+                if k:
+                    judge = get_judge(args.backend, **{**options, "cache_dir": str(root / f"c{k}")})
+                start, cpu = time.perf_counter(), time.process_time()
+                judged = judge.judge(items, progress=False)
+                passes.append((time.perf_counter() - start, time.process_time() - cpu))
+                if k == 0:
+                    verdicts, first_judge = judged, judge
+            judge = first_judge
             stats = server_stats(url)
-            calls = stats["requests"] - floor_calls
-            server_cpu = stats["cpu_s"] - server_cpu_before
+            calls = (stats["requests"] - floor_calls) // args.repeats
+            server_cpu = (stats["cpu_s"] - server_cpu_before) / args.repeats
+            wall = statistics.median(w for w, _ in passes)
+            judge_cpu = statistics.median(c for _, c in passes)
             (floor_2, cpu_2) = asyncio.run(transport_floor(judge, replay, args.concurrency))
             plain_cpu = None
             if args.backend == "gemini":
@@ -250,13 +272,13 @@ def main(argv: list[str] | None = None) -> int:
                     floor = transport_floor(judge, replay, args.concurrency, plain=True)
                     plain.append(asyncio.run(floor)[1])
                 plain_cpu = (min(plain) / n_floor, min(own) / n_floor)
-            floor_calls = server_stats(url)["requests"] - calls
+            floor_calls = server_stats(url)["requests"] - args.repeats * calls
 
             rerun = get_judge(args.backend, **options)
             start = time.perf_counter()
             again = rerun.judge(items, progress=False)
             rerun_wall = time.perf_counter() - start
-            rerun_calls = server_stats(url)["requests"] - calls - floor_calls
+            rerun_calls = server_stats(url)["requests"] - args.repeats * calls - floor_calls
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -282,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         "achieved_rps": round(achieved_rps, 1),
         "ideal_rps": round(ideal_rps, 1),
         "efficiency": round(efficiency, 4),
+        "efficiency_runs": [round(calls / w / ideal_rps, 4) for w, _ in passes],
         "transport_rps": round(floor_rps, 1),
         "transport_efficiency": round(transport, 4),
         "relative_efficiency": round(efficiency / transport, 4),

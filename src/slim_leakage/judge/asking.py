@@ -307,6 +307,9 @@ class Asker:
             batch = self.batcher is not None
             if not batch:
                 await self.limiter.acquire(estimate)
+                if self._stopped is not None:  # the run stopped while this one waited
+                    self.limiter.release(estimate, None)
+                    raise self._stopped
             actual = None
             try:
                 attempts += 1

@@ -8,10 +8,60 @@ that got it), and transient failures are retried with capped exponential backoff
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import heapq
+import itertools
 import random
 import time
 
 from .._config import check_range
+
+#: The place in the run of the item a request belongs to (set by the runner for each item):
+#: free request slots go to the earliest item waiting, so items already under way finish
+#: before new ones start their first stage. Requests outside any item come after all items.
+ITEM_ORDER: contextvars.ContextVar[int] = contextvars.ContextVar("judge_item_order", default=2**62)
+
+
+class PrioritySlots:
+    """At most ``n`` holders at once; a freed slot goes to the waiter with the lowest priority
+    value (first come among equals), not simply to the longest waiting one.
+
+    With first-come slots, every item of a run's window asks its first stage before any item
+    asks its second, so the items move through the stages in lockstep and, at the end of each
+    window, the last of them leave request slots idle. Given to the earliest item waiting, the
+    slots carry a few items through all their stages while the others wait (a test shows the
+    order). Measured with an in-process backend that answers after 100 ms (200 samples,
+    concurrency 32, three runs each): 0.911-0.915 of the concurrency bound with first-come
+    slots, 0.912-0.940 with these.
+    """
+
+    def __init__(self, n: int) -> None:
+        self._free = n
+        self._waiting: list[tuple[int, int, asyncio.Future]] = []
+        self._count = itertools.count()
+
+    async def acquire(self, priority: int) -> None:
+        """Wait for a slot."""
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._count), future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # handed over just as the waiter was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        """Give a slot back: to the first waiter by priority, else to the free pool."""
+        while self._waiting:
+            future = heapq.heappop(self._waiting)[2]
+            if not future.done():
+                future.set_result(None)
+                return
+        self._free += 1
 
 
 class TokenBucket:
@@ -62,7 +112,7 @@ class RateLimiter:
         self.concurrency = int(concurrency)
         self.rpm = rpm
         self.tpm = tpm
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: PrioritySlots | None = None
         self._gate: asyncio.Lock | None = None
         # Bursts are limited to what the concurrency can use, so a fresh bucket cannot fire a
         # whole minute of requests in the first second.
@@ -76,7 +126,7 @@ class RateLimiter:
     def _bind(self) -> None:
         # asyncio primitives belong to the loop that first uses them: one judge() call.
         if self._slots is None:
-            self._slots = asyncio.Semaphore(self.concurrency)
+            self._slots = PrioritySlots(self.concurrency)
             self._gate = asyncio.Lock()
 
     def reset_loop(self) -> None:
@@ -89,10 +139,11 @@ class RateLimiter:
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
     async def acquire(self, tokens: float) -> None:
-        """Wait for a slot and for budget for one request of about ``tokens`` tokens."""
+        """Wait for a slot (the earliest item first, :data:`ITEM_ORDER`) and for budget for one
+        request of about ``tokens`` tokens."""
         self._bind()
         assert self._slots is not None and self._gate is not None
-        await self._slots.acquire()
+        await self._slots.acquire(ITEM_ORDER.get())
         try:
             # One waiter at a time computes and spends budget, so waits are first-come.
             async with self._gate:

@@ -30,6 +30,7 @@ from .asking import Asker
 from .backends.base import Backend, BackendRequest
 from .config import JudgeConfig
 from .images import check_image, load_image
+from .limits import ITEM_ORDER
 from .models import notice as model_notice
 from .protocol import JudgeItem, JudgeStats, LeakageCheck
 from .stages import PROTOCOL, Ask, Pipeline, Stage, Unit
@@ -418,6 +419,7 @@ class Judge:
         async def one(i: int) -> None:
             nonlocal failed
             async with window:
+                ITEM_ORDER.set(i)  # this task's own context: its requests queue as item i
                 results[i] = await make(i)
             failed += getattr(results[i], "error", None) is not None
             bar.update(1)

@@ -249,9 +249,8 @@ class GeminiBackend(Backend):
         return self._client
 
     def _options(self, request: BackendRequest) -> dict[str, Any]:
-        """The ``GenerateContentConfig`` fields of one request, as the model table says."""
-        from google.genai import types
-
+        """The ``GenerateContentConfig`` fields of one request, as the model table says (plain
+        values: the SDK's ``GenerateContentConfigDict`` shape)."""
         spec = self.spec
         decoding = request.decoding
         options: dict[str, Any] = {
@@ -263,9 +262,9 @@ class GeminiBackend(Backend):
             options["temperature"] = decoding.temperature
             options["seed"] = decoding.seed
         if spec.thinking == "level":
-            options["thinking_config"] = types.ThinkingConfig(thinking_level=spec.judging)
+            options["thinking_config"] = {"thinking_level": spec.judging}
         elif spec.thinking == "budget":
-            options["thinking_config"] = types.ThinkingConfig(thinking_budget=spec.judging)
+            options["thinking_config"] = {"thinking_budget": spec.judging}
         return options
 
     def _config(self, request: BackendRequest) -> Any:
@@ -274,18 +273,30 @@ class GeminiBackend(Backend):
 
         return types.GenerateContentConfig(**self._options(request))
 
-    def _call_config(self, request: BackendRequest) -> Any:
-        """The config of one ``generate_content`` call: :meth:`_config` with automatic function
-        calling off (``types.AutomaticFunctionCallingConfig(disable=True)``, as the SDK's
-        README shows). The judge declares no tools, so nothing changes on the wire, but
-        ``AsyncModels.generate_content`` otherwise runs its function-calling loop, which
-        deep-copies the config (the answer schema with it) once more on every call."""
-        from google.genai import types
+    def _call_config(self, request: BackendRequest) -> dict[str, Any]:
+        """The config of one ``generate_content`` call: :meth:`_options` as a
+        ``GenerateContentConfigDict`` with two documented switches that change nothing on the
+        wire (a test compares the bodies with the plain call's) and save the SDK work:
 
-        return types.GenerateContentConfig(
+        - ``automatic_function_calling={"disable": True}`` (as the SDK's README shows): the
+          judge declares no tools, but ``AsyncModels.generate_content`` otherwise runs its
+          function-calling loop;
+        - ``should_return_http_response=True`` ("the raw HTTP response will be returned in the
+          'sdk_http_response' field", ``types.GenerateContentConfig``): the SDK skips building
+          the typed response, and :func:`answer_json` reads the body as the REST reference
+          documents ``GenerateContentResponse``.
+
+        A plain dict, not the typed model: ``generate_content`` deep-copies a typed config
+        (its answer schema with it) on every call, and builds the model once from a dict.
+        Measured without HTTP (the SDK's ``httpx_async_client`` option with a mock transport,
+        the protocol's requests): 1.19 ms of SDK CPU per call with the typed config and the
+        typed answer, 0.95 ms with these.
+        """
+        return {
             **self._options(request),
-            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-        )
+            "automatic_function_calling": {"disable": True},
+            "should_return_http_response": True,
+        }
 
     def _content(self, request: BackendRequest) -> Any:
         """The one user ``Content`` of a request: its text, then each image after its label."""
@@ -333,7 +344,7 @@ class GeminiBackend(Backend):
                 model=self.model, contents=self._content(request), config=config
             )
         )
-        return self.answer(response, config.max_output_tokens)
+        return answer_json(response.sdk_http_response.body, config["max_output_tokens"])
 
     async def call(self, pending: Any) -> Any:
         """Await one SDK call, its failures turned into judge errors."""
@@ -350,7 +361,8 @@ class GeminiBackend(Backend):
 
     @staticmethod
     def answer(response: Any, limit: int | None) -> BackendResponse:
-        """The :class:`BackendResponse` of a ``GenerateContentResponse`` (also a batch's).
+        """The :class:`BackendResponse` of a typed ``GenerateContentResponse`` (a batch's
+        answers; the simple reference :func:`answer_json` is tested against).
 
         Raises:
             JudgeError: A blocked prompt or answer (no retry can change it).
@@ -358,36 +370,22 @@ class GeminiBackend(Backend):
             TransientBackendError: An answer without candidates or content.
         """
         usage = response.usage_metadata
-        thinking = getattr(usage, "thoughts_token_count", None)
-        feedback = getattr(response.prompt_feedback, "block_reason", None)
-        if feedback:
-            raise JudgeError(f"the prompt was blocked ({_name(feedback)}); no retry can change it")
         candidates = response.candidates or []
-        if not candidates:
-            raise TransientBackendError("the answer has no candidates")
-        candidate = candidates[0]
-        reason = _name(candidate.finish_reason)
-        content_parts = (candidate.content.parts if candidate.content else None) or []
-        # Thought parts (Part.thought) are the model's reasoning, never the answer.
-        text = "".join(p.text or "" for p in content_parts if not getattr(p, "thought", False))
-        if reason in BLOCKED_FINISH:
-            raise JudgeError(f"the answer was blocked ({reason}); no retry can change it")
-        if not text.strip():
-            if reason == "MAX_TOKENS":
-                raise OutputLimitError(
-                    f"finishReason MAX_TOKENS with no text, thoughtsTokenCount {thinking}",
-                    limit=limit,
-                    thinking_tokens=thinking,
-                    input_tokens=getattr(usage, "prompt_token_count", None),
-                )
-            if candidate.content is None:
-                raise TransientBackendError(f"the answer has no content (finishReason {reason})")
-        return BackendResponse(
-            text=text,
+        candidate = candidates[0] if candidates else None
+        content = candidate.content if candidate is not None else None
+        parts = (content.parts if content is not None else None) or []
+        return _answer(
+            blocked=_name(getattr(response.prompt_feedback, "block_reason", None)),
+            has_candidate=candidate is not None,
+            reason=_name(candidate.finish_reason) if candidate is not None else "",
+            has_content=content is not None,
+            # Thought parts (Part.thought) are the model's reasoning, never the answer.
+            texts=[p.text or "" for p in parts if not getattr(p, "thought", False)],
             input_tokens=getattr(usage, "prompt_token_count", None),
             output_tokens=getattr(usage, "candidates_token_count", None),
+            thinking=getattr(usage, "thoughts_token_count", None),
             model=response.model_version,
-            thinking_tokens=thinking,
+            limit=limit,
         )
 
     async def complete(self, requests: Sequence[BackendRequest]) -> list[BackendResponse]:
@@ -400,6 +398,81 @@ class GeminiBackend(Backend):
             client, self._client = self._client, None
             with contextlib.suppress(RuntimeError, AttributeError):
                 await client.aio.aclose()
+
+
+def answer_json(body: str | None, limit: int | None) -> BackendResponse:
+    """The :class:`BackendResponse` of a ``generateContent`` answer's raw JSON body, read as the
+    Gemini API reference documents ``GenerateContentResponse`` (camelCase fields:
+    ``candidates[].content.parts[].text``/``thought``, ``candidates[].finishReason``,
+    ``promptFeedback.blockReason``, ``usageMetadata.promptTokenCount``/
+    ``candidatesTokenCount``/``thoughtsTokenCount``, ``modelVersion``; proto3 JSON omits
+    zero and empty fields). Same errors as :meth:`GeminiBackend.answer`, which a test holds
+    it to on every answer shape the local server speaks."""
+    import json
+
+    try:
+        payload = json.loads(body) if body else {}
+    except ValueError:
+        raise TransientBackendError(f"the answer is not JSON: {str(body)[:120]!r}") from None
+    if not isinstance(payload, dict):
+        raise TransientBackendError(f"the answer is not a JSON object: {str(body)[:120]!r}")
+    usage = payload.get("usageMetadata") or {}
+    candidates = payload.get("candidates") or []
+    candidate = candidates[0] if candidates else None
+    content = candidate.get("content") if candidate is not None else None
+    parts = (content or {}).get("parts") or []
+    return _answer(
+        blocked=str((payload.get("promptFeedback") or {}).get("blockReason") or ""),
+        has_candidate=candidate is not None,
+        reason=str((candidate or {}).get("finishReason") or ""),
+        has_content=content is not None,
+        texts=[p.get("text") or "" for p in parts if not p.get("thought")],
+        input_tokens=usage.get("promptTokenCount"),
+        output_tokens=usage.get("candidatesTokenCount"),
+        thinking=usage.get("thoughtsTokenCount"),
+        model=payload.get("modelVersion"),
+        limit=limit,
+    )
+
+
+def _answer(
+    *,
+    blocked: str,
+    has_candidate: bool,
+    reason: str,
+    has_content: bool,
+    texts: list[str],
+    input_tokens: int | None,
+    output_tokens: int | None,
+    thinking: int | None,
+    model: str | None,
+    limit: int | None,
+) -> BackendResponse:
+    """What an answer's fields mean for the judge (both readers above end here)."""
+    if blocked:
+        raise JudgeError(f"the prompt was blocked ({blocked}); no retry can change it")
+    if not has_candidate:
+        raise TransientBackendError("the answer has no candidates")
+    text = "".join(texts)
+    if reason in BLOCKED_FINISH:
+        raise JudgeError(f"the answer was blocked ({reason}); no retry can change it")
+    if not text.strip():
+        if reason == "MAX_TOKENS":
+            raise OutputLimitError(
+                f"finishReason MAX_TOKENS with no text, thoughtsTokenCount {thinking}",
+                limit=limit,
+                thinking_tokens=thinking,
+                input_tokens=input_tokens,
+            )
+        if not has_content:
+            raise TransientBackendError(f"the answer has no content (finishReason {reason})")
+    return BackendResponse(
+        text=text,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        model=model,
+        thinking_tokens=thinking,
+    )
 
 
 def _name(value: Any) -> str:

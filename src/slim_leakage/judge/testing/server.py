@@ -118,6 +118,8 @@ class ScriptedServer:
         self._rng = random.Random(seed)
         #: Random faults injected so far, by kind (scripted replies are not counted).
         self.faults_injected: collections.Counter[str] = collections.Counter()
+        #: TCP connections accepted (a client that keeps its connections alive opens few).
+        self.connections = 0
         self._port = port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -231,6 +233,7 @@ class ScriptedServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -269,6 +272,7 @@ class ScriptedServer:
                 200,
                 {
                     "requests": len(self.requests),
+                    "connections": self.connections,
                     "stages": stages,
                     "replies": replies,
                     "cpu_s": time.process_time(),

@@ -232,8 +232,14 @@ def test_render_cli(board, tmp_path, cli, maintainers, fake_slim):
     assert code == 0, err
     assert "rendered 2 entries (1 verified, 1 ranked)" in out
     assert "| 1 | DeLeaker (by tests) |" in readme.read_text()
+    # a path that does not exist is a usage error (exit code 2), the folder or the pinned file
     code, _, err = cli("leaderboard", "render", str(tmp_path / "nope"), "--out", str(tmp_path))
-    assert code == 1 and "does not exist" in err
+    assert code == 2 and "does not exist" in err
+    missing = str(tmp_path / "no-pinned.json")
+    code, _, err = cli(
+        "leaderboard", "render", str(board), "--out", str(tmp_path), "--pinned", missing
+    )
+    assert code == 2 and "no-pinned.json" in err and "does not exist" in err
 
 
 def test_the_repository_leaderboard_renders(tmp_path):

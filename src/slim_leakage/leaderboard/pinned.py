@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import ValidationError
+from ..errors import MissingInputError, ValidationError
 
 #: File name of the pinned configuration (package data, mirrored in ``leaderboard/``).
 PINNED_FILE = "pinned.json"
@@ -192,7 +192,8 @@ def load_pinned(path: str | Path | None = None) -> Pinned:
         path: A pinned-config JSON file; by default the copy shipped with the package.
 
     Raises:
-        ValidationError: If the file is missing or malformed.
+        MissingInputError: If the file is missing (exit code 2, a validation error too).
+        ValidationError: If the file is malformed.
     """
     try:
         if path is None:
@@ -202,10 +203,11 @@ def load_pinned(path: str | Path | None = None) -> Pinned:
             text = Path(path).read_text(encoding="utf-8")
             where = str(path)
         data = json.loads(text)
-    except FileNotFoundError as exc:
-        raise ValidationError(
-            f"Pinned judge configuration {str(path)!r} does not exist.",
-            hint="Pass the leaderboard's pinned.json, or omit the option to use the shipped one.",
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise MissingInputError(
+            f"Pinned judge configuration {str(path)!r} does not exist or is not a file.",
+            hint="Pass an existing pinned.json, or leave out --pinned to use the one beside "
+            "the leaderboard's entries/ folder.",
         ) from exc
     except json.JSONDecodeError as exc:
         raise ValidationError(f"Pinned judge configuration is not JSON ({exc}).") from exc

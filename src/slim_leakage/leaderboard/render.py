@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_text
-from ..errors import ValidationError
+from ..errors import MissingInputError, ValidationError
 from ..metrics import net_mitigation
 from ..records import LABELS
 from .names import md_cell, name_key
@@ -144,12 +144,13 @@ def entry_files(folder: str | Path) -> list[Path]:
     """The entry files of a leaderboard folder (``entries/*.json``, sorted by name).
 
     Raises:
-        ValidationError: If the folder does not exist, has no ``entries/`` folder (the wrong
-            folder: give the one holding ``entries/`` and ``pinned.json``) or no entry file.
+        MissingInputError: If the folder does not exist (exit code 2; a validation error too).
+        ValidationError: If it has no ``entries/`` folder (the wrong folder: give the one
+            holding ``entries/`` and ``pinned.json``) or no entry file.
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise ValidationError(
+        raise MissingInputError(
             f"Leaderboard folder {str(folder)!r} does not exist.",
             hint="Give the repository's leaderboard/ folder.",
         )

@@ -168,6 +168,15 @@ def test_each_rank_of_a_launched_run_records_its_device(tmp_path):
     assert [r["loaded_on"] for r in ranks] == ["cpu", "cpu"]  # the stand-in loader's choice
     assert {r["source"] for r in ranks} == {"local-rank"}
     assert len(list(iter_lines(tmp_path / "run" / "verdicts.jsonl"))) == 4
+    # each entity's reference drawn once, by its owner rank (not by every rank needing it)
+    from slim_leakage.rundir.shared_refs import owned
+    from test_run import SAMPLES
+
+    everyone = {e for s in SAMPLES for e in s.entities}
+    for rank in range(2):
+        rows = iter_lines(tmp_path / "run" / "shards" / f"rank-{rank}" / "generations.jsonl")
+        drawn = sorted(json.loads(r)["entity"] for r in rows if '"reference"' in r)
+        assert drawn == owned(everyone, rank, 2)
 
 
 def iter_lines(path: Path):

@@ -19,20 +19,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._config import check_range, typed_fields
 from ._io import sha256_bytes
 from .errors import ConfigError, OutputWriteError, RunError
 from .image_metrics import check_metric_names
 from .records import RunMetrics, Sample, StageResult, Verdict
-from .rundir import SEED_POLICY, WRITE_ERRNOS, RunDir, Shard, reference_id, write_error
+from .rundir import SEED_POLICY, WRITE_ERRNOS, RunDir, Shard, shared_refs, write_error
 from .rundir import processes as procs
 from .rundir.extend import resume_note
-
-if TYPE_CHECKING:
-    from .judge import JudgeLike
-
 
 #: The weight dtypes a run takes.
 DTYPES = ("float32", "float16", "bfloat16")
@@ -134,25 +130,6 @@ class RunConfig:
 
 
 # -- the judge -----------------------------------------------------------------------------------
-def _require_judge(judge: Any) -> JudgeLike:
-    """``judge`` if it keeps the judge contract, else a clear error before any work starts."""
-    from .judge import JudgeLike
-
-    if not isinstance(judge, JudgeLike):
-        missing = [
-            name
-            for name in ("name", "check", "describe", "judge", "check_leakage")
-            if not hasattr(judge, name)
-        ]
-        raise ConfigError(
-            f"The judge object {type(judge).__name__} does not keep the judge contract "
-            f"(missing: {', '.join(missing)}).",
-            hint="Pass a judge from slim_leakage.get_judge(...), or implement "
-            "slim_leakage.judge.JudgeLike.",
-        )
-    return judge
-
-
 def _resumable_judge_args(args: dict) -> dict:
     """The judge options that define the answers: what a resumed run must repeat.
 
@@ -226,6 +203,7 @@ class Run:
         if self._resolved:
             return
         from . import preflight
+        from .judge.protocol import require_judge
         from .methods import get_method
         from .slim import load_samples
 
@@ -259,7 +237,7 @@ class Run:
             self._judge = check.attempt(get_judge, cfg.judge, **cfg.judge_args)
         if self._judge is not None:
             # A missing key or a server that is down must fail now, not after hours of work.
-            check.attempt(lambda: _require_judge(self._judge).check())
+            check.attempt(lambda: require_judge(self._judge).check())
         check.add(preflight.request_checks(self.method, preset, cfg, self._judge, self.samples))
         check.finish()
         if memory is not None and (memory.estimate is not None or memory.offload != "none"):
@@ -340,8 +318,10 @@ class Run:
             mine = run.shard.take(self.samples)
             done = run.finished_generations()
             resume_note(run, self.samples, done, self.log)  # says what a resume keeps
-            if self._missing_images(mine, done):
-                self._generate(mine, done)
+            share = self._reference_share(done)  # several ranks: the references this one draws
+            if self._missing_images(mine, done) or share:
+                self._generate(mine, done, share)
+            self._gather_references(mine, done)
             self._judge_pending(mine, done)
             run.record_process(self._process_record())
             run.wait_for_ranks("judged")
@@ -355,44 +335,67 @@ class Run:
     def _missing_images(self, samples: list[Sample], done: dict) -> bool:
         if any((role, s.id, None) not in done for s in samples for role in ("vanilla", "method")):
             return True
-        return self.config.references and any(
-            _reference_key(e) not in done for s in samples for e in s.entities
-        )
+        return self._one_rank_references(samples, done) != []
 
-    def _generate(self, samples: list[Sample], done: dict) -> None:
-        """Load the backbone and make every missing vanilla, method and reference image."""
+    def _one_rank_references(self, samples: list[Sample], done: dict) -> list[str]:
+        """One process: the missing references of ``samples``, drawn after its images."""
+        if not self.config.references or self.dir.shard.world > 1:
+            return []
+        return sorted({e for s in samples for e in s.entities if _reference_key(e) not in done})
+
+    def _reference_share(self, done: dict) -> list[str]:
+        """Several ranks: the missing references this one draws first (``done`` takes the
+        others' recorded ones; :mod:`slim_leakage.rundir.shared_refs`)."""
+        if not self.config.references or self.dir.shard.world == 1:
+            return []
+        return shared_refs.share(self.dir, _entities(self.samples), done)
+
+    def _gather_references(self, samples: list[Sample], done: dict) -> None:
+        """Several ranks: wait for the references of ``samples`` the others draw; draw here
+        whatever did not come."""
+        if self.config.references and self.dir.shard.world > 1:
+            everyone = _entities(self.samples)
+            left = shared_refs.gather(self.dir, _entities(samples), everyone, done, self.log)
+            if left:
+                self._generate([], done, left)
+
+    def _generate(self, samples: list[Sample], done: dict, share: Sequence[str] = ()) -> None:
+        """Load the backbone and make every missing vanilla, method and reference image
+        (``share``: references drawn first, for other ranks that wait for them)."""
         from .backbones import load_backbone
         from .methods import get_method
         from .progress import library_output, progress_enabled
 
         cfg = self.config
-        if self._load_backbone is None:
+        if self.backbone is None and self._load_backbone is None:
             self.log(
                 f"loading backbone {cfg.backbone}"
                 + (f" from {cfg.backbone_path}" if cfg.backbone_path else "")
             )
         with library_output(progress=progress_enabled(cfg.progress), note=self.log):
-            self.backbone = (
-                self._load_backbone()
-                if self._load_backbone is not None
-                else load_backbone(
-                    cfg.backbone,
-                    path=cfg.backbone_path,
-                    device=self.placement.device,
-                    dtype=cfg.dtype,
-                    **cfg.backbone_args,
+            if self.backbone is None:
+                self.backbone = (
+                    self._load_backbone()
+                    if self._load_backbone is not None
+                    else load_backbone(
+                        cfg.backbone,
+                        path=cfg.backbone_path,
+                        device=self.placement.device,
+                        dtype=cfg.dtype,
+                        **cfg.backbone_args,
+                    )
                 )
-            )
-            # the run draws its own bars per image; the pipeline's bar per denoising loop would
-            # only interleave with them
-            configure = getattr(self.backbone.pipe, "set_progress_bar_config", None)
-            if callable(configure):
-                configure(disable=True)
-            self.method.prepare(self.backbone, samples)
-            self._generate_role("vanilla", get_method("vanilla"), samples, done)
-            self._generate_role("method", self.method, samples, done)
-            if cfg.references:
-                self._generate_references(samples, done)
+                # the run draws its own bars per image; the pipeline's bar per denoising loop
+                # would only interleave with them
+                configure = getattr(self.backbone.pipe, "set_progress_bar_config", None)
+                if callable(configure):
+                    configure(disable=True)
+            self._generate_references(share, done)
+            if samples:
+                self.method.prepare(self.backbone, samples)
+                self._generate_role("vanilla", get_method("vanilla"), samples, done)
+                self._generate_role("method", self.method, samples, done)
+            self._generate_references(self._one_rank_references(samples, done), done)
 
     def _generate_role(self, role: str, method, samples: list[Sample], done: dict) -> None:
         from .progress import progress_bar
@@ -418,11 +421,11 @@ class Run:
                     )
                 bar.update(len(batch))
 
-    def _generate_references(self, samples: list[Sample], done: dict) -> None:
+    def _generate_references(self, entities: Sequence[str], done: dict) -> None:
         from .progress import progress_bar
         from .reference_images import generate_references
 
-        entities = sorted({e for s in samples for e in s.entities if _reference_key(e) not in done})
+        entities = [e for e in entities if _reference_key(e) not in done]
         if not entities:
             return
         with progress_bar(
@@ -568,12 +571,11 @@ def _refuse_all_failed(verdicts: Sequence[Verdict], root: Path) -> None:
     )
 
 
-def _reference_key(entity: str) -> tuple[str, str, str]:
-    """The key of an entity's reference image among finished generations.
+_reference_key = shared_refs.key  # an entity's reference among finished generations
 
-    It matches ``(role, sample_id, entity)`` of every other generation.
-    """
-    return ("reference", reference_id(entity), entity)
+
+def _entities(samples: Sequence[Sample]) -> set[str]:
+    return {e for s in samples for e in s.entities}
 
 
 def evaluate(config: RunConfig | None = None, *, judge: Any = None, **options: Any) -> dict | None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from ..errors import ConfigError
 from ..records import Sample, StageResult, Verdict
 
 
@@ -204,3 +205,20 @@ class JudgeLike(Protocol):
     ) -> list[LeakageCheck]:
         """One leakage check per ``(sample, image, reference_images)``, in order."""
         ...
+
+
+def require_judge(judge: Any) -> JudgeLike:
+    """``judge`` if it keeps the judge contract, else a clear error before any work starts."""
+    if not isinstance(judge, JudgeLike):
+        missing = [
+            name
+            for name in ("name", "check", "describe", "judge", "check_leakage")
+            if not hasattr(judge, name)
+        ]
+        raise ConfigError(
+            f"The judge object {type(judge).__name__} does not keep the judge contract "
+            f"(missing: {', '.join(missing)}).",
+            hint="Pass a judge from slim_leakage.get_judge(...), or implement "
+            "slim_leakage.judge.JudgeLike.",
+        )
+    return judge

@@ -107,6 +107,22 @@ class RunLock:
             self._fh = None
 
 
+def lock_held(path: Path) -> bool:
+    """Whether another process holds the :class:`RunLock` of ``path`` (a shared ``flock``
+    asked without waiting is refused while it is held; where the file system does not share
+    locks between machines, this says ``False``: the caller then does not wait)."""
+    import fcntl
+
+    try:
+        with open(path) as fh:  # closing it gives back the shared lock just taken
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
     """A launcher's whole-number variable, or ``default`` when unset."""
     text = env.get(name)

@@ -223,15 +223,20 @@ class RunDir:
         """``report.html``."""
         return self.root / REPORT
 
-    def _shard_dir(self, rank: int) -> Path:
+    def shard_dir(self, rank: int) -> Path:
+        """Where rank ``rank`` keeps its record files under ``accelerate launch``."""
         return self.root / "shards" / f"rank-{rank}"
+
+    def rank_lock_path(self, rank: int) -> Path:
+        """The lock file of rank ``rank`` (held while that process runs)."""
+        return self.root / (".lock" if self.shard.world == 1 else f".lock.rank-{rank}")
 
     @property
     def records(self) -> Records:
         """This process's record files (the top level, or its rank's shard)."""
         if self.shard.world == 1:
             return Records(self.root)
-        return Records(self._shard_dir(self.shard.rank))
+        return Records(self.shard_dir(self.shard.rank))
 
     @property
     def merged(self) -> Records:
@@ -245,13 +250,12 @@ class RunDir:
     # processes ----------------------------------------------------------------------------
     def lock(self) -> RunLock:
         """The exclusive lock of this process (one per rank under ``accelerate launch``)."""
-        name = ".lock" if self.shard.world == 1 else f".lock.rank-{self.shard.rank}"
-        return RunLock(self.root / name)
+        return RunLock(self.rank_lock_path(self.shard.rank))
 
     def record_process(self, record: dict[str, Any]) -> None:
         """Keep this rank's process record (its device) for rank 0's manifest (several ranks)."""
         if self.shard.world > 1:
-            atomic_write_json(self._shard_dir(self.shard.rank) / "process.json", record)
+            atomic_write_json(self.shard_dir(self.shard.rank) / "process.json", record)
 
     def processes(self, own: dict[str, Any]) -> list[dict[str, Any]]:
         """Every rank's process record in rank order (``own`` is this process's).
@@ -263,7 +267,7 @@ class RunDir:
             return [own]
         out = []
         for rank in range(self.shard.world):
-            path = self._shard_dir(rank) / "process.json"
+            path = self.shard_dir(rank) / "process.json"
             try:
                 out.append(json.loads(path.read_text(encoding="utf-8")))
             except (OSError, ValueError):
@@ -574,7 +578,7 @@ class RunDir:
         for name in _RECORD_FILES.values():
             rows: list[dict] = []
             for rank in range(self.shard.world):
-                rows.extend(iter_jsonl(self._shard_dir(rank) / name))
+                rows.extend(iter_jsonl(self.shard_dir(rank) / name))
             rows.sort(key=lambda row: order.get(row.get("sample_id"), len(order)))
             text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
             atomic_write_bytes(self.root / name, text.encode("utf-8"))

@@ -92,6 +92,17 @@ def test_cli_refuses_a_sweep_without_variants(cli):
     assert code == 2 and "--method deleaker" in err
 
 
+def test_a_sweep_under_a_launcher_is_refused_before_anything_loads(cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    out = tmp_path / "sweep"
+    code, _, err = cli(
+        "sweep", "--preset", "paper-ablation", "--config", "toy-pairs", "--out", str(out)
+    )
+    assert code == 2 and "WORLD_SIZE=2" in err and "--device cuda:N" in err
+    assert not out.exists()
+
+
 # -- end to end on the toy world ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def toy_sweep(tmp_path_factory):

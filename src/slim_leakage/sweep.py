@@ -234,7 +234,19 @@ def run_sweep(
     """
     import sys
 
+    from .rundir import Shard
+
     check_variants(variants)
+    if Shard.from_env().world > 1:
+        # The sweep loads one backbone for all its variants and writes one summary; under a
+        # launcher every process would do both, each on the device its runs would not pick.
+        raise ConfigError(
+            f"A sweep runs in one process, not under a launcher (WORLD_SIZE="
+            f"{Shard.from_env().world}).",
+            hint="Run `slim-eval sweep` without accelerate/torchrun; for several GPUs start one "
+            "sweep per GPU (--device cuda:N) with its own variants and --out, or launch each "
+            "variant as a `slim-eval run` with `accelerate launch`.",
+        )
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     root = sweep_dir(base)
     if judge is None and base.judge != "none":

@@ -219,6 +219,18 @@ def open_in_chromium(page: Path, n: int) -> dict:
     }
 
 
+def lines(path: Path) -> list[str]:
+    """The non-blank lines of a text file (none if it does not exist)."""
+    if not path.is_file():
+        return []
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def manifest_samples(out: Path) -> list[list[str]]:
+    """The entities of each sample of a run (from its ``samples.jsonl``)."""
+    return [json.loads(line)["entities"] for line in lines(out / "samples.jsonl")]
+
+
 def one_scale(n: int, args, root: Path, server: str) -> dict:
     """Run, report, submit and validate ``n`` samples with ``args.ranks`` ranks."""
     out, cache = root / f"run-{n}", root / f"cache-{n}"
@@ -243,8 +255,13 @@ def one_scale(n: int, args, root: Path, server: str) -> dict:
     run_s = time.perf_counter() - t0
     cli = [sys.executable, "-m", "slim_leakage.cli"]
     entry = root / f"entry-{n}.json"
-    submit, _ = run_command([*cli, "submit", str(out), "--out", str(entry)], env, "submit")
-    # a run of part of a config is not a complete entry: validate says so, and that is kept
+    # a run of part of the config is submitted as a preview entry (`submit` refuses it as a
+    # complete one); validate then rejects it for covering part of the config, which is kept
+    from slim_leakage.slim import load_samples
+
+    partial = ["--partial"] if n < len(load_samples("pairs")) else []
+    command = [*cli, "submit", str(out), "--out", str(entry), *partial]
+    submit, _ = run_command(command, env, "submit")
     command = [*cli, "validate", str(entry), "--json"]
     validate, text = run_command(command, env, "validate", check=False)
     wall = time.perf_counter() - t0
@@ -271,6 +288,14 @@ def one_scale(n: int, args, root: Path, server: str) -> dict:
         "run_folder_bytes": folder_bytes(out),
         "rank_devices": [p.get("device") for p in manifest["processes"]],
         "rank_loaded_on": [p.get("loaded_on") for p in manifest["processes"]],
+        # every rank's reference records: each entity's reference is drawn by one rank only
+        "reference_images_drawn": sum(
+            1
+            for rank in range(args.ranks)
+            for line in lines(out / "shards" / f"rank-{rank}" / "generations.jsonl")
+            if json.loads(line).get("role") == "reference"
+        ),
+        "reference_entities": len({e for s in manifest_samples(out) for e in s}),
         "validate_ok": checked["ok"],
         "validate_problems": [p[:200] for p in checked["problems"]],
     }

@@ -74,6 +74,38 @@ def test_cpu_smoke_writes_one_json_with_every_phase(tmp_path):
         assert quant["estimated_peak_bytes"] < plain["estimated_peak_bytes"]
 
 
+@pytest.mark.timeout(600)
+def test_a_part_runs_only_its_phases(tmp_path):
+    """On a lent GPU the check runs in parts, each short enough to run twice in one loan."""
+    out = tmp_path / "out"
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "--cpu-smoke", "--part", "families"],
+        cwd=ROOT,
+        env=_env(OUT=str(out)),
+        capture_output=True,
+        text=True,
+        timeout=580,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((out / "gpu_check.json").read_text())
+    assert result["part"] == "families" and result["ok"]
+    assert sorted(result["phases"]) == ["flux2", "qwenimage", "sd3", "zimage"]
+    assert result["not_run"] == ["overhead", "reference", "memory"]
+    assert result["summary"]["fast_over_vanilla_time"] is None
+    assert result["summary"]["sd3_fast_over_vanilla_time"] > 0
+
+
+def test_an_unknown_part_is_refused():
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "--part", "most"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "--part 'most' is not core, families or all" in done.stderr
+
+
 def test_an_unknown_option_is_refused():
     done = subprocess.run(
         ["bash", str(SCRIPT), "--gpu-please"], cwd=ROOT, env=_env(), capture_output=True, text=True

@@ -7,7 +7,7 @@ import dataclasses
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .._config import build_config, check_range
 from .._hub import check_revision, is_hub_id, resolved_commit
@@ -90,6 +90,10 @@ class Backbone:
         commit: The hub commit the weights came from, when the local hub cache says.
     """
 
+    #: Whether the pipeline takes the text length (``max_sequence_length``) from the settings
+    #: (FLUX.1's base class reads its family instead: it is this class itself).
+    takes_text_length: ClassVar[bool] = False
+
     def __init__(
         self,
         *,
@@ -156,10 +160,10 @@ class Backbone:
             "num_inference_steps": s.num_inference_steps,
             "guidance_scale": s.guidance_scale,
         }
-        if self.family == "flux":
+        if self.takes_text_length or self.family == "flux":
             kwargs["max_sequence_length"] = s.max_sequence_length
-            if s.true_cfg_scale > 1:
-                kwargs["true_cfg_scale"] = s.true_cfg_scale
+        if self.family == "flux" and s.true_cfg_scale > 1:
+            kwargs["true_cfg_scale"] = s.true_cfg_scale
         kwargs.update(overrides)
         return kwargs
 

@@ -163,18 +163,13 @@ def build_tiny_flux2_pipeline(
 class Flux2Backbone(Backbone):
     """A FLUX.2 pipeline plus its settings; passes the text length to the pipeline."""
 
+    takes_text_length = True
+
     @property
     def tokenizer(self):
         """The chat model's tokenizer (a processor on [dev]: its text tokenizer)."""
         tok = self.pipe.tokenizer
         return getattr(tok, "tokenizer", tok)
-
-    def pipe_kwargs(self, **overrides) -> dict:
-        """Pipeline keyword arguments: the settings plus the text length."""
-        kwargs = super().pipe_kwargs()
-        kwargs["max_sequence_length"] = self.settings.max_sequence_length
-        kwargs.update(overrides)
-        return kwargs
 
 
 class Flux2Preset(HubPreset):

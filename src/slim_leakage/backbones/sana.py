@@ -176,6 +176,8 @@ class SanaBackbone(Backbone):
         **kwargs: As :class:`~slim_leakage.backbones.base.Backbone`.
     """
 
+    takes_text_length = True
+
     def __init__(
         self,
         *,
@@ -217,7 +219,6 @@ class SanaBackbone(Backbone):
     def pipe_kwargs(self, **overrides) -> dict:
         """Pipeline keyword arguments: settings plus text length, instruction and binning."""
         kwargs = super().pipe_kwargs()
-        kwargs["max_sequence_length"] = self.settings.max_sequence_length
         kwargs["complex_human_instruction"] = list(self.instruction) or None
         kwargs["use_resolution_binning"] = self.use_resolution_binning
         kwargs.update(overrides)

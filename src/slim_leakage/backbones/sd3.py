@@ -146,6 +146,8 @@ def build_tiny_sd3_pipeline(
 class SD3Backbone(Backbone):
     """A ``StableDiffusion3Pipeline`` plus its settings; passes the T5 length to the pipeline."""
 
+    takes_text_length = True
+
     @property
     def tokenizer(self):
         """The T5 tokenizer (the longer, second part of the text sequence); the CLIP part is
@@ -156,13 +158,6 @@ class SD3Backbone(Backbone):
     def clip_tokenizer(self):
         """The CLIP-L tokenizer: positions of the first 77 text tokens (CLIP-G's are the same)."""
         return self.pipe.tokenizer
-
-    def pipe_kwargs(self, **overrides) -> dict:
-        """Pipeline keyword arguments: the settings plus the T5 text length."""
-        kwargs = super().pipe_kwargs()
-        kwargs["max_sequence_length"] = self.settings.max_sequence_length
-        kwargs.update(overrides)
-        return kwargs
 
 
 class SD3Preset(HubPreset):

@@ -128,17 +128,12 @@ class ZImageBackbone(Backbone):
     """A Z-Image pipeline: CFG scale as ``guidance_scale`` (0: no second half), and the text
     length."""
 
+    takes_text_length = True
+
     @property
     def tokenizer(self):
         """The Qwen tokenizer (its chat-formatted tokens are the text of every main block)."""
         return self.pipe.tokenizer
-
-    def pipe_kwargs(self, **overrides) -> dict:
-        """Pipeline keyword arguments: the settings plus ``max_sequence_length``."""
-        kwargs = super().pipe_kwargs()
-        kwargs["max_sequence_length"] = self.settings.max_sequence_length
-        kwargs.update(overrides)
-        return kwargs
 
 
 class ZImagePreset(HubPreset):

@@ -219,18 +219,6 @@ def open_in_chromium(page: Path, n: int) -> dict:
     }
 
 
-def lines(path: Path) -> list[str]:
-    """The non-blank lines of a text file (none if it does not exist)."""
-    if not path.is_file():
-        return []
-    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def manifest_samples(out: Path) -> list[list[str]]:
-    """The entities of each sample of a run (from its ``samples.jsonl``)."""
-    return [json.loads(line)["entities"] for line in lines(out / "samples.jsonl")]
-
-
 def one_scale(n: int, args, root: Path, server: str) -> dict:
     """Run, report, submit and validate ``n`` samples with ``args.ranks`` ranks."""
     out, cache = root / f"run-{n}", root / f"cache-{n}"
@@ -257,6 +245,7 @@ def one_scale(n: int, args, root: Path, server: str) -> dict:
     entry = root / f"entry-{n}.json"
     # a run of part of the config is submitted as a preview entry (`submit` refuses it as a
     # complete one); validate then rejects it for covering part of the config, which is kept
+    from slim_leakage._io import iter_jsonl
     from slim_leakage.slim import load_samples
 
     partial = ["--partial"] if n < len(load_samples("pairs")) else []
@@ -292,10 +281,12 @@ def one_scale(n: int, args, root: Path, server: str) -> dict:
         "reference_images_drawn": sum(
             1
             for rank in range(args.ranks)
-            for line in lines(out / "shards" / f"rank-{rank}" / "generations.jsonl")
-            if json.loads(line).get("role") == "reference"
+            for row in iter_jsonl(out / "shards" / f"rank-{rank}" / "generations.jsonl")
+            if row.get("role") == "reference"
         ),
-        "reference_entities": len({e for s in manifest_samples(out) for e in s}),
+        "reference_entities": len(
+            {e for s in iter_jsonl(out / "samples.jsonl") for e in s["entities"]}
+        ),
         "validate_ok": checked["ok"],
         "validate_problems": [p[:200] for p in checked["problems"]],
     }

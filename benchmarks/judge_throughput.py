@@ -9,7 +9,8 @@ samples: ``rerun_calls`` must be 0.
 
 The judge pass runs ``--repeats`` times (default 3), each judge with a fresh cache:
 ``efficiency`` is the median, ``efficiency_runs`` each pass's (a small shared machine's speed
-drifts between runs). Server-side counts are per pass.
+drifts between runs). Server-side counts are per pass (``server_connections_per_pass``: the
+TCP connections the server accepted, which a client keeping its connections alive keeps low).
 
 On a small shared machine the SDK's own per-request CPU cost, not the judge, can be what keeps
 the rate below the ideal. So the same backend object also sends the same number of requests with
@@ -243,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             (floor_1, cpu_1) = asyncio.run(transport_floor(judge, replay, args.concurrency))
             stats = server_stats(url)
             floor_calls, server_cpu_before = stats["requests"], stats["cpu_s"]
+            connections_before = stats["connections"]
             # The judge pass, ``--repeats`` times with a fresh cache each (the first judge's
             # cache serves the rerun): a small shared machine's speed drifts from one run to
             # the next, so the median of a few is the figure and the spread is printed.
@@ -259,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             stats = server_stats(url)
             calls = (stats["requests"] - floor_calls) // args.repeats
             server_cpu = (stats["cpu_s"] - server_cpu_before) / args.repeats
+            connections = (stats["connections"] - connections_before) / args.repeats
             wall = statistics.median(w for w, _ in passes)
             judge_cpu = statistics.median(c for _, c in passes)
             (floor_2, cpu_2) = asyncio.run(transport_floor(judge, replay, args.concurrency))
@@ -314,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         "plain_sdk_cpu_ms_per_call": None if plain_cpu is None else round(1000 * plain_cpu[0], 3),
         "own_path_cpu_ms_per_call": None if plain_cpu is None else round(1000 * plain_cpu[1], 3),
         "server_cpu_ms_per_call": round(1000 * server_cpu / calls, 3),
+        "server_connections_per_pass": round(connections, 1),
         "judge_errors": sum(v.label is None for v in verdicts),
         "order_flips": judge.stats.order_flips,
         "rerun_calls": rerun_calls,

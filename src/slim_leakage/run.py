@@ -341,7 +341,7 @@ class Run:
         """One process: the missing references of ``samples``, drawn after its images."""
         if not self.config.references or self.dir.shard.world > 1:
             return []
-        return sorted({e for s in samples for e in s.entities if _reference_key(e) not in done})
+        return sorted(e for e in _entities(samples) if _reference_key(e) not in done)
 
     def _reference_share(self, done: dict) -> list[str]:
         """Several ranks: the missing references this one draws first (``done`` takes the

@@ -20,7 +20,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from .._io import sha256_file
 from ..records import Generation
 from .layout import reference_id
 from .processes import lock_held
@@ -32,14 +31,20 @@ WAIT_S = 2 * 3600.0
 POLL_S = 2.0
 
 
+def owners(entities: Iterable[str], world: int) -> dict[str, int]:
+    """The rank that draws each entity's reference: the run's ``entities``, sorted, dealt to
+    the ``world`` ranks in turn."""
+    return {e: i % world for i, e in enumerate(sorted(set(entities)))}
+
+
 def owner(entity: str, entities: Iterable[str], world: int) -> int:
     """The rank that draws ``entity``'s reference among the run's ``entities``."""
-    return sorted(set(entities)).index(entity) % world
+    return owners(entities, world)[entity]
 
 
 def owned(entities: Iterable[str], rank: int, world: int) -> list[str]:
     """The entities whose references rank ``rank`` of ``world`` draws (sorted)."""
-    return [e for i, e in enumerate(sorted(set(entities))) if i % world == rank]
+    return [e for e, r in owners(entities, world).items() if r == rank]
 
 
 def key(entity: str) -> tuple[str, str, str]:
@@ -53,7 +58,6 @@ def recorded(
     """The finished reference images any rank of ``run`` has recorded, keyed as finished
     generations are. ``verified`` remembers the files already hashed between calls."""
     verified = {} if verified is None else verified
-    inside = run.root.resolve()
     out: dict[tuple[str, str, str], Generation] = {}
     for rank in range(run.shard.world):
         for gen in Records(run.shard_dir(rank)).generations():
@@ -61,9 +65,7 @@ def recorded(
                 continue
             seen = (gen.path, gen.sha256)
             if seen not in verified:
-                image = run.root / gen.path
-                ok = image.resolve().is_relative_to(inside) and image.is_file()
-                verified[seen] = ok and sha256_file(image) == gen.sha256
+                verified[seen] = run.holds(gen)
             if verified[seen]:
                 out[key(gen.entity)] = gen
     return out
@@ -106,8 +108,8 @@ def wait_for(
     entities (they decide the owners). What it returns may lack some: the caller draws them."""
     wait_s = WAIT_S if wait_s is None else wait_s
     poll_s = POLL_S if poll_s is None else poll_s
-    everyone = sorted(set(everyone))
-    world, me = run.shard.world, run.shard.rank
+    owner_of = owners(everyone, run.shard.world)
+    me = run.shard.rank
     wanted = set(missing)
     verified: dict[tuple[str, str], bool] = {}
     found: dict[tuple[str, str, str], Generation] = {}
@@ -118,14 +120,14 @@ def wait_for(
             if k[2] in wanted:
                 found[k] = gen
         left = sorted(e for e in wanted if key(e) not in found)
-        owners = {owner(e, everyone, world) for e in left} - {me}
-        running = {r for r in owners if lock_held(run.rank_lock_path(r))}
-        waiting = [e for e in left if owner(e, everyone, world) in running]
+        others = {owner_of[e] for e in left} - {me}
+        running = {r for r in others if lock_held(run.rank_lock_path(r))}
+        waiting = [e for e in left if owner_of[e] in running]
         if not waiting or time.monotonic() >= deadline:
             if left:
                 note(
                     f"drawing {len(left)} reference image(s) here that other ranks did not "
-                    f"record (ranks {', '.join(str(r) for r in sorted(owners)) or 'none'})"
+                    f"record (ranks {', '.join(str(r) for r in sorted(others)) or 'none'})"
                 )
             return found
         if not told:

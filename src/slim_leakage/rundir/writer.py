@@ -527,16 +527,19 @@ class RunDir:
         An image counts as finished only if its file is inside the run and has the recorded
         SHA-256; anything else is generated again.
         """
-        done: dict[tuple[str, str, str | None], Generation] = {}
-        inside = self.root.resolve()
-        for gen in self.records.generations():
-            image = self.root / gen.path
-            # a link leading out of the run is not a finished image: generate it again
-            # (the atomic write then replaces the link, not what it points at)
-            outside = not image.resolve().is_relative_to(inside)
-            if not outside and image.exists() and sha256_file(image) == gen.sha256:
-                done[(gen.role, gen.sample_id, gen.entity)] = gen
-        return done
+        return {
+            (gen.role, gen.sample_id, gen.entity): gen
+            for gen in self.records.generations()
+            if self.holds(gen)
+        }
+
+    def holds(self, gen: Generation) -> bool:
+        """Whether the image of ``gen`` is in the run with its recorded SHA-256 (a link
+        leading out of the run is not: the image is generated again, and the atomic write
+        then replaces the link, not what it points at)."""
+        image = self.root / gen.path
+        inside = image.resolve().is_relative_to(self.root.resolve())
+        return inside and image.exists() and sha256_file(image) == gen.sha256
 
     def share_from(self, source: RunDir, roles: Sequence[str] = ("vanilla", "reference")) -> int:
         """Take another run's finished images of ``roles`` into this run, with their records.
